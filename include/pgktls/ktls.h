@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The pgktls developers */
+/*
+ * ktls.h - move an established OpenSSL session's record crypto into the
+ * kernel (TCP_ULP "tls", SOL_TLS TLS_RX/TLS_TX), and talk to a kTLS socket.
+ *
+ * pgktls installs the keys itself instead of relying on SSL_OP_ENABLE_KTLS:
+ * OpenSSL 3.0 offloads TLS 1.3 for TX only, and one code path for every
+ * 3.x keeps behaviour the same everywhere. Secrets come from the keylog
+ * callback (TLS 1.3 traffic secrets) or the session (TLS 1.2 master secret
+ * and randoms); every buffer that held key material is wiped.
+ *
+ * Policy (auto/off/required) is the caller's: this module only reports
+ * what happened and why.
+ */
+#ifndef PGKTLS_KTLS_H
+#define PGKTLS_KTLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "pgktls/compiler.h"
+
+/* Who does the record crypto for one direction of one hop. */
+enum ktls_engine {
+	KTLS_ENGINE_NONE,	/* no TLS on this hop: plaintext */
+	KTLS_ENGINE_USERSPACE,	/* OpenSSL in pgktls */
+	KTLS_ENGINE_KERNEL,	/* kernel software crypto (or NIC: see nl.c for the truth) */
+};
+
+/* Why a direction stayed in userspace (counted, and reported per connection). */
+enum ktls_reason {
+	KTLS_R_NONE,		/* offloaded, or no TLS */
+	KTLS_R_DISABLED,	/* ktls = off */
+	KTLS_R_NO_KERNEL,	/* TCP_ULP "tls" unavailable (module missing: ENOENT) */
+	KTLS_R_NOT_TCP,		/* unix socket */
+	KTLS_R_VERSION,		/* TLS version the kernel (or pgktls) cannot offload */
+	KTLS_R_CIPHER,		/* cipher the kernel (or pgktls) cannot offload */
+	KTLS_R_PENDING,		/* OpenSSL still held unread data at switch time */
+	KTLS_R_NO_SECRETS,	/* keylog secrets missing (should not happen) */
+	KTLS_R_SETSOCKOPT,	/* kernel refused the key (errno logged) */
+	KTLS__NREASONS
+};
+
+/* The outcome for one hop. */
+struct ktls_hop_state {
+	uint8_t rx;		/* enum ktls_engine */
+	uint8_t tx;		/* enum ktls_engine */
+	uint8_t rx_reason;	/* enum ktls_reason */
+	uint8_t tx_reason;	/* enum ktls_reason */
+	int err;		/* errno of a failed setsockopt, else 0 */
+};
+
+/* TLS record content types as the kernel reports them in TLS_GET_RECORD_TYPE. */
+#define KTLS_RECORD_ALERT 21
+#define KTLS_RECORD_HANDSHAKE 22
+#define KTLS_RECORD_DATA 23
+
+/**
+ * ktls_ctx_prepare() - hook an SSL_CTX so its sessions can be offloaded
+ * (installs the keylog callback that captures TLS 1.3 traffic secrets into
+ * per-SSL storage). Call once per SSL_CTX, before any SSL_new().
+ *
+ * Return: 0, or -ENOMEM.
+ */
+PGKTLS_MUSTCHECK int ktls_ctx_prepare(SSL_CTX *ctx);
+
+/**
+ * ktls_probe() - find out once, at startup, whether this kernel offers kTLS
+ * (TCP_ULP "tls" on a loopback TCP pair, and which ciphers accept a key).
+ * Logs what it found. Safe to call more than once; later calls are cheap.
+ *
+ * Return: true if TCP_ULP "tls" can be attached.
+ */
+bool ktls_probe(void);
+
+/**
+ * ktls_install() - offload both directions of an established session.
+ * @ssl: handshake complete, nothing read or written through it since
+ * @fd: its TCP socket
+ * @st: out: per-direction outcome
+ *
+ * Refuses (KTLS_R_PENDING) if OpenSSL holds unread bytes. Installs RX
+ * before TX, so a failure leaves either nothing in the kernel (userspace TLS
+ * can go on), or RX only (st says so; the caller must then read through
+ * the kernel and write through OpenSSL, which is not possible, so the caller
+ * treats RX-without-TX as fatal: in practice TX never fails after RX works).
+ * Wipes every key buffer it used. After success in a direction, the caller
+ * must never use @ssl for that direction again.
+ *
+ * Return: 0 if both directions are in the kernel, else -errno
+ * (-EOPNOTSUPP, -ENOENT, -EPROTO...) with @st saying what happened.
+ */
+PGKTLS_MUSTCHECK int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st);
+
+/**
+ * ktls_recv_record() - read one record from a kTLS RX socket, with its type.
+ * @fd: socket with TLS_RX installed
+ * @buf: where the payload goes
+ * @len: its size (16384 is always enough for one record)
+ * @type: out: record content type (KTLS_RECORD_*)
+ *
+ * Return: bytes of payload (0 is a legal empty record, or EOF: the caller
+ * tells them apart by @type, which is 0 at EOF), or -errno (-EAGAIN,
+ * -EBADMSG for a record that failed authentication).
+ */
+PGKTLS_MUSTCHECK ssize_t ktls_recv_record(int fd, void *buf, size_t len, uint8_t *type);
+
+/**
+ * ktls_send_alert() - send an alert record (the kernel never sends one itself).
+ * @level: 1 warning, 2 fatal
+ * @desc: 0 close_notify, ...
+ *
+ * Return: 0, or -errno.
+ */
+PGKTLS_MUSTCHECK int ktls_send_alert(int fd, uint8_t level, uint8_t desc);
+
+/**
+ * ktls_handle_handshake_record() - deal with a post-handshake handshake
+ * record received on a kTLS RX socket.
+ * @ssl: the connection's SSL (holds the captured secrets)
+ * @fd: the socket
+ * @rec: the record payload
+ * @len: its length
+ *
+ * NewSessionTicket is ignored. A TLS 1.3 KeyUpdate rekeys RX (and, if the
+ * peer asked, sends our own KeyUpdate and rekeys TX) where the kernel
+ * supports a second setsockopt (Linux 6.14+); elsewhere -EKEYREJECTED tells
+ * the caller to close the connection with that reason.
+ *
+ * Return: 0 (handled), 1 (a KeyUpdate was handled by rekeying), or -errno.
+ */
+PGKTLS_MUSTCHECK int ktls_handle_handshake_record(SSL *ssl, int fd, const uint8_t *rec,
+						  size_t len);
+
+/** ktls_forget() - wipe and free the secrets captured for @ssl (before SSL_free). */
+void ktls_forget(SSL *ssl);
+
+const char *ktls_reason_name(enum ktls_reason r);
+const char *ktls_engine_name(enum ktls_engine e);
+
+#endif /* PGKTLS_KTLS_H */
