@@ -1,3 +1,814 @@
-/* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+// SPDX-License-Identifier: MIT
+/* Copyright (c) 2026 The pgktls developers */
+/*
+ * ktls.c - install an OpenSSL session's keys into the kernel (TCP_ULP "tls"),
+ * and read and write kTLS control records.
+ *
+ * Key schedule, in short:
+ *  - TLS 1.3: the keylog callback hands us the application traffic secrets;
+ *    key/iv = HKDF-Expand-Label(secret, "key"/"iv"). The secrets stay (in
+ *    the SSL's ex_data) while the connection lives, because a KeyUpdate
+ *    derives the next ones from them.
+ *  - TLS 1.2: key_block = PRF(master secret, "key expansion",
+ *    server_random + client_random); nothing is kept after install.
+ * Sequence numbers right after the handshake are known, not read (OpenSSL
+ * has no getter): TLS 1.2 starts both ways at 1 (Finished used 0), TLS 1.3
+ * at 0 (pgktls sends no session tickets, and reads nothing after the
+ * handshake before installing).
+ */
 #include "config.h"
+
+#include "pgktls/ktls.h"
+
+#include <sys/socket.h>
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+
+#include "pgktls/log.h"
+
+/* Handshake message types we may meet after the handshake. */
+#define HS_NEW_SESSION_TICKET 4
+#define HS_KEY_UPDATE 24
+
+/* Longest secret (SHA-384) and key (AES-256, ChaCha20) we ever derive. */
+#define KTLS_MAX_SECRET 48
+#define KTLS_MAX_KEY 32
+#define KTLS_IV_LEN 12
+
+/* One cipher the kernel can take, and how its key material is laid out. */
+struct ktls_cipher {
+	int nid;		/* OpenSSL's NID of the AEAD (SSL_CIPHER_get_cipher_nid) */
+	uint16_t kernel_type;	/* TLS_CIPHER_* */
+	uint8_t key_len;	/* bytes of write key */
+	uint8_t fixed_iv_len;	/* TLS 1.2 implicit IV from the key block: 4 GCM, 12 ChaCha */
+	uint8_t salt_len;	/* kernel's salt field: 4 GCM, 0 ChaCha (the whole IV is "iv") */
+	const char *name;	/* for logs, as `ss -tie` spells it */
+};
+
+static const struct ktls_cipher ktls_ciphers[] = {
+	{ NID_aes_128_gcm, TLS_CIPHER_AES_GCM_128, 16, 4, 4, "aes-gcm-128" },
+	{ NID_aes_256_gcm, TLS_CIPHER_AES_GCM_256, 32, 4, 4, "aes-gcm-256" },
+	{ NID_chacha20_poly1305, TLS_CIPHER_CHACHA20_POLY1305, 32, 12, 0, "chacha20-poly1305" },
+};
+
+/* Every struct the kernel may get; setsockopt is passed the one that matches. */
+union ktls_crypto_info {
+	struct tls_crypto_info info;
+	struct tls12_crypto_info_aes_gcm_128 gcm128;
+	struct tls12_crypto_info_aes_gcm_256 gcm256;
+	struct tls12_crypto_info_chacha20_poly1305 chacha;
+};
+
+/*
+ * TLS 1.3 traffic secrets of one SSL, held in its ex_data from the keylog
+ * callback until ktls_forget() (or SSL_free, through secrets_free()).
+ */
+struct ktls_secrets {
+	uint8_t client[KTLS_MAX_SECRET];	/* current client application traffic secret */
+	uint8_t server[KTLS_MAX_SECRET];	/* current server application traffic secret */
+	uint8_t client_len;			/* 0 until the keylog line arrived */
+	uint8_t server_len;
+};
+
+static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
+static int ex_index = -1;
+
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static bool probe_result;
+
+static void secrets_wipe_free(struct ktls_secrets *s)
+{
+	if (!s)
+		return;
+	OPENSSL_cleanse(s, sizeof(*s));
+	free(s);
+}
+
+/* ex_data free callback: the safety net when ktls_forget() was not called. */
+static void secrets_free(void *parent PGKTLS_UNUSED, void *ptr, CRYPTO_EX_DATA *ad PGKTLS_UNUSED,
+			 int idx PGKTLS_UNUSED, long argl PGKTLS_UNUSED, void *argp PGKTLS_UNUSED)
+{
+	secrets_wipe_free(ptr);
+}
+
+static void ex_index_init(void)
+{
+	ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, secrets_free);
+}
+
+static struct ktls_secrets *secrets_get(const SSL *ssl)
+{
+	if (ex_index < 0)
+		return NULL;
+	return SSL_get_ex_data(ssl, ex_index);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decode the hex secret at @hex into @out; return its length, or 0 if malformed. */
+static uint8_t unhex_secret(const char *hex, uint8_t *out)
+{
+	size_t n = strlen(hex);
+	size_t i;
+
+	if (n == 0 || n % 2 || n / 2 > KTLS_MAX_SECRET)
+		return 0;
+	for (i = 0; i < n / 2; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0) {
+			OPENSSL_cleanse(out, i);
+			return 0;
+		}
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return (uint8_t)(n / 2);
+}
+
+/*
+ * The keylog callback: "LABEL <client_random hex> <secret hex>". Only the
+ * two application traffic secrets are kept; OpenSSL wipes @line itself.
+ */
+static void keylog_cb(const SSL *cssl, const char *line)
+{
+	static const char client_label[] = "CLIENT_TRAFFIC_SECRET_0 ";
+	static const char server_label[] = "SERVER_TRAFFIC_SECRET_0 ";
+	/* OpenSSL passes a const SSL, but the ex_data slot is ours to fill. */
+	SSL *ssl = (SSL *)cssl;
+	struct ktls_secrets *s;
+	const char *secret;
+	bool is_client;
+
+	if (!strncmp(line, client_label, sizeof(client_label) - 1))
+		is_client = true;
+	else if (!strncmp(line, server_label, sizeof(server_label) - 1))
+		is_client = false;
+	else
+		return;
+	secret = strchr(line + sizeof(client_label) - 1, ' ');
+	if (!secret)
+		return;
+	secret++;
+
+	s = secrets_get(ssl);
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return;	/* ktls_install() will report KTLS_R_NO_SECRETS */
+		if (!SSL_set_ex_data(ssl, ex_index, s)) {
+			free(s);
+			return;
+		}
+	}
+	if (is_client)
+		s->client_len = unhex_secret(secret, s->client);
+	else
+		s->server_len = unhex_secret(secret, s->server);
+}
+
+int ktls_ctx_prepare(SSL_CTX *ctx)
+{
+	pthread_once(&ex_once, ex_index_init);
+	if (ex_index < 0)
+		return -ENOMEM;
+	SSL_CTX_set_keylog_callback(ctx, keylog_cb);
+	return 0;
+}
+
+static const struct ktls_cipher *cipher_lookup(const SSL *ssl)
+{
+	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+	int nid;
+	size_t i;
+
+	if (!c)
+		return NULL;
+	nid = SSL_CIPHER_get_cipher_nid(c);
+	for (i = 0; i < PGKTLS_ARRAY_SIZE(ktls_ciphers); i++)
+		if (ktls_ciphers[i].nid == nid)
+			return &ktls_ciphers[i];
+	return NULL;
+}
+
+/* The PRF / HKDF hash of the session's cipher suite, by provider name. */
+static const char *cipher_md_name(const SSL *ssl)
+{
+	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+	const EVP_MD *md = c ? SSL_CIPHER_get_handshake_digest(c) : NULL;
+
+	return md ? EVP_MD_get0_name(md) : NULL;
+}
+
+/* Run the KDF @name with @params into @out. */
+static int kdf_derive(const char *name, OSSL_PARAM *params, uint8_t *out, size_t out_len)
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, name, NULL);
+	EVP_KDF_CTX *kctx = NULL;
+	int ret = -EPROTO;
+
+	if (!kdf)
+		goto out;
+	kctx = EVP_KDF_CTX_new(kdf);
+	if (!kctx)
+		goto out;
+	if (EVP_KDF_derive(kctx, out, out_len, params) == 1)
+		ret = 0;
+out:
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+	return ret;
+}
+
+/* RFC 8446 7.1 HKDF-Expand-Label(secret, label, "", out_len). */
+static int hkdf_expand_label(const char *md, const uint8_t *secret, size_t secret_len,
+			     const char *label, uint8_t *out, size_t out_len)
+{
+	uint8_t info[2 + 1 + 255 + 1];
+	size_t label_len = strlen("tls13 ") + strlen(label);
+	size_t n = 0;
+	int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+	OSSL_PARAM params[5];
+
+	if (label_len > 255)
+		return -EINVAL;
+	info[n++] = (uint8_t)(out_len >> 8);
+	info[n++] = (uint8_t)out_len;
+	info[n++] = (uint8_t)label_len;
+	memcpy(info + n, "tls13 ", 6);
+	memcpy(info + n + 6, label, label_len - 6);
+	n += label_len;
+	info[n++] = 0;	/* empty context */
+
+	params[0] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)md, 0);
+	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret,
+						      secret_len);
+	params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, n);
+	params[4] = OSSL_PARAM_construct_end();
+	return kdf_derive("HKDF", params, out, out_len);
+}
+
+/* Write key and 12-byte IV of one direction, before the kernel struct is filled. */
+struct ktls_dir_keys {
+	uint8_t key[KTLS_MAX_KEY];
+	uint8_t iv[KTLS_IV_LEN];	/* TLS 1.3 write_iv; TLS 1.2: fixed_iv_len bytes used */
+};
+
+static int tls13_dir_keys(const struct ktls_cipher *kc, const char *md, const uint8_t *secret,
+			  size_t secret_len, struct ktls_dir_keys *k)
+{
+	int ret;
+
+	ret = hkdf_expand_label(md, secret, secret_len, "key", k->key, kc->key_len);
+	if (ret)
+		return ret;
+	return hkdf_expand_label(md, secret, secret_len, "iv", k->iv, KTLS_IV_LEN);
+}
+
+/* TLS 1.2 (RFC 5246 6.3, AEAD suites): client key, server key, client IV, server IV. */
+static int tls12_keys(SSL *ssl, const struct ktls_cipher *kc, const char *md,
+		      struct ktls_dir_keys *client, struct ktls_dir_keys *server)
+{
+	SSL_SESSION *sess = SSL_get_session(ssl);
+	uint8_t master[SSL_MAX_MASTER_KEY_LENGTH];
+	uint8_t seed[13 + 2 * SSL3_RANDOM_SIZE];
+	uint8_t block[2 * KTLS_MAX_KEY + 2 * KTLS_IV_LEN];
+	size_t master_len, block_len = 2u * kc->key_len + 2u * kc->fixed_iv_len;
+	OSSL_PARAM params[4];
+	int ret = -ENOKEY;
+
+	if (!sess)
+		return -ENOKEY;
+	master_len = SSL_SESSION_get_master_key(sess, master, sizeof(master));
+	if (master_len == 0)
+		goto out;
+	memcpy(seed, "key expansion", 13);
+	if (SSL_get_server_random(ssl, seed + 13, SSL3_RANDOM_SIZE) != SSL3_RANDOM_SIZE ||
+	    SSL_get_client_random(ssl, seed + 13 + SSL3_RANDOM_SIZE, SSL3_RANDOM_SIZE) !=
+		    SSL3_RANDOM_SIZE)
+		goto out;
+
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)md, 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SECRET, master, master_len);
+	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SEED, seed, sizeof(seed));
+	params[3] = OSSL_PARAM_construct_end();
+	ret = kdf_derive("TLS1-PRF", params, block, block_len);
+	if (ret)
+		goto out;
+	memcpy(client->key, block, kc->key_len);
+	memcpy(server->key, block + kc->key_len, kc->key_len);
+	memcpy(client->iv, block + 2 * kc->key_len, kc->fixed_iv_len);
+	memcpy(server->iv, block + 2 * kc->key_len + kc->fixed_iv_len, kc->fixed_iv_len);
+out:
+	OPENSSL_cleanse(master, sizeof(master));
+	OPENSSL_cleanse(block, sizeof(block));
+	return ret;
+}
+
+/*
+ * Fill the kernel's struct for @kc. AES-GCM: salt = the implicit 4 bytes;
+ * TLS 1.3 iv = write_iv[4..11]; TLS 1.2 iv = the explicit nonce the kernel
+ * starts counting from on TX, which we set to the sequence number as OpenSSL
+ * does. ChaCha20: the whole 12-byte IV goes in iv, no salt.
+ * Return: the size to pass to setsockopt.
+ */
+static socklen_t fill_crypto_info(union ktls_crypto_info *ci, const struct ktls_cipher *kc,
+				  uint16_t version, const struct ktls_dir_keys *k, uint64_t seq)
+{
+	uint8_t rec_seq[8];
+	int i;
+
+	for (i = 7; i >= 0; i--, seq >>= 8)
+		rec_seq[i] = (uint8_t)seq;
+	memset(ci, 0, sizeof(*ci));
+	ci->info.version = version;
+	ci->info.cipher_type = kc->kernel_type;
+	switch (kc->kernel_type) {
+	case TLS_CIPHER_AES_GCM_128:
+		memcpy(ci->gcm128.key, k->key, sizeof(ci->gcm128.key));
+		memcpy(ci->gcm128.salt, k->iv, sizeof(ci->gcm128.salt));
+		if (version == TLS_1_3_VERSION)
+			memcpy(ci->gcm128.iv, k->iv + 4, sizeof(ci->gcm128.iv));
+		else
+			memcpy(ci->gcm128.iv, rec_seq, sizeof(ci->gcm128.iv));
+		memcpy(ci->gcm128.rec_seq, rec_seq, sizeof(rec_seq));
+		return sizeof(ci->gcm128);
+	case TLS_CIPHER_AES_GCM_256:
+		memcpy(ci->gcm256.key, k->key, sizeof(ci->gcm256.key));
+		memcpy(ci->gcm256.salt, k->iv, sizeof(ci->gcm256.salt));
+		if (version == TLS_1_3_VERSION)
+			memcpy(ci->gcm256.iv, k->iv + 4, sizeof(ci->gcm256.iv));
+		else
+			memcpy(ci->gcm256.iv, rec_seq, sizeof(ci->gcm256.iv));
+		memcpy(ci->gcm256.rec_seq, rec_seq, sizeof(rec_seq));
+		return sizeof(ci->gcm256);
+	default: /* TLS_CIPHER_CHACHA20_POLY1305 */
+		memcpy(ci->chacha.key, k->key, sizeof(ci->chacha.key));
+		memcpy(ci->chacha.iv, k->iv, sizeof(ci->chacha.iv));
+		memcpy(ci->chacha.rec_seq, rec_seq, sizeof(rec_seq));
+		return sizeof(ci->chacha);
+	}
+}
+
+/* Hand one direction's keys to the kernel; wipes its own copy. Return 0 or -errno. */
+static int set_dir(int fd, int dir, const struct ktls_cipher *kc, uint16_t version,
+		   const struct ktls_dir_keys *k, uint64_t seq)
+{
+	union ktls_crypto_info ci;
+	socklen_t len = fill_crypto_info(&ci, kc, version, k, seq);
+	int ret = 0;
+
+	if (setsockopt(fd, SOL_TLS, dir, &ci, len) == -1)
+		ret = -errno;
+	OPENSSL_cleanse(&ci, sizeof(ci));
+	return ret;
+}
+
+static int attach_ulp(int fd)
+{
+	if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) == -1 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static void set_reason(struct ktls_hop_state *st, enum ktls_reason r, int err)
+{
+	st->rx_reason = (uint8_t)r;
+	st->tx_reason = (uint8_t)r;
+	st->err = err;
+}
+
+int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
+{
+	struct ktls_dir_keys client, server, *rx, *tx;
+	const struct ktls_cipher *kc;
+	struct ktls_secrets *s;
+	const char *md;
+	uint16_t version;
+	uint64_t seq;
+	int domain;
+	socklen_t dlen = sizeof(domain);
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	st->rx = KTLS_ENGINE_USERSPACE;
+	st->tx = KTLS_ENGINE_USERSPACE;
+	memset(&client, 0, sizeof(client));
+	memset(&server, 0, sizeof(server));
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == -1) {
+		ret = -errno;
+		set_reason(st, KTLS_R_SETSOCKOPT, -ret);
+		goto out;
+	}
+	if (domain != AF_INET && domain != AF_INET6) {
+		set_reason(st, KTLS_R_NOT_TCP, 0);
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
+	switch (SSL_version(ssl)) {
+	case TLS1_2_VERSION:
+		version = TLS_1_2_VERSION;
+		seq = 1;
+		break;
+	case TLS1_3_VERSION:
+		version = TLS_1_3_VERSION;
+		seq = 0;
+		break;
+	default:
+		set_reason(st, KTLS_R_VERSION, 0);
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
+	kc = cipher_lookup(ssl);
+	md = cipher_md_name(ssl);
+	if (!kc || !md) {
+		set_reason(st, KTLS_R_CIPHER, 0);
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
+	/* Bytes OpenSSL already pulled from the socket would be lost to the kernel. */
+	if (SSL_has_pending(ssl) || SSL_pending(ssl) > 0) {
+		set_reason(st, KTLS_R_PENDING, 0);
+		ret = -EBUSY;
+		goto out;
+	}
+
+	if (version == TLS_1_3_VERSION) {
+		s = secrets_get(ssl);
+		if (!s || !s->client_len || !s->server_len) {
+			set_reason(st, KTLS_R_NO_SECRETS, 0);
+			ret = -ENOKEY;
+			goto out;
+		}
+		ret = tls13_dir_keys(kc, md, s->client, s->client_len, &client);
+		if (!ret)
+			ret = tls13_dir_keys(kc, md, s->server, s->server_len, &server);
+	} else {
+		ret = tls12_keys(ssl, kc, md, &client, &server);
+	}
+	if (ret) {
+		set_reason(st, KTLS_R_NO_SECRETS, 0);
+		goto out;
+	}
+	if (SSL_is_server(ssl)) {
+		rx = &client;
+		tx = &server;
+	} else {
+		rx = &server;
+		tx = &client;
+	}
+
+	ret = attach_ulp(fd);
+	if (ret) {
+		set_reason(st, ret == -ENOENT ? KTLS_R_NO_KERNEL : KTLS_R_SETSOCKOPT, -ret);
+		goto out;
+	}
+	/* RX first: if it fails, nothing is in the kernel and OpenSSL can go on. */
+	ret = set_dir(fd, TLS_RX, kc, version, rx, seq);
+	if (ret) {
+		set_reason(st, KTLS_R_SETSOCKOPT, -ret);
+		goto out;
+	}
+	st->rx = KTLS_ENGINE_KERNEL;
+	ret = set_dir(fd, TLS_TX, kc, version, tx, seq);
+	if (ret) {
+		st->tx_reason = KTLS_R_SETSOCKOPT;
+		st->err = -ret;
+		goto out;
+	}
+	st->tx = KTLS_ENGINE_KERNEL;
+out:
+	OPENSSL_cleanse(&client, sizeof(client));
+	OPENSSL_cleanse(&server, sizeof(server));
+	return ret;
+}
+
+/* One record of @type through a kTLS TX socket. */
+static int send_record(int fd, uint8_t type, const void *data, size_t len)
+{
+	char cbuf[CMSG_SPACE(sizeof(type))];
+	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = cbuf,
+		.msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *cmsg;
+	ssize_t n;
+
+	memset(cbuf, 0, sizeof(cbuf));
+	cmsg = CMSG_FIRSTHDR(&msg);
+	cmsg->cmsg_level = SOL_TLS;
+	cmsg->cmsg_type = TLS_SET_RECORD_TYPE;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(type));
+	memcpy(CMSG_DATA(cmsg), &type, sizeof(type));
+
+	n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+	if (n == -1)
+		return -errno;
+	/* A record this small is queued whole or not at all. */
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+ssize_t ktls_recv_record(int fd, void *buf, size_t len, uint8_t *type)
+{
+	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = cbuf,
+		.msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *cmsg;
+	bool have_type = false;
+	ssize_t n;
+
+	*type = 0;
+	n = recvmsg(fd, &msg, 0);
+	if (n == -1)
+		return -errno;
+	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+		if (cmsg->cmsg_level == SOL_TLS && cmsg->cmsg_type == TLS_GET_RECORD_TYPE) {
+			*type = *(unsigned char *)CMSG_DATA(cmsg);
+			have_type = true;
+		}
+	}
+	/* The kernel labels every record it decrypted; bytes without a label are data. */
+	if (!have_type && n > 0)
+		*type = KTLS_RECORD_DATA;
+	return n;
+}
+
+int ktls_send_alert(int fd, uint8_t level, uint8_t desc)
+{
+	const uint8_t alert[2] = { level, desc };
+
+	return send_record(fd, KTLS_RECORD_ALERT, alert, sizeof(alert));
+}
+
+/*
+ * Move @secret to the next generation (RFC 8446 7.2) and install it for
+ * @dir. The secret is only replaced once the kernel took the new key.
+ */
+static int rekey_dir(SSL *ssl, int fd, int dir, uint8_t *secret, size_t secret_len)
+{
+	const struct ktls_cipher *kc = cipher_lookup(ssl);
+	const char *md = cipher_md_name(ssl);
+	uint8_t next[KTLS_MAX_SECRET];
+	struct ktls_dir_keys k;
+	int ret;
+
+	if (!kc || !md)
+		return -EPROTO;
+	memset(&k, 0, sizeof(k));
+	ret = hkdf_expand_label(md, secret, secret_len, "traffic upd", next, secret_len);
+	if (ret)
+		goto out;
+	ret = tls13_dir_keys(kc, md, next, secret_len, &k);
+	if (ret)
+		goto out;
+	ret = set_dir(fd, dir, kc, TLS_1_3_VERSION, &k, 0);
+	if (ret) {
+		/* Before Linux 6.14 a second TLS_RX/TLS_TX is refused: no rekeying there. */
+		if (ret == -EBUSY || ret == -EINVAL || ret == -EEXIST)
+			ret = -EKEYREJECTED;
+		goto out;
+	}
+	memcpy(secret, next, secret_len);
+out:
+	OPENSSL_cleanse(next, sizeof(next));
+	OPENSSL_cleanse(&k, sizeof(k));
+	return ret;
+}
+
+static int handle_key_update(SSL *ssl, int fd, uint8_t request_update)
+{
+	/* Our own KeyUpdate, update_not_requested: type, 24-bit length 1, body. */
+	static const uint8_t our_update[5] = { HS_KEY_UPDATE, 0, 0, 1, 0 };
+	struct ktls_secrets *s = secrets_get(ssl);
+	uint8_t *rx, *tx;
+	size_t rx_len, tx_len;
+	int ret;
+
+	if (SSL_version(ssl) != TLS1_3_VERSION || request_update > 1)
+		return -EPROTO;
+	if (!s || !s->client_len || !s->server_len)
+		return -ENOKEY;
+	if (SSL_is_server(ssl)) {
+		rx = s->client;
+		rx_len = s->client_len;
+		tx = s->server;
+		tx_len = s->server_len;
+	} else {
+		rx = s->server;
+		rx_len = s->server_len;
+		tx = s->client;
+		tx_len = s->client_len;
+	}
+	ret = rekey_dir(ssl, fd, TLS_RX, rx, rx_len);
+	if (ret)
+		return ret;
+	if (request_update) {
+		/* Sent under the old key, so it goes out before TX is rekeyed. */
+		ret = send_record(fd, KTLS_RECORD_HANDSHAKE, our_update, sizeof(our_update));
+		if (ret)
+			return ret;
+		ret = rekey_dir(ssl, fd, TLS_TX, tx, tx_len);
+		if (ret)
+			return ret;
+	}
+	return 1;
+}
+
+int ktls_handle_handshake_record(SSL *ssl, int fd, const uint8_t *rec, size_t len)
+{
+	size_t off = 0;
+	int result = 0;
+
+	if (len == 0)
+		return -EPROTO;
+	/* A record may carry several messages; each must fit whole (no reassembly). */
+	while (off < len) {
+		size_t body;
+		int ret;
+
+		if (len - off < 4)
+			return -EPROTO;
+		body = (size_t)rec[off + 1] << 16 | (size_t)rec[off + 2] << 8 | rec[off + 3];
+		if (body > len - off - 4)
+			return -EPROTO;
+		switch (rec[off]) {
+		case HS_NEW_SESSION_TICKET:
+			/* pgktls never resumes: nothing to keep. */
+			break;
+		case HS_KEY_UPDATE:
+			if (body != 1)
+				return -EPROTO;
+			ret = handle_key_update(ssl, fd, rec[off + 4]);
+			if (ret < 0)
+				return ret;
+			result = 1;
+			break;
+		default:
+			return -EPROTO;
+		}
+		off += 4 + body;
+	}
+	return result;
+}
+
+void ktls_forget(SSL *ssl)
+{
+	struct ktls_secrets *s = secrets_get(ssl);
+
+	if (!s)
+		return;
+	SSL_set_ex_data(ssl, ex_index, NULL);
+	secrets_wipe_free(s);
+}
+
+/* A connected loopback TCP pair (client end in fds[0]); return 0 or -errno. */
+static int loopback_pair(int fds[2])
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t salen = sizeof(sa);
+	int lfd, ret = 0;
+
+	fds[0] = fds[1] = -1;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd == -1)
+		return -errno;
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == -1 || listen(lfd, 1) == -1 ||
+	    getsockname(lfd, (struct sockaddr *)&sa, &salen) == -1)
+		goto err;
+	fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fds[0] == -1 || connect(fds[0], (struct sockaddr *)&sa, sizeof(sa)) == -1)
+		goto err;
+	fds[1] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fds[1] == -1)
+		goto err;
+	close(lfd);
+	return 0;
+err:
+	ret = -errno;
+	if (fds[0] != -1)
+		close(fds[0]);
+	fds[0] = -1;
+	close(lfd);
+	return ret;
+}
+
+/*
+ * Whether the kernel takes a (dummy) TLS 1.3 TX key for @kc: the cipher's
+ * crypto module may be missing even where the tls module loads.
+ */
+static bool probe_cipher(const struct ktls_cipher *kc)
+{
+	struct ktls_dir_keys k;
+	int fds[2], ret;
+
+	memset(&k, 0x5a, sizeof(k));
+	if (loopback_pair(fds))
+		return false;
+	ret = attach_ulp(fds[0]);
+	if (!ret)
+		ret = set_dir(fds[0], TLS_TX, kc, TLS_1_3_VERSION, &k, 0);
+	close(fds[0]);
+	close(fds[1]);
+	return ret == 0;
+}
+
+static void probe_run(void)
+{
+	char ciphers[128] = "";
+	int fds[2], ret;
+	size_t i;
+
+	ret = loopback_pair(fds);
+	if (ret) {
+		log_warn("kTLS unavailable: no loopback TCP connection to probe with: %s",
+			 strerror(-ret));
+		return;
+	}
+	ret = attach_ulp(fds[0]);
+	close(fds[0]);
+	close(fds[1]);
+	if (ret) {
+		log_info("kTLS unavailable: TCP_ULP tls: %s%s", strerror(-ret),
+			 ret == -ENOENT ? " (is the tls module loaded?)" : "");
+		return;
+	}
+	probe_result = true;
+	for (i = 0; i < PGKTLS_ARRAY_SIZE(ktls_ciphers); i++) {
+		if (!probe_cipher(&ktls_ciphers[i]))
+			continue;
+		if (ciphers[0])
+			strncat(ciphers, " ", sizeof(ciphers) - strlen(ciphers) - 1);
+		strncat(ciphers, ktls_ciphers[i].name, sizeof(ciphers) - strlen(ciphers) - 1);
+	}
+	log_info("kTLS: kernel TLS available (ciphers: %s)", ciphers[0] ? ciphers : "none");
+}
+
+bool ktls_probe(void)
+{
+	pthread_once(&probe_once, probe_run);
+	return probe_result;
+}
+
+const char *ktls_reason_name(enum ktls_reason r)
+{
+	static const char *const names[KTLS__NREASONS] = {
+		[KTLS_R_NONE] = "none",
+		[KTLS_R_DISABLED] = "disabled",
+		[KTLS_R_NO_KERNEL] = "no_kernel",
+		[KTLS_R_NOT_TCP] = "not_tcp",
+		[KTLS_R_VERSION] = "version",
+		[KTLS_R_CIPHER] = "cipher",
+		[KTLS_R_PENDING] = "pending",
+		[KTLS_R_NO_SECRETS] = "no_secrets",
+		[KTLS_R_SETSOCKOPT] = "setsockopt",
+	};
+
+	if ((unsigned int)r >= KTLS__NREASONS)
+		return "unknown";
+	return names[r];
+}
+
+const char *ktls_engine_name(enum ktls_engine e)
+{
+	switch (e) {
+	case KTLS_ENGINE_NONE:
+		return "none";
+	case KTLS_ENGINE_USERSPACE:
+		return "userspace";
+	case KTLS_ENGINE_KERNEL:
+		return "kernel";
+	}
+	return "unknown";
+}

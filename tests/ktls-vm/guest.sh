@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The pgktls developers
+#
+# guest.sh - runs inside the VM (busybox sh, from the initramfs's /init,
+# with /job the writable share run.sh prepared): set up the host root as a
+# usable system, run /job/cmd.sh in it, and leave its exit status in
+# /job/status. run.sh copies this file in for every run, so the cached
+# initramfs never needs rebuilding when it changes.
+
+cut -d' ' -f1 /proc/uptime > /job/boot-time
+
+# tls for the tests; inet_diag/tcp_diag so `ss -tie` and netlink queries
+# see the ULP; overlay for the writable directories below.
+for m in tls inet_diag tcp_diag overlay; do
+	modprobe "$m" || echo "ktls-vm: modprobe $m failed"
+done
+ip link set lo up
+
+mkdir -p /host /rw
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose host /host; then
+	echo "ktls-vm: cannot mount the host root"
+	exit 1
+fi
+mount -t tmpfs -o mode=755 rw /rw
+
+# Writable views of a few host directories: an overlay keeps what is there
+# (a build tree under /tmp), and writes go to RAM.
+for d in tmp run var/tmp root; do
+	[ -d "/host/$d" ] && [ ! -L "/host/$d" ] || continue
+	n=$(echo "$d" | tr / _)
+	mkdir -p "/rw/$n/upper" "/rw/$n/work"
+	if ! mount -t overlay "ovl_$n" \
+		-o "lowerdir=/host/$d,upperdir=/rw/$n/upper,workdir=/rw/$n/work" "/host/$d"; then
+		echo "ktls-vm: no overlay on /$d; using an empty tmpfs"
+		mount -t tmpfs -o mode=1777 "tmp_$n" "/host/$d"
+	fi
+done
+mkdir -p /host/run/postgresql /host/run/lock 2>/dev/null
+
+mount -t proc proc /host/proc
+mount -t sysfs sys /host/sys
+mount -t devtmpfs dev /host/dev
+mkdir -p /host/dev/pts /host/dev/shm 2>/dev/null
+mount -t devpts devpts /host/dev/pts
+mount -t tmpfs -o mode=1777 shm /host/dev/shm
+
+cp /job/cmd.sh /host/tmp/.pgktls-vm-cmd.sh
+if [ -f /job/user ]; then
+	u=$(cat /job/user)
+	chown "$u" /host/tmp/.pgktls-vm-cmd.sh
+	chroot /host /usr/sbin/runuser -u "$u" -- /bin/bash /tmp/.pgktls-vm-cmd.sh
+else
+	chroot /host /bin/bash /tmp/.pgktls-vm-cmd.sh
+fi
+echo $? > /job/status
+sync
