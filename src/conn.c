@@ -1,3 +1,979 @@
-/* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+// SPDX-License-Identifier: MIT
+/* Copyright (c) 2026 The pgktls developers */
+/*
+ * conn.c - the life of one proxied connection.
+ *
+ *   ACCEPTED --SSLRequest--> CLIENT_TLS --> STARTUP --+
+ *      |  \--0x16 (direct TLS)--^                       |
+ *      +--StartupMessage / CancelRequest----------------+--> UPSTREAM_CONNECT
+ *   UPSTREAM_CONNECT --> [UPSTREAM_SSLREQ --> UPSTREAM_TLS] --> RELAY (or CANCEL_SEND)
+ *   any state --> ERROR_FLUSH (our ErrorResponse) --> CLOSING
+ *
+ * Everything a client must be told is told with a PostgreSQL ErrorResponse
+ * once the protocol allows one (after its first packet, or inside TLS).
+ * kTLS is engaged on each hop right after its handshake, before any
+ * application byte is read through OpenSSL, so the startup packet and the
+ * authentication exchange are read through whichever engine won.
+ */
 #include "config.h"
+
+#include "pgktls/conn.h"
+
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pgktls/config.h"
+#include "pgktls/ktls.h"
+#include "pgktls/log.h"
+#include "pgktls/pgproto.h"
+#include "pgktls/stats.h"
+#include "pgktls/tls.h"
+#include "pgktls/worker.h"
+
+/* How long we keep trying to deliver our own ErrorResponse before giving up. */
+#define CONN_ERROR_FLUSH_MS 5000
+
+#define HINT_CHANNEL_BINDING                                                                  \
+	"pgktls terminates TLS, so the server's channel binding cannot match the certificate " \
+	"the client saw. Connect with channel_binding=disable, or give pgktls the server's "    \
+	"own certificate and key (tls_certificate, tls_private_key), or use a plaintext or "    \
+	"unix-socket upstream."
+
+static const char *const state_names[CONN__NSTATES] = {
+	[CONN_ACCEPTED] = "accepted",
+	[CONN_CLIENT_TLS] = "client_tls",
+	[CONN_STARTUP] = "startup",
+	[CONN_UPSTREAM_CONNECT] = "upstream_connect",
+	[CONN_UPSTREAM_SSLREQ] = "upstream_sslrequest",
+	[CONN_UPSTREAM_TLS] = "upstream_tls",
+	[CONN_CANCEL_SEND] = "cancel_send",
+	[CONN_RELAY] = "relay",
+	[CONN_ERROR_FLUSH] = "error_flush",
+	[CONN_CLOSING] = "closing",
+};
+
+static const char *const reason_names[CONN__NREASONS] = {
+	[CONN_CLOSE_DONE] = "done",
+	[CONN_CLOSE_CLIENT_GONE] = "client_gone",
+	[CONN_CLOSE_CLIENT_ERROR] = "client_error",
+	[CONN_CLOSE_SERVER_ERROR] = "server_error",
+	[CONN_CLOSE_HANDSHAKE] = "handshake_failed",
+	[CONN_CLOSE_TIMEOUT] = "timeout",
+	[CONN_CLOSE_PROTOCOL] = "protocol_error",
+	[CONN_CLOSE_TLS_REQUIRED] = "tls_required",
+	[CONN_CLOSE_UPSTREAM] = "upstream_failed",
+	[CONN_CLOSE_CANCEL] = "cancel_forwarded",
+	[CONN_CLOSE_KTLS] = "ktls_required",
+	[CONN_CLOSE_KEYUPDATE] = "key_update",
+	[CONN_CLOSE_SHUTDOWN] = "shutdown",
+	[CONN_CLOSE_NOMEM] = "out_of_memory",
+};
+
+/* Allowed successors of each state (PGKTLS_BUG_ON on anything else). */
+#define B(s) (1u << (s))
+static const unsigned conn_next[CONN__NSTATES] = {
+	[CONN_ACCEPTED] = B(CONN_CLIENT_TLS) | B(CONN_UPSTREAM_CONNECT) | B(CONN_ERROR_FLUSH) |
+			  B(CONN_CLOSING),
+	[CONN_CLIENT_TLS] = B(CONN_STARTUP) | B(CONN_ERROR_FLUSH) | B(CONN_CLOSING),
+	[CONN_STARTUP] = B(CONN_UPSTREAM_CONNECT) | B(CONN_ERROR_FLUSH) | B(CONN_CLOSING),
+	[CONN_UPSTREAM_CONNECT] = B(CONN_UPSTREAM_SSLREQ) | B(CONN_RELAY) | B(CONN_CANCEL_SEND) |
+				  B(CONN_ERROR_FLUSH) | B(CONN_CLOSING),
+	[CONN_UPSTREAM_SSLREQ] = B(CONN_UPSTREAM_TLS) | B(CONN_RELAY) | B(CONN_CANCEL_SEND) |
+				 B(CONN_ERROR_FLUSH) | B(CONN_CLOSING),
+	[CONN_UPSTREAM_TLS] = B(CONN_RELAY) | B(CONN_CANCEL_SEND) | B(CONN_ERROR_FLUSH) |
+			      B(CONN_CLOSING),
+	[CONN_CANCEL_SEND] = B(CONN_CLOSING),
+	[CONN_RELAY] = B(CONN_ERROR_FLUSH) | B(CONN_CLOSING),
+	[CONN_ERROR_FLUSH] = B(CONN_CLOSING),
+	[CONN_CLOSING] = 0,
+};
+#undef B
+
+const char *conn_state_name(enum conn_state s)
+{
+	return s < CONN__NSTATES ? state_names[s] : "?";
+}
+
+const char *conn_close_reason_name(enum conn_close_reason r)
+{
+	return r < CONN__NREASONS ? reason_names[r] : "?";
+}
+
+static void conn_set_state(struct conn *c, enum conn_state s)
+{
+	PGKTLS_BUG_ON(!(conn_next[c->state] & (1u << s)));
+	clog_debug(c, "state %s -> %s", state_names[c->state], state_names[s]);
+	c->state = s;
+}
+
+static struct stats *st(struct conn *c)
+{
+	return &c->w->stats;
+}
+
+static const struct pgktls_config *cfg(struct conn *c)
+{
+	return c->rt->cfg;
+}
+
+static struct ev_loop *loop_of(struct conn *c)
+{
+	return c->w->loop;
+}
+
+static void conn_free(struct ev_defer *d)
+{
+	struct conn *c = container_of(d, struct conn, defer);
+
+	relay_dir_free(&c->c2s);
+	relay_dir_free(&c->s2c);
+	runtime_put(c->rt);
+	free(c);
+}
+
+void conn_close(struct conn *c, enum conn_close_reason reason)
+{
+	struct worker *w = c->w;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	conn_set_state(c, CONN_CLOSING);
+	c->close_reason = reason;
+	ev_timer_stop(w->loop, &c->timer);
+	if (c->flags & CONN_F_CANCEL)
+		clog_debug(c, "closed: %s", reason_names[reason]);
+	else
+		clog_info(c, "closed: %s (client->server %llu bytes, server->client %llu bytes, "
+			     "%llu ms)",
+			  reason_names[reason], (unsigned long long)c->c2s.bytes,
+			  (unsigned long long)c->s2c.bytes,
+			  (unsigned long long)(ev_now(w->loop) - c->accepted_ms));
+	hop_close(w->loop, &c->client);
+	hop_close(w->loop, &c->server);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	STAT_INC(st(c), conns_closed);
+	STAT_DEC(st(c), conns_active);
+	ev_defer(w->loop, &c->defer, conn_free);
+}
+
+/* ---- errors we send ourselves ---- */
+
+static void set_events(struct conn *c, struct hop *h, uint32_t events)
+{
+	if (h->fd < 0)
+		return;
+	if (ev_io_set(loop_of(c), &h->io, events) < 0) {
+		clog_err(c, "epoll_ctl on %s socket: %s", h->name, strerror(errno));
+		conn_close(c, CONN_CLOSE_NOMEM);
+	}
+}
+
+static void flush_error(struct conn *c)
+{
+	struct relay_dir *d = &c->s2c;
+
+	while (d->head < d->tail) {
+		ssize_t n = hop_write(&c->client, d->buf + d->head, d->tail - d->head);
+
+		if (n == -EAGAIN) {
+			set_events(c, &c->client,
+				   hop_events(&c->client, false, true) |
+					   (c->client.wr_wants_read ? EPOLLIN : 0));
+			return;
+		}
+		if (n < 0) {
+			conn_close(c, c->close_reason);
+			return;
+		}
+		d->head += (uint32_t)n;
+	}
+	/* Delivered: say goodbye properly (close_notify where TLS is up). */
+	if (hop_shutdown_write(&c->client) == -EAGAIN) {
+		set_events(c, &c->client, EPOLLOUT);
+		return;
+	}
+	conn_close(c, c->close_reason);
+}
+
+/*
+ * fail() - end the connection with an ErrorResponse to the client where the
+ * protocol allows one (not in the middle of a TLS handshake), log why, and
+ * close once it is delivered.
+ */
+static void fail(struct conn *c, enum conn_close_reason reason, const char *sqlstate,
+		 const char *detail, const char *hint, const char *fmt, ...) PGKTLS_PRINTF(6, 7);
+static void fail(struct conn *c, enum conn_close_reason reason, const char *sqlstate,
+		 const char *detail, const char *hint, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (reason == CONN_CLOSE_UPSTREAM || reason == CONN_CLOSE_KTLS)
+		clog_warn(c, "%s%s%s", msg, detail ? ": " : "", detail ? detail : "");
+	else
+		clog_info(c, "refused: %s%s%s", msg, detail ? ": " : "", detail ? detail : "");
+	c->close_reason = reason;
+	if (c->state == CONN_CLIENT_TLS || c->client.fd < 0 || c->client.tx_shut ||
+	    relay_dir_reserve(&c->s2c) < 0) {
+		conn_close(c, reason);
+		return;
+	}
+	n = pgproto_build_error(c->s2c.buf, RELAY_BUF_SIZE, "FATAL", sqlstate, msg, detail, hint);
+	if (n == 0) {
+		conn_close(c, reason);
+		return;
+	}
+	c->s2c.head = 0;
+	c->s2c.scan = c->s2c.tail = (uint32_t)n;
+	hop_close(loop_of(c), &c->server);
+	conn_set_state(c, CONN_ERROR_FLUSH);
+	ev_timer_start(loop_of(c), &c->timer, CONN_ERROR_FLUSH_MS);
+	set_events(c, &c->client, 0);
+	flush_error(c);
+}
+
+/* ---- kTLS policy ---- */
+
+/*
+ * Engage kTLS on a hop that just finished its handshake, as @mode says.
+ * Return: 0 to go on (offloaded or falling back), -EOPNOTSUPP if
+ * ktls = required could not be met (the caller refuses the connection).
+ */
+static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool client_side)
+{
+	struct ktls_hop_state *k = &h->ktls;
+	int r;
+
+	k->rx = k->tx = KTLS_ENGINE_USERSPACE;
+	k->rx_reason = k->tx_reason = KTLS_R_NONE;
+	if (mode == CFG_KTLS_OFF) {
+		k->rx_reason = k->tx_reason = KTLS_R_DISABLED;
+		return 0;
+	}
+	if (!c->rt->ktls_available) {
+		k->rx_reason = k->tx_reason = KTLS_R_NO_KERNEL;
+	} else {
+		r = ktls_install(h->ssl, h->fd, k);
+		if (r == 0) {
+			if (client_side)
+				STAT_INC(st(c), ktls_client_engaged);
+			else
+				STAT_INC(st(c), ktls_server_engaged);
+			clog_debug(c, "%s hop: kTLS engaged (rx %s, tx %s)", h->name,
+				   ktls_engine_name(k->rx), ktls_engine_name(k->tx));
+			return 0;
+		}
+	}
+	STAT_INC(st(c), ktls_fallbacks);
+	if (mode == CFG_KTLS_REQUIRED) {
+		STAT_INC(st(c), ktls_refused);
+		return -EOPNOTSUPP;
+	}
+	clog_debug(c, "%s hop: userspace TLS (rx %s: %s, tx %s: %s)", h->name,
+		   ktls_engine_name(k->rx), ktls_reason_name(k->rx_reason),
+		   ktls_engine_name(k->tx), ktls_reason_name(k->tx_reason));
+	return 0;
+}
+
+static void fail_ktls_required(struct conn *c, struct hop *h)
+{
+	char detail[160];
+
+	snprintf(detail, sizeof(detail), "%s hop: receive %s, send %s%s%s",
+		 h->name, ktls_reason_name(h->ktls.rx_reason),
+		 ktls_reason_name(h->ktls.tx_reason), h->ktls.err ? ": " : "",
+		 h->ktls.err ? strerror(h->ktls.err) : "");
+	fail(c, CONN_CLOSE_KTLS, "08006", detail,
+	     "Set ktls = auto to fall back to userspace TLS, or load the kernel tls module.",
+	     "pgktls: kernel TLS offload is required (ktls = required) but not possible");
+}
+
+/* ---- upstream ---- */
+
+static void start_upstream(struct conn *c);
+static void on_server_event(struct conn *c, uint32_t events);
+static void start_relay(struct conn *c);
+
+static void fail_upstream(struct conn *c, const char *detail, const char *fmt, ...)
+	PGKTLS_PRINTF(3, 4);
+static void fail_upstream(struct conn *c, const char *detail, const char *fmt, ...)
+{
+	char msg[384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	STAT_INC(st(c), upstream_failures);
+	fail(c, CONN_CLOSE_UPSTREAM, "08006", detail, NULL, "pgktls: upstream %s: %s",
+	     c->rt->upstream_str, msg);
+}
+
+static void server_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+	struct hop *h = container_of(io, struct hop, io);
+	struct conn *c = container_of(h, struct conn, server);
+
+	on_server_event(c, events);
+}
+
+static void client_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events);
+
+static void start_upstream(struct conn *c)
+{
+	int fd = -1, r;
+
+	conn_set_state(c, CONN_UPSTREAM_CONNECT);
+	set_events(c, &c->client, 0);
+	ev_timer_start(loop_of(c), &c->timer, cfg(c)->connect_timeout);
+	r = sock_connect(&c->rt->upstream, &fd);
+	if (r < 0 && r != -EINPROGRESS) {
+		fail_upstream(c, NULL, "cannot connect: %s", strerror(-r));
+		return;
+	}
+	hop_init(&c->server, fd, "server", c->rt->upstream_is_tcp);
+	ev_io_init(&c->server.io, fd, server_io_cb);
+	if (r == 0) {
+		on_server_event(c, EPOLLOUT);
+		return;
+	}
+	set_events(c, &c->server, EPOLLOUT);
+}
+
+static void upstream_ready(struct conn *c)
+{
+	STAT_INC(st(c), upstream_connects);
+	if (c->flags & CONN_F_CANCEL) {
+		conn_set_state(c, CONN_CANCEL_SEND);
+		on_server_event(c, EPOLLOUT);
+		return;
+	}
+	start_relay(c);
+}
+
+static void upstream_tls_step(struct conn *c)
+{
+	char detail[256];
+	int r;
+
+	tls_drain_errors();
+	r = SSL_do_handshake(c->server.ssl);
+	if (r == 1) {
+		STAT_INC(st(c), upstream_tls_handshakes);
+		clog_debug(c, "upstream TLS: %s %s", SSL_get_version(c->server.ssl),
+			   SSL_get_cipher_name(c->server.ssl));
+		if (offload(c, &c->server, cfg(c)->ktls_server, false) < 0) {
+			fail_ktls_required(c, &c->server);
+			return;
+		}
+		upstream_ready(c);
+		return;
+	}
+	switch (SSL_get_error(c->server.ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		set_events(c, &c->server, EPOLLIN);
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		set_events(c, &c->server, EPOLLOUT);
+		return;
+	default:
+		tls_error_string(c->server.ssl, detail, sizeof(detail));
+		fail_upstream(c, detail, "TLS handshake failed (tls_verify = %s)",
+			      config_verify_name(cfg(c)->tls_verify));
+	}
+}
+
+static void on_server_event(struct conn *c, uint32_t events)
+{
+	uint8_t req[8], reply;
+	ssize_t n;
+	int avail = 0, err;
+
+	switch (c->state) {
+	case CONN_UPSTREAM_CONNECT:
+		err = sock_error(c->server.fd);
+		if (err) {
+			fail_upstream(c, NULL, "cannot connect: %s", strerror(err));
+			return;
+		}
+		if (!c->rt->tls.server_side) {
+			upstream_ready(c);
+			return;
+		}
+		pgproto_ssl_request(req);
+		/* A fresh socket always takes 8 bytes; anything else is a broken peer. */
+		n = send(c->server.fd, req, sizeof(req), MSG_NOSIGNAL);
+		if (n != (ssize_t)sizeof(req)) {
+			fail_upstream(c, NULL, "cannot send SSLRequest: %s",
+				      n < 0 ? strerror(errno) : "short write");
+			return;
+		}
+		conn_set_state(c, CONN_UPSTREAM_SSLREQ);
+		set_events(c, &c->server, EPOLLIN);
+		return;
+
+	case CONN_UPSTREAM_SSLREQ:
+		n = recv(c->server.fd, &reply, 1, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			fail_upstream(c, NULL, "closed the connection after SSLRequest%s%s",
+				      n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+			return;
+		}
+		if (reply == 'S') {
+			/* Bytes before our ClientHello were not sent by a TLS server (CVE-2021-23222). */
+			if (ioctl(c->server.fd, FIONREAD, &avail) == 0 && avail > 0) {
+				fail_upstream(c, NULL, "received unencrypted data after SSL response");
+				return;
+			}
+			c->server.ssl = tls_new_upstream(&c->rt->tls, c->server.fd);
+			if (!c->server.ssl) {
+				fail_upstream(c, NULL, "cannot create TLS session");
+				return;
+			}
+			conn_set_state(c, CONN_UPSTREAM_TLS);
+			upstream_tls_step(c);
+			return;
+		}
+		if (reply == 'N') {
+			if (c->rt->tls.verify_peer) {
+				fail_upstream(c, NULL,
+					      "server does not support TLS, but tls_verify = %s "
+					      "requires it",
+					      config_verify_name(cfg(c)->tls_verify));
+				return;
+			}
+			clog_debug(c, "upstream declined TLS; continuing in plaintext (prefer)");
+			upstream_ready(c);
+			return;
+		}
+		fail_upstream(c, NULL, "invalid response to SSLRequest (byte 0x%02x)", reply);
+		return;
+
+	case CONN_UPSTREAM_TLS:
+		upstream_tls_step(c);
+		return;
+
+	case CONN_CANCEL_SEND:
+		while (c->c2s.head < c->c2s.tail) {
+			n = hop_write(&c->server, c->c2s.buf + c->c2s.head,
+				      c->c2s.tail - c->c2s.head);
+			if (n == -EAGAIN) {
+				set_events(c, &c->server, hop_events(&c->server, false, true));
+				return;
+			}
+			if (n < 0) {
+				clog_warn(c, "cannot forward CancelRequest: %s", c->server.err);
+				conn_close(c, CONN_CLOSE_UPSTREAM);
+				return;
+			}
+			c->c2s.head += (uint32_t)n;
+		}
+		STAT_INC(st(c), cancels_forwarded);
+		clog_info(c, "CancelRequest forwarded to %s", c->rt->upstream_str);
+		/* Best effort: the server closes a cancel connection itself. */
+		if (hop_shutdown_write(&c->server) < 0)
+			clog_debug(c, "close_notify after CancelRequest not sent");
+		conn_close(c, CONN_CLOSE_CANCEL);
+		return;
+
+	case CONN_RELAY:
+		start_relay(c);
+		return;
+
+	default:
+		/* A late event after we stopped caring about this socket. */
+		set_events(c, &c->server, 0);
+		return;
+	}
+}
+
+/* ---- authentication inspection (server -> client until AuthenticationOk) ---- */
+
+static int rewrite_in_place(struct relay_dir *d, uint32_t at, size_t oldlen, const uint8_t *msg,
+			    size_t newlen)
+{
+	size_t rest = d->tail - at - oldlen;
+
+	if (at + newlen + rest > RELAY_BUF_SIZE)
+		return -ENOSPC;
+	memmove(d->buf + at + newlen, d->buf + at + oldlen, rest);
+	memcpy(d->buf + at, msg, newlen);
+	d->tail = (uint32_t)(at + newlen + rest);
+	return 0;
+}
+
+static int inspect_auth(void *arg, struct relay_dir *d)
+{
+	struct conn *c = arg;
+	uint8_t out[2048];
+
+	while (d->scan < d->tail) {
+		uint8_t *msg = d->buf + d->scan;
+		size_t avail = d->tail - d->scan, total = 0, outlen = 0;
+		uint8_t type = 0;
+		uint32_t code;
+		int r;
+
+		if (c->inspect_skip) {
+			uint32_t n = avail < c->inspect_skip ? (uint32_t)avail : c->inspect_skip;
+
+			d->scan += n;
+			c->inspect_skip -= n;
+			continue;
+		}
+		r = pgproto_backend_msg(msg, avail, &type, &total);
+		if (r < 0) {
+			clog_warn(c, "malformed message from upstream during authentication");
+			return -EPROTO;
+		}
+		if (r == 0 && total == 0)
+			break;	/* header incomplete */
+		if (type != 'R' && type != 'E') {
+			/* Not ours to look at: let it stream through as it arrives. */
+			c->inspect_skip = (uint32_t)total;
+			continue;
+		}
+		if (r == 0) {
+			if (total > RELAY_BUF_SIZE)
+				c->inspect_skip = (uint32_t)total;	/* cannot hold it; pass */
+			break;
+		}
+		if (type == 'R' && pgproto_auth_code(msg, total, &code) == 0) {
+			if (code == PG_AUTH_OK) {
+				/* Authenticated: from here on bytes pass untouched. */
+				c->flags &= ~CONN_F_INSPECT;
+				c->relay.inspect[1] = NULL;
+				d->scan = d->tail;
+				return 0;
+			}
+			if (code == PG_AUTH_SASL && !c->client.ssl && c->server.ssl &&
+			    pgproto_sasl_strip_plus(msg, total, out, sizeof(out), &outlen) == 1 &&
+			    rewrite_in_place(d, d->scan, total, out, outlen) == 0) {
+				STAT_INC(st(c), sasl_plus_stripped);
+				clog_debug(c, "removed SCRAM-SHA-256-PLUS: the client hop is plaintext");
+				total = outlen;
+			}
+		} else if (type == 'E' && pgproto_error_is_channel_binding(msg, total) &&
+			   pgproto_error_add_hint(msg, total, HINT_CHANNEL_BINDING, out, sizeof(out),
+						  &outlen) == 0 &&
+			   rewrite_in_place(d, d->scan, total, out, outlen) == 0) {
+			STAT_INC(st(c), channel_binding_hints);
+			clog_info(c, "server rejected SCRAM channel binding; hint added");
+			total = outlen;
+		}
+		d->scan += (uint32_t)total;
+	}
+	return 0;
+}
+
+/* ---- relay ---- */
+
+static void start_relay(struct conn *c)
+{
+	struct hop *failed = NULL;
+	enum relay_status rs;
+
+	if (c->state != CONN_RELAY) {
+		conn_set_state(c, CONN_RELAY);
+		ev_timer_stop(loop_of(c), &c->timer);
+		c->flags |= CONN_F_INSPECT;
+		c->relay.src[0] = &c->client;
+		c->relay.dst[0] = &c->server;
+		c->relay.dir[0] = &c->c2s;
+		c->relay.src[1] = &c->server;
+		c->relay.dst[1] = &c->client;
+		c->relay.dir[1] = &c->s2c;
+		c->relay.inspect[0] = NULL;
+		c->relay.inspect[1] = inspect_auth;
+		c->relay.inspect_arg = c;
+		c->relay.stats = st(c);
+		c->relay.scratch = c->w->scratch;
+		/* The startup packet (and anything after it) waits in c2s. */
+		c->c2s.scan = c->c2s.tail;
+		clog_debug(c, "relaying to %s", c->rt->upstream_str);
+	}
+	rs = relay_run(&c->relay, loop_of(c), &failed);
+	if (rs == RELAY_AGAIN)
+		return;
+	if (rs == RELAY_FINISHED) {
+		conn_close(c, CONN_CLOSE_DONE);
+		return;
+	}
+	if (failed == &c->server) {
+		clog_info(c, "server hop failed: %s", c->server.err);
+		conn_close(c, strstr(c->server.err, "KeyUpdate") ? CONN_CLOSE_KEYUPDATE
+								  : CONN_CLOSE_SERVER_ERROR);
+	} else {
+		clog_info(c, "client hop failed: %s", c->client.err[0] ? c->client.err : "error");
+		conn_close(c, strstr(c->client.err, "KeyUpdate") ? CONN_CLOSE_KEYUPDATE
+								  : CONN_CLOSE_CLIENT_ERROR);
+	}
+}
+
+/* ---- client side: negotiation ---- */
+
+static bool write_byte(struct conn *c, char b)
+{
+	/* One byte on a socket nobody has written to yet cannot block. */
+	return send(c->client.fd, &b, 1, MSG_NOSIGNAL) == 1;
+}
+
+static void client_tls_step(struct conn *c);
+
+static void start_client_tls(struct conn *c)
+{
+	c->client.ssl = tls_new_client(&c->rt->tls, c->client.fd);
+	if (!c->client.ssl) {
+		clog_err(c, "cannot create TLS session");
+		conn_close(c, CONN_CLOSE_NOMEM);
+		return;
+	}
+	conn_set_state(c, CONN_CLIENT_TLS);
+	client_tls_step(c);
+}
+
+/* Act on one complete first packet. Return: true if parsing may continue. */
+static bool handle_initial(struct conn *c, int kind, size_t pktlen)
+{
+	struct relay_dir *d = &c->c2s;
+	bool in_tls = c->client.ssl != NULL;
+	size_t rest = d->tail - d->head - pktlen;
+
+	switch (kind) {
+	case PGPROTO_SSLREQUEST:
+	case PGPROTO_GSSENCREQUEST:
+		if (in_tls) {
+			STAT_INC(st(c), protocol_errors);
+			fail(c, CONN_CLOSE_PROTOCOL, "08P01", NULL, NULL,
+			     "%s received inside an encrypted connection",
+			     kind == PGPROTO_SSLREQUEST ? "SSLRequest" : "GSSENCRequest");
+			return false;
+		}
+		if (kind == PGPROTO_GSSENCREQUEST) {
+			if (c->flags & (CONN_F_GSS_SEEN | CONN_F_SSL_SEEN)) {
+				STAT_INC(st(c), protocol_errors);
+				fail(c, CONN_CLOSE_PROTOCOL, "08P01", NULL, NULL,
+				     "unexpected GSSENCRequest after a previous negotiation");
+				return false;
+			}
+			c->flags |= CONN_F_GSS_SEEN;
+			d->head += (uint32_t)pktlen;
+			/* No GSSAPI here: 'N', and the client may go on with SSLRequest. */
+			if (!write_byte(c, 'N')) {
+				conn_close(c, CONN_CLOSE_CLIENT_GONE);
+				return false;
+			}
+			return true;
+		}
+		if (c->flags & CONN_F_SSL_SEEN) {
+			STAT_INC(st(c), protocol_errors);
+			fail(c, CONN_CLOSE_PROTOCOL, "08P01", NULL, NULL,
+			     "unexpected second SSLRequest");
+			return false;
+		}
+		c->flags |= CONN_F_SSL_SEEN;
+		d->head += (uint32_t)pktlen;
+		if (!c->rt->tls.client_side) {
+			if (!write_byte(c, 'N')) {
+				conn_close(c, CONN_CLOSE_CLIENT_GONE);
+				return false;
+			}
+			return true;
+		}
+		if (rest > 0) {
+			/* CVE-2021-23214: nothing may precede the TLS handshake. */
+			STAT_INC(st(c), protocol_errors);
+			fail(c, CONN_CLOSE_PROTOCOL, "08P01", NULL, NULL,
+			     "received unencrypted data after SSL request");
+			return false;
+		}
+		d->head = d->scan = d->tail = 0;
+		if (!write_byte(c, 'S')) {
+			conn_close(c, CONN_CLOSE_CLIENT_GONE);
+			return false;
+		}
+		start_client_tls(c);
+		return false;
+
+	case PGPROTO_CANCEL:
+		/* Keep exactly the packet; the server reads nothing else on a cancel. */
+		memmove(d->buf, d->buf + d->head, pktlen);
+		d->head = 0;
+		d->scan = d->tail = (uint32_t)pktlen;
+		c->flags |= CONN_F_CANCEL;
+		clog_debug(c, "CancelRequest (%s)", in_tls ? "inside TLS" : "plaintext");
+		start_upstream(c);
+		return false;
+
+	case PGPROTO_STARTUP:
+		if (!in_tls && cfg(c)->tls_client_required) {
+			STAT_INC(st(c), plaintext_refused);
+			fail(c, CONN_CLOSE_TLS_REQUIRED, "28000", NULL,
+			     "Connect with sslmode=require (or verify-ca, verify-full).",
+			     "TLS is required: this pgktls accepts only encrypted connections "
+			     "(tls_client_required = true)");
+			return false;
+		}
+		if (!in_tls)
+			STAT_INC(st(c), client_plaintext);
+		/* The startup packet, and whatever followed it, goes upstream as is. */
+		start_upstream(c);
+		return false;
+
+	case PGPROTO_TLS_HELLO:
+	default:
+		/* A TLS record where a packet belongs: after a negotiation, or inside TLS. */
+		STAT_INC(st(c), protocol_errors);
+		fail(c, CONN_CLOSE_PROTOCOL, "08P01", NULL, NULL,
+		     "unexpected TLS handshake record after protocol negotiation");
+		return false;
+	}
+}
+
+/* Read and act on the first packet(s), plaintext or inside TLS. */
+static void read_initial(struct conn *c)
+{
+	struct relay_dir *d = &c->c2s;
+
+	if (relay_dir_reserve(d) < 0) {
+		conn_close(c, CONN_CLOSE_NOMEM);
+		return;
+	}
+	for (;;) {
+		const char *why = NULL;
+		size_t pktlen = 0;
+		int kind;
+
+		if (d->head == d->tail && c->state == CONN_ACCEPTED) {
+			uint8_t first;
+			ssize_t n = recv(c->client.fd, &first, 1, MSG_PEEK);
+
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				break;
+			if (n <= 0) {
+				conn_close(c, n == 0 ? CONN_CLOSE_CLIENT_GONE
+						     : CONN_CLOSE_CLIENT_ERROR);
+				return;
+			}
+			if (first == PG_TLS_HANDSHAKE_BYTE &&
+			    !(c->flags & (CONN_F_SSL_SEEN | CONN_F_GSS_SEEN))) {
+				if (!c->rt->tls.client_side) {
+					clog_info(c, "refused: direct TLS but no tls_certificate "
+						     "is configured");
+					conn_close(c, CONN_CLOSE_PROTOCOL);
+					return;
+				}
+				c->flags |= CONN_F_DIRECT_TLS;
+				STAT_INC(st(c), client_direct_tls);
+				start_client_tls(c);
+				return;
+			}
+		}
+		kind = pgproto_parse_initial(d->buf + d->head, d->tail - d->head, &pktlen, &why);
+		if (kind < 0) {
+			STAT_INC(st(c), protocol_errors);
+			fail(c, CONN_CLOSE_PROTOCOL, "08P01", NULL, NULL, "%s", why);
+			return;
+		}
+		if (kind != PGPROTO_NEED_MORE) {
+			if (!handle_initial(c, kind, pktlen))
+				return;
+			if (d->head == d->tail)
+				d->head = d->scan = d->tail = 0;
+			continue;
+		}
+		/* Need more bytes. Compact, then read at most what is still missing. */
+		if (d->head > 0) {
+			memmove(d->buf, d->buf + d->head, d->tail - d->head);
+			d->tail -= d->head;
+			d->head = d->scan = 0;
+		}
+		{
+			ssize_t n = hop_read(&c->client, d->buf + d->tail, RELAY_BUF_SIZE - d->tail,
+					     st(c));
+
+			if (n == -EAGAIN)
+				break;
+			if (n == 0) {
+				conn_close(c, CONN_CLOSE_CLIENT_GONE);
+				return;
+			}
+			if (n < 0) {
+				clog_info(c, "client read failed: %s", c->client.err);
+				conn_close(c, CONN_CLOSE_CLIENT_ERROR);
+				return;
+			}
+			d->tail += (uint32_t)n;
+		}
+	}
+	set_events(c, &c->client, hop_events(&c->client, true, false));
+}
+
+static void client_tls_step(struct conn *c)
+{
+	char detail[256];
+	int r;
+
+	tls_drain_errors();
+	r = SSL_do_handshake(c->client.ssl);
+	if (r == 1) {
+		STAT_INC(st(c), client_tls_handshakes);
+		clog_debug(c, "client TLS: %s %s%s", SSL_get_version(c->client.ssl),
+			   SSL_get_cipher_name(c->client.ssl),
+			   (c->flags & CONN_F_DIRECT_TLS) ? " (direct)" : "");
+		conn_set_state(c, CONN_STARTUP);
+		if ((c->flags & CONN_F_DIRECT_TLS) && !tls_alpn_is_postgresql(c->client.ssl)) {
+			/* PostgreSQL 17 refuses direct TLS without ALPN; so do we. */
+			STAT_INC(st(c), protocol_errors);
+			fail(c, CONN_CLOSE_PROTOCOL, "08P01", NULL, NULL,
+			     "received direct SSL connection request without ALPN protocol "
+			     "negotiation extension");
+			return;
+		}
+		if (offload(c, &c->client, cfg(c)->ktls_client, true) < 0) {
+			fail_ktls_required(c, &c->client);
+			return;
+		}
+		read_initial(c);
+		return;
+	}
+	switch (SSL_get_error(c->client.ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		set_events(c, &c->client, EPOLLIN);
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		set_events(c, &c->client, EPOLLOUT);
+		return;
+	default:
+		STAT_INC(st(c), client_tls_failures);
+		tls_error_string(c->client.ssl, detail, sizeof(detail));
+		clog_info(c, "TLS handshake failed: %s", detail);
+		conn_close(c, CONN_CLOSE_HANDSHAKE);
+	}
+}
+
+static void client_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+	struct hop *h = container_of(io, struct hop, io);
+	struct conn *c = container_of(h, struct conn, client);
+
+	switch (c->state) {
+	case CONN_ACCEPTED:
+	case CONN_STARTUP:
+		read_initial(c);
+		return;
+	case CONN_CLIENT_TLS:
+		client_tls_step(c);
+		return;
+	case CONN_RELAY:
+		start_relay(c);
+		return;
+	case CONN_ERROR_FLUSH:
+		flush_error(c);
+		return;
+	case CONN_UPSTREAM_CONNECT:
+	case CONN_UPSTREAM_SSLREQ:
+	case CONN_UPSTREAM_TLS:
+	case CONN_CANCEL_SEND:
+		/*
+		 * Not reading the client while upstream is set up; an event here
+		 * is a hangup. Check so a vanished client frees its upstream.
+		 */
+		{
+			uint8_t b;
+			ssize_t n = recv(c->client.fd, &b, 1, MSG_PEEK);
+
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+				if (c->flags & CONN_F_CANCEL)
+					set_events(c, &c->client, 0);
+				else
+					conn_close(c, CONN_CLOSE_CLIENT_GONE);
+				return;
+			}
+			set_events(c, &c->client, 0);
+		}
+		return;
+	default:
+		set_events(c, &c->client, 0);
+		return;
+	}
+}
+
+static void timer_cb(struct ev_loop *loop, struct ev_timer *t)
+{
+	struct conn *c = container_of(t, struct conn, timer);
+
+	switch (c->state) {
+	case CONN_ACCEPTED:
+	case CONN_CLIENT_TLS:
+	case CONN_STARTUP:
+		STAT_INC(st(c), startup_timeouts);
+		fail(c, CONN_CLOSE_TIMEOUT, "08006", NULL, NULL,
+		     "timeout: no complete %s within %u ms (startup_timeout)",
+		     c->state == CONN_CLIENT_TLS ? "TLS handshake" : "startup packet",
+		     cfg(c)->startup_timeout);
+		return;
+	case CONN_UPSTREAM_CONNECT:
+	case CONN_UPSTREAM_SSLREQ:
+	case CONN_UPSTREAM_TLS:
+	case CONN_CANCEL_SEND:
+		fail_upstream(c, NULL, "no answer within %u ms (connect_timeout)",
+			      cfg(c)->connect_timeout);
+		return;
+	case CONN_ERROR_FLUSH:
+		conn_close(c, c->close_reason);
+		return;
+	default:
+		return;
+	}
+}
+
+void conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		log_err("out of memory accepting a connection");
+		close(fd);
+		return;
+	}
+	c->id = worker_next_conn_id();
+	sock_addr_str(peer, peerlen, c->peer, sizeof(c->peer));
+	c->w = w;
+	c->rt = runtime_get(w->rt);
+	c->state = CONN_ACCEPTED;
+	c->accepted_ms = ev_now(w->loop);
+	hop_init(&c->client, fd, "client", true);
+	hop_init(&c->server, -1, "server", true);
+	ev_io_init(&c->client.io, fd, client_io_cb);
+	ev_timer_init(&c->timer, timer_cb);
+	sock_set_nodelay(fd);
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	STAT_INC(&w->stats, conns_accepted);
+	STAT_INC(&w->stats, conns_active);
+	clog_debug(c, "accepted on worker %u", w->idx);
+	ev_timer_start(w->loop, &c->timer, c->rt->cfg->startup_timeout);
+	set_events(c, &c->client, EPOLLIN);
+}

@@ -1,3 +1,459 @@
-/* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+// SPDX-License-Identifier: MIT
+/* Copyright (c) 2026 The pgktls developers */
+/*
+ * relay.c - hop I/O (plaintext, OpenSSL, or kTLS per direction) and the
+ * two-way pump between a connection's hops.
+ *
+ * The pump reads each source into a worker-wide scratch buffer and writes
+ * straight through to the destination; only what the destination will not
+ * take yet is copied into the connection's own buffer, and while that
+ * buffer holds data its source is not read. An idle connection therefore
+ * holds no relay buffer at all.
+ */
 #include "config.h"
+
+#include "pgktls/relay.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "pgktls/stats.h"
+#include "pgktls/tls.h"
+
+/* Passes over both directions per wakeup: bounds the time one connection holds the loop. */
+#define RELAY_MAX_PASSES 64
+
+void hop_init(struct hop *h, int fd, const char *name, bool is_tcp)
+{
+	memset(h, 0, sizeof(*h));
+	h->fd = fd;
+	h->name = name;
+	h->is_tcp = is_tcp;
+	h->io.fd = -1;
+}
+
+static bool rx_in_kernel(const struct hop *h)
+{
+	return h->ktls.rx == KTLS_ENGINE_KERNEL;
+}
+
+static bool tx_in_kernel(const struct hop *h)
+{
+	return h->ktls.tx == KTLS_ENGINE_KERNEL;
+}
+
+static ssize_t set_err(struct hop *h, int err, const char *what)
+{
+	snprintf(h->err, sizeof(h->err), "%s: %s", what, strerror(err));
+	return -err;
+}
+
+/* Map an SSL_read/SSL_write/SSL_shutdown failure to our convention. */
+static ssize_t ssl_failure(struct hop *h, int ret, const char *op, bool reading)
+{
+	int e = SSL_get_error(h->ssl, ret);
+	int saved = errno;
+	char detail[128];
+
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		if (!reading)
+			h->wr_wants_read = true;
+		return -EAGAIN;
+	case SSL_ERROR_WANT_WRITE:
+		if (reading)
+			h->rd_wants_write = true;
+		return -EAGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		h->rx_eof = true;
+		h->clean_eof = true;
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		tls_drain_errors();
+		if (saved == 0 || saved == ECONNRESET || saved == EPIPE) {
+			if (reading) {
+				/* The peer closed TCP without close_notify: EOF, but not clean. */
+				h->rx_eof = true;
+				return saved == 0 ? 0 : set_err(h, saved, op);
+			}
+		}
+		return set_err(h, saved ? saved : EPIPE, op);
+	default:
+		if (reading &&
+		    ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			tls_drain_errors();
+			h->rx_eof = true;
+			return 0;
+		}
+		tls_error_string(h->ssl, detail, sizeof(detail));
+		snprintf(h->err, sizeof(h->err), "%s: %s", op, detail);
+		return -EPROTO;
+	}
+}
+
+/* kTLS RX: data records are payload; the rest are events to act on. */
+static ssize_t ktls_read(struct hop *h, void *buf, size_t len, struct stats *st)
+{
+	for (;;) {
+		uint8_t type = 0;
+		ssize_t n = ktls_recv_record(h->fd, buf, len, &type);
+		int r;
+
+		if (n == -EAGAIN)
+			return -EAGAIN;
+		if (n == -EBADMSG)
+			return set_err(h, EBADMSG, "kTLS record failed authentication");
+		if (n < 0)
+			return set_err(h, (int)-n, "kTLS recvmsg");
+		if (type == 0 && n == 0) {
+			/* TCP FIN without close_notify. */
+			h->rx_eof = true;
+			return 0;
+		}
+		if (type == KTLS_RECORD_DATA) {
+			/* An empty data record is legal and is not EOF. */
+			if (n == 0)
+				continue;
+			return n;
+		}
+		STAT_INC(st, tls_control_records);
+		if (type == KTLS_RECORD_ALERT) {
+			const uint8_t *a = buf;
+
+			if (n >= 2 && a[1] == 0) {
+				h->rx_eof = true;
+				h->clean_eof = true;
+				return 0;
+			}
+			snprintf(h->err, sizeof(h->err), "peer sent TLS alert %u/%u",
+				 n >= 1 ? a[0] : 0, n >= 2 ? a[1] : 0);
+			return -ECONNRESET;
+		}
+		if (type == KTLS_RECORD_HANDSHAKE) {
+			r = ktls_handle_handshake_record(h->ssl, h->fd, buf, (size_t)n);
+			if (r == 1) {
+				STAT_INC(st, tls_key_updates);
+				continue;
+			}
+			if (r == 0)
+				continue;
+			if (r == -EKEYREJECTED) {
+				STAT_INC(st, tls_key_updates_refused);
+				snprintf(h->err, sizeof(h->err),
+					 "peer sent a TLS 1.3 KeyUpdate and this kernel cannot rekey "
+					 "kTLS (needs Linux 6.14+); cap the hop at TLSv1.2 or set "
+					 "ktls = off to keep such clients");
+				return -EKEYREJECTED;
+			}
+			return set_err(h, -r, "post-handshake message");
+		}
+		snprintf(h->err, sizeof(h->err), "unexpected TLS record type %u", type);
+		return -EPROTO;
+	}
+}
+
+ssize_t hop_read(struct hop *h, void *buf, size_t len, struct stats *st)
+{
+	ssize_t n;
+	int r;
+
+	if (h->rx_eof)
+		return 0;
+	if (rx_in_kernel(h))
+		return ktls_read(h, buf, len, st);
+	if (h->ssl) {
+		h->rd_wants_write = false;
+		r = SSL_read(h->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
+		if (r > 0)
+			return r;
+		return ssl_failure(h, r, "TLS read", true);
+	}
+	n = read(h->fd, buf, len);
+	if (n > 0)
+		return n;
+	if (n == 0) {
+		h->rx_eof = true;
+		h->clean_eof = true;
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EINTR)
+		return -EAGAIN;
+	return set_err(h, errno, "read");
+}
+
+ssize_t hop_write(struct hop *h, const void *buf, size_t len)
+{
+	ssize_t n;
+	int r;
+
+	if (h->ssl && !tx_in_kernel(h)) {
+		h->wr_wants_read = false;
+		r = SSL_write(h->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
+		if (r > 0)
+			return r;
+		return ssl_failure(h, r, "TLS write", false);
+	}
+	n = send(h->fd, buf, len, MSG_NOSIGNAL);
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EINTR)
+		return -EAGAIN;
+	return set_err(h, errno, "write");
+}
+
+int hop_shutdown_write(struct hop *h)
+{
+	int r;
+
+	if (h->tx_shut)
+		return 0;
+	if (h->ssl && tx_in_kernel(h)) {
+		/* The kernel never sends alerts: close_notify is ours to send. */
+		r = ktls_send_alert(h->fd, 1, 0);
+		if (r == -EAGAIN)
+			return -EAGAIN;
+	} else if (h->ssl) {
+		r = SSL_shutdown(h->ssl);
+		if (r < 0) {
+			int e = SSL_get_error(h->ssl, r);
+
+			if (e == SSL_ERROR_WANT_WRITE)
+				return -EAGAIN;
+			/* The peer is gone; there is nobody to notify. */
+			tls_drain_errors();
+		}
+	}
+	h->tx_shut = true;
+	if (shutdown(h->fd, SHUT_WR) == -1 && errno != ENOTCONN)
+		return -errno;
+	return 0;
+}
+
+void hop_close(struct ev_loop *loop, struct hop *h)
+{
+	if (h->io.fd >= 0)
+		ev_io_stop(loop, &h->io);
+	if (h->ssl) {
+		ktls_forget(h->ssl);
+		SSL_free(h->ssl);
+		h->ssl = NULL;
+	}
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
+	h->io.fd = -1;
+}
+
+uint32_t hop_events(const struct hop *h, bool want_read, bool want_write)
+{
+	uint32_t ev = 0;
+
+	if (want_read || h->wr_wants_read)
+		ev |= EPOLLIN;
+	if (want_write || h->rd_wants_write)
+		ev |= EPOLLOUT;
+	return ev;
+}
+
+int relay_dir_reserve(struct relay_dir *d)
+{
+	if (d->buf)
+		return 0;
+	d->buf = malloc(RELAY_BUF_SIZE);
+	if (!d->buf)
+		return -ENOMEM;
+	d->head = d->scan = d->tail = 0;
+	return 0;
+}
+
+void relay_dir_free(struct relay_dir *d)
+{
+	free(d->buf);
+	d->buf = NULL;
+	d->head = d->scan = d->tail = 0;
+}
+
+static void count_bytes(struct relay *r, int i, size_t n)
+{
+	r->dir[i]->bytes += n;
+	if (i == 0)
+		STAT_ADD(r->stats, bytes_client_to_server, n);
+	else
+		STAT_ADD(r->stats, bytes_server_to_client, n);
+}
+
+/* Write what may be written from @d; -errno only for a real failure. */
+static int flush_dir(struct relay *r, int i, bool *progress)
+{
+	struct relay_dir *d = r->dir[i];
+
+	while (d->scan > d->head) {
+		ssize_t n = hop_write(r->dst[i], d->buf + d->head, d->scan - d->head);
+
+		if (n == -EAGAIN)
+			return 0;
+		if (n < 0)
+			return (int)n;
+		d->head += (uint32_t)n;
+		count_bytes(r, i, (size_t)n);
+		*progress = true;
+	}
+	if (d->head == d->tail && d->buf) {
+		/* Drained. Idle connections keep no buffer, unless inspection needs one. */
+		if (r->inspect[i])
+			d->head = d->scan = d->tail = 0;
+		else
+			relay_dir_free(d);
+	} else if (d->head == d->scan && d->head > 0 && r->inspect[i]) {
+		/* A partial message waits for more: slide it to the front for room. */
+		memmove(d->buf, d->buf + d->head, d->tail - d->head);
+		d->tail -= d->head;
+		d->scan = d->head = 0;
+	}
+	return 0;
+}
+
+/* Read into scratch and write straight through; keep only what is left. */
+static int pass_through(struct relay *r, int i, bool *progress)
+{
+	struct relay_dir *d = r->dir[i];
+	ssize_t n = hop_read(r->src[i], r->scratch, RELAY_BUF_SIZE, r->stats);
+	size_t off = 0;
+
+	if (n == -EAGAIN)
+		return 0;
+	*progress = true;
+	if (n <= 0)
+		return (int)n;	/* 0: EOF, now in src->rx_eof */
+	while (off < (size_t)n) {
+		ssize_t w = hop_write(r->dst[i], r->scratch + off, (size_t)n - off);
+
+		if (w == -EAGAIN)
+			break;
+		if (w < 0)
+			return (int)w;
+		off += (size_t)w;
+		count_bytes(r, i, (size_t)w);
+	}
+	if (off < (size_t)n) {
+		if (relay_dir_reserve(d) < 0)
+			return -ENOMEM;
+		memcpy(d->buf, r->scratch + off, (size_t)n - off);
+		d->head = 0;
+		d->scan = d->tail = (uint32_t)((size_t)n - off);
+	}
+	return 0;
+}
+
+/* Read into the direction's own buffer (inspection needs whole messages). */
+static int read_buffered(struct relay *r, int i, bool *progress)
+{
+	struct relay_dir *d = r->dir[i];
+	ssize_t n;
+
+	if (relay_dir_reserve(d) < 0)
+		return -ENOMEM;
+	if (d->tail >= RELAY_BUF_SIZE)
+		return 0;
+	n = hop_read(r->src[i], d->buf + d->tail, RELAY_BUF_SIZE - d->tail, r->stats);
+	if (n == -EAGAIN)
+		return 0;
+	*progress = true;
+	if (n < 0)
+		return (int)n;
+	if (n == 0)
+		return 0;
+	d->tail += (uint32_t)n;
+	if (r->inspect[i])
+		return r->inspect[i](r->inspect_arg, d);
+	d->scan = d->tail;
+	return 0;
+}
+
+/* One step of direction @i: flush, read more if there is room, pass EOF on. */
+static int step(struct relay *r, int i, bool *progress, struct hop **failed)
+{
+	struct relay_dir *d = r->dir[i];
+	struct hop *src = r->src[i], *dst = r->dst[i];
+	int ret;
+
+	if (d->done)
+		return 0;
+	ret = flush_dir(r, i, progress);
+	if (ret < 0)
+		goto fail_dst;
+	if (!src->rx_eof && relay_dir_pending(d) == 0 && !r->inspect[i]) {
+		ret = pass_through(r, i, progress);
+		if (ret < 0)
+			goto fail_either;
+	} else if (!src->rx_eof && (r->inspect[i] || relay_dir_pending(d) == 0)) {
+		ret = read_buffered(r, i, progress);
+		if (ret < 0)
+			goto fail_either;
+		ret = flush_dir(r, i, progress);
+		if (ret < 0)
+			goto fail_dst;
+	}
+	if (src->rx_eof && d->scan < d->tail)
+		d->scan = d->tail;	/* nothing more will complete a partial message */
+	if (src->rx_eof && relay_dir_pending(d) == 0) {
+		ret = hop_shutdown_write(dst);
+		if (ret == -EAGAIN)
+			return 0;
+		/* A failed shutdown means the destination is gone: nothing left to tell it. */
+		d->done = true;
+		*progress = true;
+	}
+	return 0;
+
+fail_either:
+	/* A read error belongs to the source unless the source recorded nothing. */
+	*failed = src->err[0] ? src : dst;
+	return ret;
+fail_dst:
+	*failed = dst;
+	return ret;
+}
+
+enum relay_status relay_run(struct relay *r, struct ev_loop *loop, struct hop **failed_hop)
+{
+	struct hop *h0 = r->src[0], *h1 = r->src[1];
+	bool want_read[2], want_write[2];
+
+	for (int pass = 0; pass < RELAY_MAX_PASSES; pass++) {
+		bool progress = false;
+
+		for (int i = 0; i < 2; i++) {
+			if (step(r, i, &progress, failed_hop) < 0)
+				return RELAY_FAILED;
+		}
+		if (!progress)
+			break;
+	}
+	if (r->dir[0]->done && r->dir[1]->done)
+		return RELAY_FINISHED;
+
+	/* h0 is the client: it is read for direction 0 and written for direction 1. */
+	for (int i = 0; i < 2; i++) {
+		struct relay_dir *d = r->dir[i];
+
+		want_read[i] = !d->done && !r->src[i]->rx_eof &&
+			       (relay_dir_pending(d) == 0 || (r->inspect[i] && d->tail < RELAY_BUF_SIZE));
+		want_write[i] = !d->done && (d->scan > d->head || r->src[i]->rx_eof);
+	}
+	if (ev_io_set(loop, &h0->io, hop_events(h0, want_read[0], want_write[1])) < 0 ||
+	    ev_io_set(loop, &h1->io, hop_events(h1, want_read[1], want_write[0])) < 0) {
+		*failed_hop = h0;
+		snprintf(h0->err, sizeof(h0->err), "epoll_ctl: %s", strerror(errno));
+		return RELAY_FAILED;
+	}
+	return RELAY_AGAIN;
+}

@@ -1,3 +1,195 @@
-/* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+// SPDX-License-Identifier: MIT
+/* Copyright (c) 2026 The pgktls developers */
 #include "config.h"
+
+#include "pgktls/sock.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *sock_addr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t buflen)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	switch (sa->sa_family) {
+	case AF_INET: {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(buf, buflen, "%s:%u", host, ntohs(in->sin_port));
+		break;
+	}
+	case AF_INET6: {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(buf, buflen, "[%s]:%u", host, ntohs(in6->sin6_port));
+		break;
+	}
+	case AF_UNIX: {
+		const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+
+		if (len > offsetof(struct sockaddr_un, sun_path) && un->sun_path[0])
+			snprintf(buf, buflen, "unix:%.*s",
+				 (int)(len - offsetof(struct sockaddr_un, sun_path)), un->sun_path);
+		else
+			snprintf(buf, buflen, "unix");
+		break;
+	}
+	default:
+		snprintf(buf, buflen, "family-%d", sa->sa_family);
+	}
+	return buf;
+}
+
+int sock_resolve(const char *host, uint16_t port, bool passive, struct sock_addr **out, size_t *n,
+		 char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
+	struct addrinfo *res = NULL, *ai;
+	char portstr[8];
+	size_t count = 0, i = 0;
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	if (passive)
+		hints.ai_flags = AI_PASSIVE;
+	else
+		hints.ai_flags = AI_ADDRCONFIG;
+	if (passive && strcmp(host, "*") == 0)
+		host = NULL;
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	r = getaddrinfo(host, portstr, &hints, &res);
+	if (r != 0) {
+		snprintf(err, errlen, "cannot resolve '%s': %s", host ? host : "*",
+			 r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+		return -EINVAL;
+	}
+	for (ai = res; ai; ai = ai->ai_next)
+		count++;
+	*out = calloc(count ? count : 1, sizeof(**out));
+	if (!*out) {
+		freeaddrinfo(res);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		bool dup = false;
+
+		/* getaddrinfo lists each address once per protocol on some systems. */
+		for (size_t j = 0; j < i; j++)
+			if ((*out)[j].len == ai->ai_addrlen &&
+			    memcmp(&(*out)[j].ss, ai->ai_addr, ai->ai_addrlen) == 0)
+				dup = true;
+		if (dup)
+			continue;
+		memcpy(&(*out)[i].ss, ai->ai_addr, ai->ai_addrlen);
+		(*out)[i].len = ai->ai_addrlen;
+		i++;
+	}
+	freeaddrinfo(res);
+	*n = i;
+	return 0;
+}
+
+int sock_unix_addr(const char *path, uint16_t port, struct sock_addr *out)
+{
+	struct sockaddr_un *un = (struct sockaddr_un *)&out->ss;
+	size_t plen = strlen(path);
+	char full[sizeof(un->sun_path) + 32];
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	un->sun_family = AF_UNIX;
+	if (plen && path[plen - 1] == '/')
+		plen--;
+	/* A directory is what libpq's host=/dir means: the socket file inside it. */
+	if (plen == 0 || strstr(path, ".s.PGSQL.") == NULL)
+		r = snprintf(full, sizeof(full), "%.*s/.s.PGSQL.%u", (int)plen, path, port);
+	else
+		r = snprintf(full, sizeof(full), "%s", path);
+	if (r < 0 || (size_t)r >= sizeof(un->sun_path))
+		return -ENAMETOOLONG;
+	memcpy(un->sun_path, full, (size_t)r + 1);
+	out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)r + 1);
+	return 0;
+}
+
+int sock_listen(const struct sock_addr *a, int backlog)
+{
+	int one = 1, fd, err;
+
+	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+		goto err;
+	/* Each address family gets its own socket: "*" binds 0.0.0.0 and ::. */
+	if (a->ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto err;
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1)
+		goto err;
+	if (listen(fd, backlog) == -1)
+		goto err;
+	return fd;
+err:
+	err = errno;
+	close(fd);
+	return -err;
+}
+
+void sock_set_nodelay(int fd)
+{
+	int one = 1;
+
+	/* PostgreSQL messages are small and latency-bound: never wait for Nagle. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+int sock_connect(const struct sock_addr *a, int *fd)
+{
+	int s, err;
+
+	*fd = -1;
+	s = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s == -1)
+		return -errno;
+	if (a->ss.ss_family != AF_UNIX)
+		sock_set_nodelay(s);
+	if (connect(s, (const struct sockaddr *)&a->ss, a->len) == 0) {
+		*fd = s;
+		return 0;
+	}
+	err = errno;
+	/* A unix socket's EAGAIN means its backlog is full: a failure, not pending. */
+	if (err == EINPROGRESS) {
+		*fd = s;
+		return -EINPROGRESS;
+	}
+	close(s);
+	return -err;
+}
+
+int sock_error(int fd)
+{
+	int e = 0;
+	socklen_t len = sizeof(e);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == -1)
+		return errno;
+	return e;
+}

@@ -1,3 +1,346 @@
-/* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+// SPDX-License-Identifier: MIT
+/* Copyright (c) 2026 The pgktls developers */
+/*
+ * tls.c - build the two SSL_CTXs (client-facing and upstream) from config.
+ *
+ * Defaults are chosen for a security review, not for compatibility with
+ * ancient clients: TLS 1.2 minimum, AEAD-only forward-secret ciphers, no
+ * renegotiation, no compression, no session tickets to clients (PostgreSQL
+ * clients never resume, and a ticket would also shift the kTLS TX sequence).
+ */
 #include "config.h"
+
+#include "pgktls/tls.h"
+
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "pgktls/config.h"
+#include "pgktls/ktls.h"
+
+/* TLS 1.2: forward secrecy and AEAD only. TLS 1.3 suites are all AEAD. */
+#define PGKTLS_DEFAULT_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20"
+#define PGKTLS_DEFAULT_CIPHERSUITES \
+	"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
+
+static const unsigned char alpn_postgresql[] = { 10, 'p', 'o', 's', 't', 'g', 'r', 'e', 's', 'q', 'l' };
+
+void tls_drain_errors(void)
+{
+	ERR_clear_error();
+}
+
+const char *tls_error_string(SSL *ssl, char *buf, size_t len)
+{
+	unsigned long e;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	while ((e = ERR_get_error()) != 0) {
+		const char *reason = ERR_reason_error_string(e);
+		int r;
+
+		if (n >= len - 1)
+			continue;
+		if (reason)
+			r = snprintf(buf + n, len - n, "%s%s", n ? "; " : "", reason);
+		else
+			r = snprintf(buf + n, len - n, "%s%s", n ? "; " : "",
+				     ERR_error_string(e, NULL));
+		if (r > 0)
+			n += (size_t)r < len - n ? (size_t)r : len - n - 1;
+	}
+	if (ssl) {
+		long v = SSL_get_verify_result(ssl);
+
+		if (v != X509_V_OK && n < len - 1)
+			snprintf(buf + n, len - n, "%s%s", n ? ": " : "",
+				 X509_verify_cert_error_string(v));
+	}
+	if (!buf[0])
+		snprintf(buf, len, "no further detail from OpenSSL");
+	return buf;
+}
+
+/* Report an OpenSSL failure about config key @key, quoting @value. */
+static int ctx_fail(const struct pgktls_config *cfg, const char *key, const char *what,
+		    const char *value, char *err, size_t errlen)
+{
+	char where[256], ossl[512];
+
+	tls_error_string(NULL, ossl, sizeof(ossl));
+	snprintf(err, errlen, "%s: %s '%s' (OpenSSL: %s)",
+		 config_where(cfg, key, where, sizeof(where)), what, value ? value : "", ossl);
+	return -EINVAL;
+}
+
+static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+			  const unsigned char *in, unsigned int inlen, void *arg)
+{
+	unsigned char *sel = NULL;
+
+	/* A client that offers ALPN must offer "postgresql", as PostgreSQL 17 requires. */
+	if (SSL_select_next_proto(&sel, outlen, alpn_postgresql, sizeof(alpn_postgresql), in,
+				  inlen) != OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	*out = sel;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+bool tls_alpn_is_postgresql(const SSL *ssl)
+{
+	const unsigned char *p = NULL;
+	unsigned int len = 0;
+
+	SSL_get0_alpn_selected(ssl, &p, &len);
+	return len == sizeof(alpn_postgresql) - 1 && memcmp(p, alpn_postgresql + 1, len) == 0;
+}
+
+/* Versions, ciphers, groups and hardening common to both hops. */
+static int ctx_common(SSL_CTX *ctx, const struct pgktls_config *cfg, const char *pfx, int minv,
+		      int maxv, const char *ciphers, const char *suites, const char *groups,
+		      char *err, size_t errlen)
+{
+	char key[64];
+
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+				 SSL_OP_NO_TICKET | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/*
+	 * The relay hands OpenSSL whatever part of its buffer is left after a
+	 * short write, and accepts a short write in return.
+	 */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (!SSL_CTX_set_min_proto_version(ctx, minv ? minv : TLS1_2_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(ctx, maxv)) {
+		snprintf(key, sizeof(key), "%smin_version", pfx);
+		return ctx_fail(cfg, key, "cannot set protocol version", "", err, errlen);
+	}
+	if (!SSL_CTX_set_cipher_list(ctx, ciphers ? ciphers : PGKTLS_DEFAULT_CIPHERS)) {
+		snprintf(key, sizeof(key), "%sciphers", pfx);
+		return ctx_fail(cfg, key, "no usable cipher in", ciphers, err, errlen);
+	}
+	if (!SSL_CTX_set_ciphersuites(ctx, suites ? suites : PGKTLS_DEFAULT_CIPHERSUITES)) {
+		snprintf(key, sizeof(key), "%sciphersuites", pfx);
+		return ctx_fail(cfg, key, "invalid TLS 1.3 ciphersuites", suites, err, errlen);
+	}
+	if (groups && !SSL_CTX_set1_groups_list(ctx, groups)) {
+		snprintf(key, sizeof(key), "%sgroups", pfx);
+		return ctx_fail(cfg, key, "invalid groups list", groups, err, errlen);
+	}
+	if (ktls_ctx_prepare(ctx) < 0) {
+		snprintf(err, errlen, "out of memory preparing kTLS");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int load_cert_and_key(SSL_CTX *ctx, const struct pgktls_config *cfg, const char *cert_key,
+			     const char *cert, const char *key_key, const char *key, char *err,
+			     size_t errlen)
+{
+	/* The whole chain, so clients holding only the root CA can verify. */
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+		return ctx_fail(cfg, cert_key, "cannot load certificate chain", cert, err, errlen);
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+		return ctx_fail(cfg, key_key, "cannot load private key", key, err, errlen);
+	if (SSL_CTX_check_private_key(ctx) != 1)
+		return ctx_fail(cfg, key_key, "does not match the certificate in", cert, err,
+				errlen);
+	return 0;
+}
+
+static int build_client_side(const struct pgktls_config *cfg, SSL_CTX **out, char *err,
+			     size_t errlen)
+{
+	SSL_CTX *ctx;
+	int r;
+
+	*out = NULL;
+	if (!cfg->tls_certificate)
+		return 0;
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx)
+		return ctx_fail(cfg, "tls_certificate", "cannot create TLS context for", "",
+				err, errlen);
+	r = ctx_common(ctx, cfg, "tls_", cfg->tls_min_version, cfg->tls_max_version,
+		       cfg->tls_ciphers, cfg->tls_ciphersuites, cfg->tls_groups, err, errlen);
+	if (r < 0)
+		goto err;
+	/* No tickets: nobody resumes, and kTLS TX must start at sequence 0. */
+	SSL_CTX_set_num_tickets(ctx, 0);
+	r = load_cert_and_key(ctx, cfg, "tls_certificate", cfg->tls_certificate,
+			      "tls_private_key", cfg->tls_private_key, err, errlen);
+	if (r < 0)
+		goto err;
+	if (cfg->tls_client_ca_certificate) {
+		STACK_OF(X509_NAME) *names;
+
+		if (SSL_CTX_load_verify_locations(ctx, cfg->tls_client_ca_certificate, NULL) != 1) {
+			r = ctx_fail(cfg, "tls_client_ca_certificate", "cannot load CA bundle",
+				     cfg->tls_client_ca_certificate, err, errlen);
+			goto err;
+		}
+		names = SSL_load_client_CA_file(cfg->tls_client_ca_certificate);
+		if (names)
+			SSL_CTX_set_client_CA_list(ctx, names);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	}
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
+	*out = ctx;
+	return 0;
+err:
+	SSL_CTX_free(ctx);
+	return r;
+}
+
+static int build_server_side(const struct pgktls_config *cfg, SSL_CTX **out, char *err,
+			     size_t errlen)
+{
+	SSL_CTX *ctx;
+	int r;
+
+	*out = NULL;
+	/* No TLS upstream: tls_verify disable, or a unix socket (PostgreSQL has none there). */
+	if (cfg->tls_verify == CFG_VERIFY_DISABLE || cfg->upstream_unix_socket)
+		return 0;
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
+		return ctx_fail(cfg, "tls_verify", "cannot create TLS context for", "", err,
+				errlen);
+	r = ctx_common(ctx, cfg, "tls_server_", cfg->tls_server_min_version,
+		       cfg->tls_server_max_version, cfg->tls_server_ciphers,
+		       cfg->tls_server_ciphersuites, cfg->tls_server_groups, err, errlen);
+	if (r < 0)
+		goto err;
+	if (cfg->tls_server_certificate) {
+		r = load_cert_and_key(ctx, cfg, "tls_server_certificate",
+				      cfg->tls_server_certificate, "tls_server_private_key",
+				      cfg->tls_server_private_key, err, errlen);
+		if (r < 0)
+			goto err;
+	}
+	if (cfg->tls_verify == CFG_VERIFY_CA || cfg->tls_verify == CFG_VERIFY_FULL) {
+		const char *ca = cfg->tls_server_ca_certificate;
+
+		if (!ca || strcmp(ca, "system") == 0) {
+			if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+				r = ctx_fail(cfg, "tls_server_ca_certificate",
+					     "cannot load the system trust store", "system", err,
+					     errlen);
+				goto err;
+			}
+		} else if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+			r = ctx_fail(cfg, "tls_server_ca_certificate", "cannot load CA bundle", ca,
+				     err, errlen);
+			goto err;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	} else {
+		/* prefer: encryption without authentication, as libpq's sslmode=prefer. */
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	}
+	if (SSL_CTX_set_alpn_protos(ctx, alpn_postgresql, sizeof(alpn_postgresql)) != 0) {
+		r = ctx_fail(cfg, "tls_verify", "cannot set ALPN", "postgresql", err, errlen);
+		goto err;
+	}
+	*out = ctx;
+	return 0;
+err:
+	SSL_CTX_free(ctx);
+	return r;
+}
+
+int tls_contexts_build(const struct pgktls_config *cfg, struct tls_contexts *out, char *err,
+		       size_t errlen)
+{
+	const char *name;
+	unsigned char tmp[sizeof(struct in6_addr)];
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	tls_drain_errors();
+	r = build_client_side(cfg, &out->client_side, err, errlen);
+	if (r < 0)
+		return r;
+	r = build_server_side(cfg, &out->server_side, err, errlen);
+	if (r < 0)
+		goto err;
+	out->verify_peer = cfg->tls_verify == CFG_VERIFY_CA || cfg->tls_verify == CFG_VERIFY_FULL;
+	out->verify_full = cfg->tls_verify == CFG_VERIFY_FULL;
+	name = cfg->tls_server_name ? cfg->tls_server_name : cfg->upstream_host;
+	if (name) {
+		out->server_name = strdup(name);
+		if (!out->server_name) {
+			r = -ENOMEM;
+			snprintf(err, errlen, "out of memory");
+			goto err;
+		}
+		out->server_name_is_ip = inet_pton(AF_INET, name, tmp) == 1 ||
+					 inet_pton(AF_INET6, name, tmp) == 1;
+	}
+	return 0;
+err:
+	tls_contexts_fini(out);
+	return r;
+}
+
+void tls_contexts_fini(struct tls_contexts *t)
+{
+	SSL_CTX_free(t->client_side);
+	SSL_CTX_free(t->server_side);
+	free(t->server_name);
+	memset(t, 0, sizeof(*t));
+}
+
+SSL *tls_new_client(const struct tls_contexts *t, int fd)
+{
+	SSL *ssl = SSL_new(t->client_side);
+
+	if (!ssl)
+		return NULL;
+	if (SSL_set_fd(ssl, fd) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	SSL_set_accept_state(ssl);
+	return ssl;
+}
+
+SSL *tls_new_upstream(const struct tls_contexts *t, int fd)
+{
+	SSL *ssl = SSL_new(t->server_side);
+
+	if (!ssl)
+		return NULL;
+	if (SSL_set_fd(ssl, fd) != 1)
+		goto err;
+	if (t->server_name) {
+		/* SNI only for names (RFC 6066 forbids IP literals), as libpq does. */
+		if (!t->server_name_is_ip && SSL_set_tlsext_host_name(ssl, t->server_name) != 1)
+			goto err;
+		if (t->verify_full) {
+			X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+
+			if (t->server_name_is_ip) {
+				if (X509_VERIFY_PARAM_set1_ip_asc(vp, t->server_name) != 1)
+					goto err;
+			} else if (SSL_set1_host(ssl, t->server_name) != 1) {
+				goto err;
+			}
+		}
+	}
+	SSL_set_connect_state(ssl);
+	return ssl;
+err:
+	SSL_free(ssl);
+	return NULL;
+}

@@ -1,3 +1,171 @@
-/* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+// SPDX-License-Identifier: MIT
+/* Copyright (c) 2026 The pgktls developers */
+/*
+ * worker.c - worker threads and the shared runtime they serve.
+ */
 #include "config.h"
+
+#include "pgktls/worker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgktls/config.h"
+#include "pgktls/conn.h"
+#include "pgktls/ev.h"
+#include "pgktls/ktls.h"
+#include "pgktls/listener.h"
+#include "pgktls/log.h"
+#include "pgktls/relay.h"
+
+static uint64_t next_conn_id;
+
+uint64_t worker_next_conn_id(void)
+{
+	return __atomic_add_fetch(&next_conn_id, 1, __ATOMIC_RELAXED);
+}
+
+struct runtime *runtime_new(struct pgktls_config *cfg, char *err, size_t errlen)
+{
+	struct runtime *rt = calloc(1, sizeof(*rt));
+	struct sock_addr *addrs = NULL;
+	size_t n = 0;
+
+	if (!rt) {
+		snprintf(err, errlen, "out of memory");
+		config_free(cfg);
+		return NULL;
+	}
+	rt->cfg = cfg;
+	rt->refs = 1;
+	if (tls_contexts_build(cfg, &rt->tls, err, errlen) < 0)
+		goto err;
+	if (cfg->upstream_unix_socket) {
+		if (sock_unix_addr(cfg->upstream_unix_socket, cfg->upstream_port, &rt->upstream) < 0) {
+			snprintf(err, errlen, "upstream.unix_socket: path too long, got '%s'",
+				 cfg->upstream_unix_socket);
+			goto err;
+		}
+		rt->upstream_is_tcp = false;
+	} else {
+		if (sock_resolve(cfg->upstream_host, cfg->upstream_port, false, &addrs, &n, err,
+				 errlen) < 0)
+			goto err;
+		if (n == 0) {
+			snprintf(err, errlen, "upstream.host: no address for '%s'",
+				 cfg->upstream_host);
+			goto err;
+		}
+		/* The first address, as resolved at load time (a reload re-resolves). */
+		rt->upstream = addrs[0];
+		rt->upstream_is_tcp = true;
+		free(addrs);
+	}
+	sock_addr_str((struct sockaddr *)&rt->upstream.ss, rt->upstream.len, rt->upstream_str,
+		      sizeof(rt->upstream_str));
+	rt->ktls_available = cfg->ktls_client != CFG_KTLS_OFF || cfg->ktls_server != CFG_KTLS_OFF
+				     ? ktls_probe()
+				     : false;
+	return rt;
+err:
+	runtime_put(rt);
+	return NULL;
+}
+
+struct runtime *runtime_get(struct runtime *rt)
+{
+	__atomic_add_fetch(&rt->refs, 1, __ATOMIC_RELAXED);
+	return rt;
+}
+
+void runtime_put(struct runtime *rt)
+{
+	if (!rt || __atomic_sub_fetch(&rt->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	tls_contexts_fini(&rt->tls);
+	config_free((struct pgktls_config *)rt->cfg);
+	free(rt);
+}
+
+static void on_wakeup(struct ev_loop *loop, void *arg)
+{
+	struct worker *w = arg;
+
+	if (!__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE))
+		return;
+	for (size_t i = 0; i < w->n_listeners; i++)
+		listener_free(w->listeners[i]);
+	w->n_listeners = 0;
+	while (w->conns)
+		conn_close(w->conns, CONN_CLOSE_SHUTDOWN);
+	ev_loop_break(loop);
+}
+
+int worker_init(struct worker *w, unsigned idx, struct runtime *rt)
+{
+	memset(w, 0, sizeof(*w));
+	w->idx = idx;
+	w->loop = ev_loop_new();
+	if (!w->loop)
+		return -errno;
+	w->scratch = malloc(RELAY_BUF_SIZE);
+	if (!w->scratch) {
+		ev_loop_free(w->loop);
+		return -ENOMEM;
+	}
+	w->rt = runtime_get(rt);
+	ev_loop_set_wakeup_cb(w->loop, on_wakeup, w);
+	return 0;
+}
+
+int worker_add_listener(struct worker *w, int fd)
+{
+	struct listener **ls = realloc(w->listeners, (w->n_listeners + 1) * sizeof(*ls));
+	struct listener *l;
+
+	if (!ls)
+		return -ENOMEM;
+	w->listeners = ls;
+	l = listener_new(w, fd);
+	if (!l)
+		return -ENOMEM;
+	w->listeners[w->n_listeners++] = l;
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	if (ev_run(w->loop) < 0)
+		log_err("worker %u: event loop failed: %s", w->idx, strerror(errno));
+	return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+	return -pthread_create(&w->thread, NULL, worker_main, w);
+}
+
+void worker_stop(struct worker *w)
+{
+	__atomic_store_n(&w->stopping, true, __ATOMIC_RELEASE);
+	ev_loop_wakeup(w->loop);
+}
+
+void worker_join(struct worker *w)
+{
+	pthread_join(w->thread, NULL);
+}
+
+void worker_fini(struct worker *w)
+{
+	for (size_t i = 0; i < w->n_listeners; i++)
+		listener_free(w->listeners[i]);
+	free(w->listeners);
+	ev_loop_free(w->loop);
+	free(w->scratch);
+	runtime_put(w->rt);
+	memset(w, 0, sizeof(*w));
+}

@@ -1,1 +1,98 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The pgktls developers */
+/*
+ * conn.h - one client connection and its upstream connection: the state
+ * machine from accept to close, and the one teardown path.
+ */
+#ifndef PGKTLS_CONN_H
+#define PGKTLS_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pgktls/ev.h"
+#include "pgktls/relay.h"
+#include "pgktls/sock.h"
+
+struct runtime;
+struct worker;
+
+enum conn_state {
+	CONN_ACCEPTED,		/* reading the first plaintext packet (or peeking 0x16) */
+	CONN_CLIENT_TLS,	/* SSL_accept in progress */
+	CONN_STARTUP,		/* TLS up: reading StartupMessage or CancelRequest */
+	CONN_UPSTREAM_CONNECT,	/* non-blocking connect() to PostgreSQL */
+	CONN_UPSTREAM_SSLREQ,	/* SSLRequest sent, waiting for 'S' or 'N' */
+	CONN_UPSTREAM_TLS,	/* SSL_connect in progress */
+	CONN_CANCEL_SEND,	/* writing a CancelRequest upstream, then done */
+	CONN_RELAY,		/* both hops up; auth inspected until AuthenticationOk */
+	CONN_ERROR_FLUSH,	/* sending our ErrorResponse to the client, then close */
+	CONN_CLOSING,		/* on the defer list; no I/O allowed */
+	CONN__NSTATES
+};
+
+/* Why a connection ended: counted per reason, logged on close. */
+enum conn_close_reason {
+	CONN_CLOSE_DONE,		/* both sides finished cleanly */
+	CONN_CLOSE_CLIENT_GONE,		/* client vanished before or during relay */
+	CONN_CLOSE_CLIENT_ERROR,	/* client socket/TLS error */
+	CONN_CLOSE_SERVER_ERROR,	/* upstream socket/TLS error during relay */
+	CONN_CLOSE_HANDSHAKE,		/* client TLS handshake failed */
+	CONN_CLOSE_TIMEOUT,		/* handshake, startup or upstream connect too slow */
+	CONN_CLOSE_PROTOCOL,		/* malformed or illegal negotiation */
+	CONN_CLOSE_TLS_REQUIRED,	/* plaintext client refused */
+	CONN_CLOSE_UPSTREAM,		/* upstream unreachable or its TLS failed */
+	CONN_CLOSE_CANCEL,		/* CancelRequest forwarded */
+	CONN_CLOSE_KTLS,		/* ktls = required and offload was not possible */
+	CONN_CLOSE_KEYUPDATE,		/* a KeyUpdate the kernel cannot follow */
+	CONN_CLOSE_SHUTDOWN,		/* pgktls is stopping */
+	CONN_CLOSE_NOMEM,		/* allocation failure */
+	CONN__NREASONS
+};
+
+/* Connection flags. */
+#define CONN_F_DIRECT_TLS (1u << 0)	/* client used PostgreSQL 17 direct TLS */
+#define CONN_F_GSS_SEEN (1u << 1)	/* a GSSENCRequest was answered 'N' */
+#define CONN_F_SSL_SEEN (1u << 2)	/* an SSLRequest was answered */
+#define CONN_F_INSPECT (1u << 3)	/* server->client auth messages are inspected */
+#define CONN_F_CANCEL (1u << 4)		/* this connection carries a CancelRequest */
+
+struct conn {
+	uint64_t id;			/* process-wide, for log lines */
+	char peer[SOCK_ADDR_STRLEN];	/* client address */
+	enum conn_state state;		/* written only by conn_set_state() */
+	unsigned flags;			/* CONN_F_* */
+	struct worker *w;		/* owning worker (and thread) */
+	struct runtime *rt;		/* config this connection started with; a reference */
+	struct hop client;		/* owns the accepted fd and its SSL */
+	struct hop server;		/* owns the upstream fd and its SSL */
+	struct relay_dir c2s;		/* client -> server (holds the startup packet first) */
+	struct relay_dir s2c;		/* server -> client (or our ErrorResponse) */
+	struct relay relay;		/* wiring of the above for relay_run() */
+	uint32_t inspect_skip;		/* bytes of an uninspected message still to pass */
+	struct ev_timer timer;		/* startup / connect / flush deadline */
+	struct ev_defer defer;		/* frees the conn after the dispatch round */
+	struct conn *prev, *next;	/* worker's list */
+	uint64_t accepted_ms;		/* ev_now() at accept */
+	enum conn_close_reason close_reason;
+};
+
+/**
+ * conn_accept() - take over an accepted socket and start its state machine.
+ * @w: the accepting worker (the connection lives on its thread)
+ * @fd: non-blocking socket from accept4(); owned by the conn from here on,
+ *	closed here on failure
+ * @peer: the client's address
+ */
+void conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
+
+/**
+ * conn_close() - the one teardown path: close both hops, count @reason,
+ * log, and free the conn after the current dispatch round. Idempotent.
+ */
+void conn_close(struct conn *c, enum conn_close_reason reason);
+
+const char *conn_state_name(enum conn_state s);
+const char *conn_close_reason_name(enum conn_close_reason r);
+
+#endif /* PGKTLS_CONN_H */

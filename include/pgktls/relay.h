@@ -1,1 +1,143 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The pgktls developers */
+/*
+ * relay.h - move bytes between the two hops of a connection.
+ *
+ * A hop is one socket with whatever does its record crypto: nothing
+ * (plaintext TCP or unix socket), OpenSSL in userspace, or the kernel
+ * (kTLS), chosen per direction. The relay reads from one hop and writes to
+ * the other through a bounded buffer per direction, in both directions at
+ * once; when a writer is blocked its reader stops, so memory stays bounded,
+ * but the other direction keeps moving (a blocked write never stops reads
+ * the peer needs to make progress, as with TLS 1.3 KeyUpdate).
+ *
+ * relay.c makes no policy decisions: the connection state machine (conn.c)
+ * decides when relaying starts, what to inspect and how to close.
+ */
+#ifndef PGKTLS_RELAY_H
+#define PGKTLS_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <openssl/ssl.h>
+
+#include "pgktls/compiler.h"
+#include "pgktls/ev.h"
+#include "pgktls/ktls.h"
+
+struct stats;
+
+/* Per-direction buffer: room for one full TLS record plus a rewritten message. */
+#define RELAY_BUF_SIZE (16384u + 1024u)
+
+/* One side of a connection. */
+struct hop {
+	int fd;			/* owned; -1 once closed */
+	SSL *ssl;		/* owned; NULL if this hop has no TLS */
+	struct ev_io io;
+	struct ktls_hop_state ktls; /* who does the crypto, per direction, and why */
+	bool is_tcp;		/* false for unix sockets */
+	bool rx_eof;		/* the peer has finished sending (EOF or close_notify) */
+	bool tx_shut;		/* we have finished sending (close_notify + SHUT_WR sent) */
+	bool rd_wants_write;	/* OpenSSL's read needs the socket writable first */
+	bool wr_wants_read;	/* OpenSSL's write needs the socket readable first */
+	bool clean_eof;		/* rx_eof came with close_notify (TLS) or FIN (plain) */
+	const char *name;	/* "client" or "server", for log lines */
+	char err[160];		/* why the last failed operation failed */
+};
+
+/* One direction of traffic, from one hop to the other. */
+struct relay_dir {
+	uint8_t *buf;		/* RELAY_BUF_SIZE bytes while in use, else NULL */
+	uint32_t head;		/* next byte to write to the destination */
+	uint32_t scan;		/* bytes before this may be written (inspection boundary) */
+	uint32_t tail;		/* next free byte */
+	uint64_t bytes;		/* delivered to the destination */
+	bool done;		/* EOF passed on to the destination */
+};
+
+/*
+ * relay_inspect_cb - called when new bytes arrive in @d while the owner
+ * inspects that direction. It must advance d->scan over every byte that may
+ * now be written (it may rewrite bytes between scan and tail in place, and
+ * change tail). Return 0, or -errno to end the connection.
+ */
+typedef int relay_inspect_cb(void *arg, struct relay_dir *d);
+
+struct relay {
+	struct hop *src[2];	/* [0] client->server reads client; [1] server->client */
+	struct hop *dst[2];
+	struct relay_dir *dir[2];
+	relay_inspect_cb *inspect[2]; /* NULL = pass bytes through untouched */
+	void *inspect_arg;
+	struct stats *stats;	/* the worker's counters */
+	uint8_t *scratch;	/* worker-wide bounce buffer, RELAY_BUF_SIZE */
+};
+
+enum relay_status {
+	RELAY_AGAIN,		/* waiting for the sockets: epoll masks set */
+	RELAY_FINISHED,		/* both directions delivered their EOF */
+	RELAY_FAILED,		/* a hop failed: see its err; *failed_hop says which */
+};
+
+/** hop_init() - an empty hop around @fd (no TLS yet). */
+void hop_init(struct hop *h, int fd, const char *name, bool is_tcp);
+
+/**
+ * hop_read() - read decrypted payload from @h.
+ *
+ * Userspace TLS goes through SSL_read; kTLS RX reads records with their type,
+ * handles non-data records (tickets ignored, KeyUpdate rekeyed where the
+ * kernel can, close_notify is EOF) and skips empty data records.
+ *
+ * Return: bytes read (> 0), 0 at EOF (h->rx_eof set), -EAGAIN, or another
+ * -errno with h->err set (-EBADMSG: a record failed authentication).
+ */
+PGKTLS_MUSTCHECK ssize_t hop_read(struct hop *h, void *buf, size_t len, struct stats *st);
+
+/** hop_write() - write payload; > 0 bytes taken, -EAGAIN, or -errno with h->err set. */
+PGKTLS_MUSTCHECK ssize_t hop_write(struct hop *h, const void *buf, size_t len);
+
+/**
+ * hop_shutdown_write() - finish our sending side: close_notify where TLS is
+ * up (SSL_shutdown, or an alert record on kTLS TX), then SHUT_WR.
+ * Return: 0, -EAGAIN (retry when writable), or -errno.
+ */
+PGKTLS_MUSTCHECK int hop_shutdown_write(struct hop *h);
+
+/** hop_close() - free the SSL (wiping kTLS secrets) and close the fd. */
+void hop_close(struct ev_loop *loop, struct hop *h);
+
+/**
+ * hop_events() - the epoll mask @h needs given what the relay wants from it.
+ */
+uint32_t hop_events(const struct hop *h, bool want_read, bool want_write);
+
+/**
+ * relay_run() - move as much as the sockets allow, both directions, then
+ * set each hop's epoll mask.
+ * @failed_hop: out, on RELAY_FAILED: the hop whose error ended it
+ *
+ * Return: an enum relay_status.
+ */
+enum relay_status relay_run(struct relay *r, struct ev_loop *loop, struct hop **failed_hop);
+
+/** relay_dir_free() - release @d's buffer. */
+void relay_dir_free(struct relay_dir *d);
+
+/**
+ * relay_dir_reserve() - make sure @d has its buffer.
+ * Return: 0 or -ENOMEM.
+ */
+PGKTLS_MUSTCHECK int relay_dir_reserve(struct relay_dir *d);
+
+/** relay_dir_pending() - bytes buffered and not yet written. */
+static inline uint32_t relay_dir_pending(const struct relay_dir *d)
+{
+	return d->tail - d->head;
+}
+
+#endif /* PGKTLS_RELAY_H */

@@ -1,1 +1,71 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The pgktls developers */
+/*
+ * tls.h - OpenSSL 3 contexts for both hops, built from the config, and the
+ * small helpers the connection code needs around SSL objects.
+ *
+ * Contexts are immutable once built and shared by every worker (SSL_new on
+ * a shared SSL_CTX is thread-safe). A reload builds a new set and swaps it.
+ */
+#ifndef PGKTLS_TLS_H
+#define PGKTLS_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "pgktls/compiler.h"
+
+struct pgktls_config;
+
+struct tls_contexts {
+	SSL_CTX *client_side;	/* pgktls as TLS server to clients; NULL = answer 'N' */
+	SSL_CTX *server_side;	/* pgktls as TLS client to PostgreSQL; NULL = tls_verify disable */
+	bool verify_full;	/* upstream: also check the host name / IP SAN */
+	bool verify_peer;	/* upstream: check the chain (verify_ca, verify_full) */
+	char *server_name;	/* upstream name for SNI and verify_full; owned */
+	bool server_name_is_ip;	/* an IP literal: no SNI (RFC 6066), IP SAN check */
+};
+
+/**
+ * tls_contexts_build() - build both SSL_CTXs from @cfg.
+ * @out: zeroed by the caller; filled on success, left empty on failure
+ * @err: "pgktls.toml:4: tls_private_key: does not match the certificate ...
+ *	 (OpenSSL: ...)", naming the key at fault through config_where()
+ *
+ * Checks everything that can be checked without a peer: files parse, the key
+ * matches its certificate, cipher lists and groups are accepted.
+ *
+ * Return: 0, or -EINVAL. The caller frees with tls_contexts_fini().
+ */
+PGKTLS_MUSTCHECK int tls_contexts_build(const struct pgktls_config *cfg, struct tls_contexts *out,
+					char *err, size_t errlen);
+
+void tls_contexts_fini(struct tls_contexts *t);
+
+/**
+ * tls_new_upstream() - an SSL for a new upstream connection on @fd, with
+ * SNI, ALPN "postgresql" and, for verify_full, the expected host or IP set.
+ * Return: the SSL (freed by the connection with SSL_free), or NULL.
+ */
+SSL *tls_new_upstream(const struct tls_contexts *t, int fd);
+
+/** tls_new_client() - an SSL for an accepted client connection on @fd; or NULL. */
+SSL *tls_new_client(const struct tls_contexts *t, int fd);
+
+/**
+ * tls_error_string() - drain OpenSSL's error queue into @buf as one line
+ * ("certificate verify failed (self-signed certificate in certificate chain)"),
+ * adding the verify result of @ssl when it failed. Always leaves the queue empty.
+ * Return: @buf.
+ */
+const char *tls_error_string(SSL *ssl, char *buf, size_t len);
+
+/** tls_drain_errors() - empty OpenSSL's per-thread error queue. */
+void tls_drain_errors(void);
+
+/** tls_alpn_is_postgresql() - whether the handshake negotiated ALPN "postgresql". */
+bool tls_alpn_is_postgresql(const SSL *ssl);
+
+#endif /* PGKTLS_TLS_H */

@@ -1,1 +1,86 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The pgktls developers */
+/*
+ * worker.h - one thread, one epoll loop, its own SO_REUSEPORT listeners and
+ * every connection it accepted, for that connection's whole life (no locks
+ * on the data path). Shared, read-only state lives in struct runtime.
+ */
+#ifndef PGKTLS_WORKER_H
+#define PGKTLS_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pgktls/compiler.h"
+#include "pgktls/sock.h"
+#include "pgktls/stats.h"
+#include "pgktls/tls.h"
+
+struct conn;
+struct ev_loop;
+struct listener;
+struct pgktls_config;
+
+/*
+ * What every connection needs to know about the configuration it was
+ * accepted under: immutable, reference-counted, so a reload can swap in a
+ * new one while old connections keep theirs.
+ */
+struct runtime {
+	const struct pgktls_config *cfg;	/* owned */
+	struct tls_contexts tls;		/* owned */
+	struct sock_addr upstream;		/* resolved once, at load time */
+	char upstream_str[SOCK_ADDR_STRLEN];	/* for messages */
+	bool upstream_is_tcp;
+	bool ktls_available;			/* ktls_probe() said yes */
+	unsigned refs;				/* atomic */
+};
+
+/**
+ * runtime_new() - load @cfg's TLS contexts and upstream address.
+ * @cfg: taken over (freed with the runtime)
+ * Return: a runtime with one reference, or NULL with @err filled.
+ */
+struct runtime *runtime_new(struct pgktls_config *cfg, char *err, size_t errlen);
+struct runtime *runtime_get(struct runtime *rt);
+void runtime_put(struct runtime *rt);
+
+struct worker {
+	unsigned idx;
+	pthread_t thread;
+	struct ev_loop *loop;
+	struct runtime *rt;		/* current config; a reference */
+	struct listener **listeners;	/* this worker's own sockets */
+	size_t n_listeners;
+	struct conn *conns;		/* doubly linked list of live connections */
+	struct stats stats;		/* written only by this thread */
+	uint8_t *scratch;		/* RELAY_BUF_SIZE bounce buffer */
+	bool stopping;
+};
+
+/**
+ * worker_init() - create @w's loop and scratch buffer; listeners are added
+ * with worker_add_listener() before worker_start().
+ * Return: 0 or -errno.
+ */
+PGKTLS_MUSTCHECK int worker_init(struct worker *w, unsigned idx, struct runtime *rt);
+
+/** worker_add_listener() - hand listening socket @fd to @w. Return: 0 or -errno. */
+PGKTLS_MUSTCHECK int worker_add_listener(struct worker *w, int fd);
+
+/** worker_start() - run @w's loop in a new thread. Return: 0 or -errno. */
+PGKTLS_MUSTCHECK int worker_start(struct worker *w);
+
+/** worker_stop() - ask @w to close everything and end its loop (thread-safe). */
+void worker_stop(struct worker *w);
+
+/** worker_join() and worker_fini() - wait for the thread, then free @w's resources. */
+void worker_join(struct worker *w);
+void worker_fini(struct worker *w);
+
+/** worker_next_conn_id() - process-wide unique connection ids, from 1. */
+uint64_t worker_next_conn_id(void);
+
+#endif /* PGKTLS_WORKER_H */
