@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The pgktls developers
+#
+# 200 concurrent TLS clients through pgktls, each checking its own results; pgbench.
+. "$(dirname "$0")/lib.sh"
+setup
+need_cmd pgbench
+pg_setup main max_connections=240
+
+px_start px "tls_certificate = \"$CERTS/proxy.crt\"
+tls_private_key = \"$CERTS/proxy.key\"
+tls_verify = \"verify_full\"
+tls_server_ca_certificate = \"$CERTS/ca.crt\""
+D=$(px_dsn px "sslmode=verify-full sslrootcert=$CERTS/ca.crt")
+
+out=$(timeout 240 "$PY" - "$D" 200 <<'PYEOF' 2>&1
+import sys, threading
+import psycopg2
+dsn, n = sys.argv[1], int(sys.argv[2])
+barrier = threading.Barrier(n, timeout=120)
+errors, peak = [], []
+
+def client(i):
+    try:
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        cur = conn.cursor()
+        barrier.wait()  # every client is connected at once from here on
+        if i == 0:
+            cur.execute("select count(*) from pg_stat_activity where usename = 'alice'")
+            peak.append(cur.fetchone()[0])
+        for k in range(20):
+            cur.execute("select %s::bigint * %s, repeat(md5(%s::text), 10)", (i, k, i))
+            prod, rep = cur.fetchone()
+            if prod != i * k or len(rep) != 320:
+                errors.append("client %d query %d: %r" % (i, k, prod))
+        barrier.wait()
+        conn.close()
+    except Exception as e:
+        errors.append("client %d: %s" % (i, e))
+        barrier.abort()
+
+threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("errors %d peak %s" % (len(errors), peak[0] if peak else "?"))
+for e in errors[:5]:
+    print(e)
+PYEOF
+)
+is "$(printf '%s\n' "$out" | head -n 1)" "errors 0 peak 200" \
+	"200 concurrent TLS clients all connected at once, 20 checked queries each"
+[ "$(printf '%s\n' "$out" | head -n 1)" = "errors 0 peak 200" ] || diag "$out"
+
+export PGPASSWORD=alice-pw
+pg_sql main "grant create on schema public to alice" >/dev/null
+PB="host=localhost hostaddr=127.0.0.1 port=${PX_PORT[px]} dbname=postgres user=alice"
+PB+=" sslmode=verify-full sslrootcert=$CERTS/ca.crt"
+out=$(timeout 120 "$PGBIN/pgbench" -i -s 1 -q "$PB" 2>&1)
+ok $? "pgbench -i through pgktls" || diag "$out"
+out=$(timeout 120 "$PGBIN/pgbench" -c 8 -j 2 -T 5 -n "$PB" 2>&1)
+rc=$?
+ok $rc "pgbench -c 8 -j 2 -T 5 through pgktls exits 0" || diag "$out"
+like "$out" "number of failed transactions: 0 " "pgbench: no failed transactions"
+tx=$(printf '%s\n' "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+[ "${tx:-0}" -gt 100 ]
+ok $? "pgbench: processed ${tx:-0} transactions (more than 100)"
+diag "$(printf '%s\n' "$out" | grep -E '^(tps|latency|number of)')"
+# A connection per transaction: exercises handshakes and teardown under load.
+out=$(timeout 120 "$PGBIN/pgbench" -c 4 -j 2 -T 3 -C -n -S "$PB" 2>&1)
+ok $? "pgbench -C (new TLS connection per transaction) exits 0" || diag "$out"
+like "$out" "number of failed transactions: 0 " "pgbench -C: no failed transactions"
+
+done_testing

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The pgktls developers
+#
+# Raw protocol probes (pgwire.py): bytes pipelined after SSLRequest, garbage, truncated,
+# unterminated and oversized startup packets, GSSENCRequest then SSLRequest, direct TLS
+# with and without ALPN, while a healthy session keeps working.
+. "$(dirname "$0")/lib.sh"
+setup
+pg_setup main
+
+px_start px "tls_certificate = \"$CERTS/proxy.crt\"
+tls_private_key = \"$CERTS/proxy.key\"
+tls_verify = \"verify_full\"
+tls_server_ca_certificate = \"$CERTS/ca.crt\""
+P=${PX_PORT[px]}
+wire() { "$PY" "$PGWIRE" 127.0.0.1 "$P" "$@" --ca "$CERTS/ca.crt"; }
+
+# A healthy TLS session that queries every 50 ms until told to stop.
+timeout 120 "$PY" - "$(px_dsn px "sslmode=verify-full sslrootcert=$CERTS/ca.crt")" "$T/stop" \
+	>"$T/healthy.out" 2>&1 <<'PYEOF' &
+import os, sys, time
+import psycopg2
+conn = psycopg2.connect(sys.argv[1])
+conn.autocommit = True
+cur = conn.cursor()
+n = 0
+while not os.path.exists(sys.argv[2]):
+    cur.execute("select %s::int * 2", (n,))
+    assert cur.fetchone()[0] == n * 2
+    n += 1
+    time.sleep(0.05)
+print("healthy %d" % n)
+PYEOF
+healthy=$!
+sleep 1
+
+out=$(wire ssl-pipelined)
+like "$out" "^error 08P01 received unencrypted data after SSL request" \
+	"StartupMessage pipelined after SSLRequest: refused with 08P01"
+out=$(wire garbage)
+like "$out" "^error 08P01 .*invalid length of startup packet" \
+	"an HTTP request instead of a startup packet: 08P01 invalid length"
+out=$(wire oversized)
+like "$out" "^error 08P01 .*invalid length of startup packet" \
+	"a 10001-byte startup packet: 08P01 invalid length"
+out=$(wire truncated)
+like "$out" "^(closed|error 08P01 .*)$" "a truncated startup packet then EOF: closed or 08P01"
+out=$(wire unterminated)
+like "$out" "^error 08P01 " "a startup packet without its terminator: 08P01"
+out=$(wire gss-then-ssl)
+like "$out" "^ok TLSv1\.[23] 42$" "GSSENCRequest ('N') then SSLRequest ('S') then TLS works"
+out=$(wire gss-then-ssl --no-alpn)
+like "$out" "^ok TLSv1\.[23] 42$" "after SSLRequest, TLS without ALPN works (libpq 15 sends none)"
+out=$(wire direct-tls)
+like "$out" "^ok TLSv1\.[23] 42$" "direct TLS with ALPN postgresql works"
+out=$(wire direct-tls --no-alpn)
+unlike "$out" "^ok " "direct TLS without ALPN is refused"
+like "$out" "handshake failed|closed|error" "direct TLS without ALPN: handshake or session fails"
+
+# The same with openssl s_client, as a second opinion on ALPN.
+alpn_probe() {
+	timeout 10 openssl s_client -connect "127.0.0.1:$P" -servername localhost \
+		-CAfile "$CERTS/ca.crt" "$@" </dev/null 2>&1
+}
+out=$(alpn_probe -alpn postgresql)
+like "$out" "ALPN protocol: postgresql" "openssl s_client -alpn postgresql: ALPN negotiated"
+out=$(alpn_probe -alpn http/1.1)
+unlike "$out" "ALPN protocol: http/1.1" "openssl s_client -alpn http/1.1: not accepted"
+
+touch "$T/stop"
+wait "$healthy"
+rc=$?
+is "$rc $(cat "$T/healthy.out" | sed 's/ [0-9]*$//')" "0 healthy" \
+	"a concurrent TLS session kept working through all of that"
+[ "$rc" = 0 ] || diag "$(cat "$T/healthy.out")"
+q_ok "new sessions still work afterwards" \
+	"$(px_dsn px "sslmode=verify-full sslrootcert=$CERTS/ca.crt")" "select 1" 1
+
+done_testing
