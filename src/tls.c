@@ -150,8 +150,13 @@ static int load_cert_and_key(SSL_CTX *ctx, const struct pgktls_config *cfg, cons
 	/* The whole chain, so clients holding only the root CA can verify. */
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
 		return ctx_fail(cfg, cert_key, "cannot load certificate chain", cert, err, errlen);
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		/* OpenSSL checks the pair while loading: say which pair, plainly. */
+		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+			return ctx_fail(cfg, key_key, "does not match the certificate in", cert,
+					err, errlen);
 		return ctx_fail(cfg, key_key, "cannot load private key", key, err, errlen);
+	}
 	if (SSL_CTX_check_private_key(ctx) != 1)
 		return ctx_fail(cfg, key_key, "does not match the certificate in", cert, err,
 				errlen);
