@@ -416,7 +416,7 @@ px_run() {
 	PX_PID[$name]=$!
 	_PX_NAMES+=("$name")
 	for ((i = 0; i < 150; i++)); do
-		if grep -q 'ready:' "${PX_LOG[$name]}"; then
+		if grep -qs 'ready:' "${PX_LOG[$name]}"; then
 			return 0
 		fi
 		if ! kill -0 "${PX_PID[$name]}" 2>/dev/null; then
@@ -516,7 +516,7 @@ _cleanup() {
 # q CONNINFO SQL: run SQL with psql; stdout gets the rows, $T/q.err the errors.
 # Return: psql's status (timeout after 60 s gives 124).
 q() {
-	timeout 60 "$PGBIN/psql" -X -At -v ON_ERROR_STOP=1 -d "$1" -c "$2" 2>"$T/q.err"
+	timeout 60 "$PGBIN/psql" -X -Atq -v ON_ERROR_STOP=1 -d "$1" -c "$2" 2>"$T/q.err"
 }
 
 # q_ok DESCRIPTION CONNINFO SQL WANT: the query succeeds and prints WANT.

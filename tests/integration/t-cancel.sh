@@ -30,7 +30,7 @@ psql_cancel() {
 	fi
 }
 
-D=$(px_dsn px)
+D="$(px_dsn px) channel_binding=disable"
 psql_cancel "psql: SIGINT cancels pg_sleep(30), plaintext client hop" "$D sslmode=disable"
 psql_cancel "psql: SIGINT cancels pg_sleep(30), TLS client hop" \
 	"$D sslmode=verify-full sslrootcert=$CERTS/ca.crt"

@@ -12,7 +12,7 @@ px_start px "tls_certificate = \"$CERTS/proxy.crt\"
 tls_private_key = \"$CERTS/proxy.key\"
 tls_verify = \"verify_full\"
 tls_server_ca_certificate = \"$CERTS/ca.crt\""
-D=$(px_dsn px "sslmode=verify-full sslrootcert=$CERTS/ca.crt")
+D=$(px_dsn px "sslmode=verify-full sslrootcert=$CERTS/ca.crt channel_binding=disable")
 
 out=$(timeout 240 "$PY" - "$D" 200 <<'PYEOF' 2>&1
 import sys, threading
@@ -58,7 +58,7 @@ is "$(printf '%s\n' "$out" | head -n 1)" "errors 0 peak 200" \
 export PGPASSWORD=alice-pw
 pg_sql main "grant create on schema public to alice" >/dev/null
 PB="host=localhost hostaddr=127.0.0.1 port=${PX_PORT[px]} dbname=postgres user=alice"
-PB+=" sslmode=verify-full sslrootcert=$CERTS/ca.crt"
+PB+=" sslmode=verify-full sslrootcert=$CERTS/ca.crt channel_binding=disable"
 out=$(timeout 120 "$PGBIN/pgbench" -i -s 1 -q "$PB" 2>&1)
 ok $? "pgbench -i through pgktls" || diag "$out"
 out=$(timeout 120 "$PGBIN/pgbench" -c 8 -j 2 -T 5 -n "$PB" 2>&1)

@@ -37,7 +37,7 @@ SUMQ="select md5(string_agg(id || E'\t' || payload || E'\n', '' order by id)) fr
 DIRECT="host=${PG_SOCK[main]} port=${PG_PORT[main]} dbname=postgres user=postgres"
 
 for px in tls plain; do
-	D=$(px_dsn "$px" "sslmode=verify-full sslrootcert=$CERTS/ca.crt")
+	D=$(px_dsn "$px" "sslmode=verify-full sslrootcert=$CERTS/ca.crt channel_binding=disable")
 	pg_sql main "truncate t" >/dev/null
 	t0=$(date +%s.%N)
 	out=$(timeout 300 "$PGBIN/psql" -X -At -v ON_ERROR_STOP=1 -d "$D" \

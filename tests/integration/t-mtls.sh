@@ -11,6 +11,11 @@ px_start mtls "tls_certificate = \"$CERTS/proxy.crt\"
 tls_private_key = \"$CERTS/proxy.key\"
 tls_client_ca_certificate = \"$CERTS/ca.crt\"
 tls_verify = \"disable\""
+px_start mtls-req "tls_certificate = \"$CERTS/proxy.crt\"
+tls_private_key = \"$CERTS/proxy.key\"
+tls_client_ca_certificate = \"$CERTS/ca.crt\"
+tls_client_required = true
+tls_verify = \"disable\""
 px_start req "tls_certificate = \"$CERTS/proxy.crt\"
 tls_private_key = \"$CERTS/proxy.key\"
 tls_client_required = true
@@ -25,8 +30,16 @@ q_fails "mTLS: a client without a certificate is rejected" \
 q_fails "mTLS: a client certificate from another CA is rejected" \
 	"$D sslcert=$CERTS/other-client.crt sslkey=$CERTS/other-client.key" "select 1" \
 	"certificate|SSL|closed|unknown ca"
-q_fails "mTLS: a plaintext client is rejected" "$(px_dsn mtls sslmode=disable)" "select 1" \
-	"TLS|SSL|certificate"
+# A plaintext client does not present a certificate at all: refusing it takes
+# tls_client_required (next instance).
+q_fails "mTLS + tls_client_required: a plaintext client is rejected" \
+	"$(px_dsn mtls-req sslmode=disable)" "select 1" "TLS is required"
+q_ok "mTLS + tls_client_required: a client certificate from the trusted CA is accepted" \
+	"$(px_dsn mtls-req "sslmode=verify-full $CA") sslcert=$CERTS/client.crt sslkey=$CERTS/client.key" \
+	"select current_user" alice
+q_fails "mTLS + tls_client_required: a client without a certificate is rejected" \
+	"$(px_dsn mtls-req "sslmode=require") sslcert=/nonexistent sslkey=/nonexistent" "select 1" \
+	"certificate|SSL|closed"
 q_ok "mTLS: the proxy still works after rejected clients" \
 	"$D sslcert=$CERTS/client.crt sslkey=$CERTS/client.key" "select 1" 1
 

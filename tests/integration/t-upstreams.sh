@@ -21,7 +21,8 @@ port = ${PG_PORT[main]}"
 
 CLIENT="sslmode=verify-full sslrootcert=$CERTS/ca.crt"
 # The upstream hop as PostgreSQL sees it: TLS or not, and TCP or unix socket.
-HOPQ="select s.ssl || ' ' || coalesce(host(a.client_addr), 'unix') from pg_stat_ssl s
+HOPQ="select case when s.ssl then 't' else 'f' end || ' ' || coalesce(host(a.client_addr), 'unix')
+	from pg_stat_ssl s
 	join pg_stat_activity a using (pid) where pid = pg_backend_pid()"
 
 for px in tcp-tls tcp-plain unix-file unix-dir; do
