@@ -132,8 +132,8 @@ static void conn_free(struct ev_defer *d)
 {
 	struct conn *c = container_of(d, struct conn, defer);
 
-	relay_dir_free(&c->c2s);
-	relay_dir_free(&c->s2c);
+	relay_dir_fini(&c->c2s);
+	relay_dir_fini(&c->s2c);
 	runtime_put(c->rt);
 	free(c);
 }
@@ -964,6 +964,8 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
 	c->accepted_ms = ev_now(w->loop);
 	hop_init(&c->client, fd, "client", true);
 	hop_init(&c->server, -1, "server", true);
+	relay_dir_init(&c->c2s);
+	relay_dir_init(&c->s2c);
 	ev_io_init(&c->client.io, fd, client_io_cb);
 	ev_timer_init(&c->timer, timer_cb);
 	sock_set_nodelay(fd);

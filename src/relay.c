@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,8 @@
 
 /* Passes over both directions per wakeup: bounds the time one connection holds the loop. */
 #define RELAY_MAX_PASSES 64
+/* Bytes asked of one splice into the pipe (the pipe holds 64 KB by default). */
+#define RELAY_PIPE_SIZE 65536u
 
 void hop_init(struct hop *h, int fd, const char *name, bool is_tcp)
 {
@@ -274,13 +277,6 @@ int relay_dir_reserve(struct relay_dir *d)
 	return 0;
 }
 
-void relay_dir_free(struct relay_dir *d)
-{
-	free(d->buf);
-	d->buf = NULL;
-	d->head = d->scan = d->tail = 0;
-}
-
 static void count_bytes(struct relay *r, int i, size_t n)
 {
 	r->dir[i]->bytes += n;
@@ -288,6 +284,104 @@ static void count_bytes(struct relay *r, int i, size_t n)
 		STAT_ADD(r->stats, bytes_client_to_server, n);
 	else
 		STAT_ADD(r->stats, bytes_server_to_client, n);
+}
+
+void relay_dir_init(struct relay_dir *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->pipe[0] = d->pipe[1] = -1;
+}
+
+void relay_dir_free(struct relay_dir *d)
+{
+	free(d->buf);
+	d->buf = NULL;
+	d->head = d->scan = d->tail = 0;
+}
+
+void relay_dir_fini(struct relay_dir *d)
+{
+	relay_dir_free(d);
+	if (d->pipe[0] >= 0) {
+		close(d->pipe[0]);
+		close(d->pipe[1]);
+	}
+	d->pipe[0] = d->pipe[1] = -1;
+	d->pipe_len = 0;
+}
+
+/* ---- splice: kernel-to-kernel moves, no userspace copy ---- */
+
+/* Whether bytes can leave @h's socket without OpenSSL (plaintext or kTLS RX). */
+static bool can_splice_from(const struct hop *h)
+{
+	return !h->ssl || rx_in_kernel(h);
+}
+
+static bool can_splice_to(const struct hop *h)
+{
+	return !h->ssl || tx_in_kernel(h);
+}
+
+/* Drain the pipe into the destination. */
+static int splice_out(struct relay *r, int i, bool *progress)
+{
+	struct relay_dir *d = r->dir[i];
+
+	while (d->pipe_len) {
+		ssize_t n = splice(d->pipe[0], NULL, r->dst[i]->fd, NULL, d->pipe_len,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+		if (n > 0) {
+			d->pipe_len -= (uint32_t)n;
+			count_bytes(r, i, (size_t)n);
+			STAT_ADD(r->stats, bytes_spliced, (uint64_t)n);
+			*progress = true;
+			continue;
+		}
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		return (int)set_err(r->dst[i], n == 0 ? EPIPE : errno, "splice to socket");
+	}
+	return 0;
+}
+
+/*
+ * Fill the pipe from the source. Return: 0, -errno, or 1 when the next
+ * record must be read with recvmsg (a kTLS control record, or an empty
+ * data record that splice reports as 0): the caller does that only once
+ * the pipe is empty, so bytes keep their order.
+ */
+static int splice_in(struct relay *r, int i, bool *progress)
+{
+	struct relay_dir *d = r->dir[i];
+	struct hop *src = r->src[i];
+	ssize_t n;
+
+	if (d->pipe[0] < 0 && pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+		d->pipe[0] = d->pipe[1] = -1;
+		return (int)set_err(src, errno, "pipe2");
+	}
+	if (d->pipe_len >= RELAY_PIPE_SIZE)
+		return 0;
+	n = splice(src->fd, NULL, d->pipe[1], NULL, RELAY_PIPE_SIZE - d->pipe_len,
+		   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n > 0) {
+		d->pipe_len += (uint32_t)n;
+		*progress = true;
+		return 0;
+	}
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (rx_in_kernel(src) && (n == 0 || errno == EINVAL))
+		return 1;
+	if (n == 0) {
+		src->rx_eof = true;
+		src->clean_eof = true;
+		*progress = true;
+		return 0;
+	}
+	return (int)set_err(src, errno, "splice from socket");
 }
 
 /* Write what may be written from @d; -errno only for a real failure. */
@@ -390,7 +484,27 @@ static int step(struct relay *r, int i, bool *progress, struct hop **failed)
 	ret = flush_dir(r, i, progress);
 	if (ret < 0)
 		goto fail_dst;
-	if (!src->rx_eof && relay_dir_pending(d) == 0 && !r->inspect[i]) {
+	ret = splice_out(r, i, progress);
+	if (ret < 0)
+		goto fail_dst;
+	if (!src->rx_eof && !r->inspect[i] && d->head == d->tail && can_splice_from(src) &&
+	    can_splice_to(dst)) {
+		ret = splice_in(r, i, progress);
+		if (ret < 0)
+			goto fail_either;
+		if (ret == 1 && d->pipe_len == 0) {
+			/* Control or empty record: recvmsg it, then splice resumes. */
+			ret = read_buffered(r, i, progress);
+			if (ret < 0)
+				goto fail_either;
+			ret = flush_dir(r, i, progress);
+			if (ret < 0)
+				goto fail_dst;
+		}
+		ret = splice_out(r, i, progress);
+		if (ret < 0)
+			goto fail_dst;
+	} else if (!src->rx_eof && relay_dir_pending(d) == 0 && !r->inspect[i]) {
 		ret = pass_through(r, i, progress);
 		if (ret < 0)
 			goto fail_either;
@@ -445,9 +559,15 @@ enum relay_status relay_run(struct relay *r, struct ev_loop *loop, struct hop **
 	for (int i = 0; i < 2; i++) {
 		struct relay_dir *d = r->dir[i];
 
+		bool buf_empty = d->head == d->tail;
+		bool splicing = can_splice_from(r->src[i]) && can_splice_to(r->dst[i]);
+
 		want_read[i] = !d->done && !r->src[i]->rx_eof &&
-			       (relay_dir_pending(d) == 0 || (r->inspect[i] && d->tail < RELAY_BUF_SIZE));
-		want_write[i] = !d->done && (d->scan > d->head || r->src[i]->rx_eof);
+			       ((buf_empty && (d->pipe_len == 0 ||
+					       (splicing && d->pipe_len < RELAY_PIPE_SIZE))) ||
+				(r->inspect[i] && d->tail < RELAY_BUF_SIZE));
+		want_write[i] = !d->done &&
+				(d->scan > d->head || d->pipe_len > 0 || r->src[i]->rx_eof);
 	}
 	if (ev_io_set(loop, &h0->io, hop_events(h0, want_read[0], want_write[1])) < 0 ||
 	    ev_io_set(loop, &h1->io, hop_events(h1, want_read[1], want_write[0])) < 0) {

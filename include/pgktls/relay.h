@@ -56,6 +56,8 @@ struct relay_dir {
 	uint32_t scan;		/* bytes before this may be written (inspection boundary) */
 	uint32_t tail;		/* next free byte */
 	uint64_t bytes;		/* delivered to the destination */
+	int pipe[2];		/* splice() pipe, created on first use; -1 = none */
+	uint32_t pipe_len;	/* bytes sitting in the pipe */
 	bool done;		/* EOF passed on to the destination */
 };
 
@@ -125,8 +127,14 @@ uint32_t hop_events(const struct hop *h, bool want_read, bool want_write);
  */
 enum relay_status relay_run(struct relay *r, struct ev_loop *loop, struct hop **failed_hop);
 
-/** relay_dir_free() - release @d's buffer. */
+/** relay_dir_init() - an empty direction (no buffer, no pipe). */
+void relay_dir_init(struct relay_dir *d);
+
+/** relay_dir_free() - release @d's buffer (its pipe stays). */
 void relay_dir_free(struct relay_dir *d);
+
+/** relay_dir_fini() - release @d's buffer and close its pipe. */
+void relay_dir_fini(struct relay_dir *d);
 
 /**
  * relay_dir_reserve() - make sure @d has its buffer.
@@ -134,10 +142,10 @@ void relay_dir_free(struct relay_dir *d);
  */
 PGKTLS_MUSTCHECK int relay_dir_reserve(struct relay_dir *d);
 
-/** relay_dir_pending() - bytes buffered and not yet written. */
+/** relay_dir_pending() - bytes buffered (or in the pipe) and not yet written. */
 static inline uint32_t relay_dir_pending(const struct relay_dir *d)
 {
-	return d->tail - d->head;
+	return d->tail - d->head + d->pipe_len;
 }
 
 #endif /* PGKTLS_RELAY_H */
