@@ -157,7 +157,8 @@ setup() {
 	if [ "$(id -u)" = 0 ]; then
 		getent passwd postgres >/dev/null || skip_all "running as root without a postgres user"
 		need_cmd runuser
-		PG_AS=(runuser -u postgres --)
+		# cd first: initdb and pg_ctl fail if the caller's directory is closed to them.
+		PG_AS=(env -C / runuser -u postgres --)
 	else
 		PG_AS=()
 	fi
