@@ -1317,7 +1317,8 @@ static int check_readable(const struct pgktls_config *cfg, const char *key, cons
 	struct stat st;
 	int fd, e;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO named by mistake must not hang startup. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1) {
 		e = errno;
 		fmt_err(err, errlen, "%s: cannot read '%s': %s",
@@ -1437,9 +1438,12 @@ int config_validate(const struct pgktls_config *cfg, char *err, size_t errlen)
 
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const struct cfg_key *k = &cfg_keys[i];
-		const char *path = *(char *const *)(const void *)((const char *)cfg + k->offset);
+		const char *path;
 
-		if (!path || (k->type != CFG_PATH && k->type != CFG_SOCKET))
+		if (k->type != CFG_PATH && k->type != CFG_SOCKET)
+			continue;
+		path = *(char *const *)(const void *)((const char *)cfg + k->offset);
+		if (!path)
 			continue;
 		if (k->type == CFG_SOCKET)
 			ret = check_socket_path(cfg, key_display(k, dbuf, sizeof(dbuf)), path,

@@ -332,8 +332,10 @@ static const struct {
 	  "t.toml:4: unknown key 'tls_cert' in [general]; did you mean 'tls_certificate'?" },
 	{ "[general]\ntls_verfy = \"prefer\"",
 	  "t.toml:2: unknown key 'tls_verfy' in [general]; did you mean 'tls_verify'?" },
-	{ "[general]\nprot = 1", "t.toml:2: unknown key 'prot' in [general]; did you mean 'port'?" },
-	{ "[general]\ndefault_pool_size = 10", "t.toml:2: unknown key 'default_pool_size' in [general]" },
+	{ "[general]\nprot = 1",
+	  "t.toml:2: unknown key 'prot' in [general]; did you mean 'port'?" },
+	{ "[general]\ndefault_pool_size = 10",
+	  "t.toml:2: unknown key 'default_pool_size' in [general]" },
 	{ "[upstream]\ntls_verify = \"prefer\"",
 	  "t.toml:2: unknown key 'tls_verify' in [upstream]: it belongs in [general]" },
 	{ "[general]\nunix_socket = \"/tmp\"",
@@ -351,8 +353,10 @@ static const struct {
 	{ "port = 6432",
 	  "t.toml:1: key 'port' comes before any table: put it under [general] or [upstream]" },
 	/* keys */
-	{ "[general]\ngeneral.port = 1", "t.toml:2: dotted keys are not supported, got 'general.port'" },
-	{ "[general]\n\"port\" = 5", "t.toml:2: quoted keys are not supported, got '\"port\" = 5'" },
+	{ "[general]\ngeneral.port = 1",
+	  "t.toml:2: dotted keys are not supported, got 'general.port'" },
+	{ "[general]\n\"port\" = 5",
+	  "t.toml:2: quoted keys are not supported, got '\"port\" = 5'" },
 	{ "[general]\nport", "t.toml:2: expected '=' after the key, got 'port'" },
 	{ "[general]\nport 6432", "t.toml:2: expected '=' after the key, got 'port 6432'" },
 	{ "[general]\n= 5", "t.toml:2: expected 'key = value' or a [table], got '= 5'" },
@@ -385,7 +389,8 @@ static const struct {
 	  "got '1e3'" },
 	{ "[general]\nworkers = 257",
 	  "t.toml:2: workers: expected an integer from 0 to 256, got '257'" },
-	{ "[general]\nworkers = -1", "t.toml:2: workers: expected an integer from 0 to 256, got '-1'" },
+	{ "[general]\nworkers = -1",
+	  "t.toml:2: workers: expected an integer from 0 to 256, got '-1'" },
 	{ "[general]\nstartup_timeout = 99",
 	  "t.toml:2: startup_timeout: expected an integer from 100 to 3600000, got '99'" },
 	{ "[general]\nconnect_timeout = 3_600_001",
@@ -445,8 +450,10 @@ static const struct {
 	{ "[general]\ntls_groups = \"a\"b",
 	  "t.toml:2: tls_groups: unexpected text after the value, got 'b'" },
 	/* strings */
-	{ "[general]\ntls_certificate = \"abc", "t.toml:2: tls_certificate: unterminated string, got '\"abc'" },
-	{ "[general]\ntls_certificate = 'abc", "t.toml:2: tls_certificate: unterminated string, got ''abc'" },
+	{ "[general]\ntls_certificate = \"abc",
+	  "t.toml:2: tls_certificate: unterminated string, got '\"abc'" },
+	{ "[general]\ntls_certificate = 'abc",
+	  "t.toml:2: tls_certificate: unterminated string, got ''abc'" },
 	{ "[general]\ntls_certificate = \"abc\\\"",
 	  "t.toml:2: tls_certificate: unterminated string, got '\"abc\\\"'" },
 	{ "[general]\ntls_certificate = \"abc\\",
@@ -503,8 +510,8 @@ START_TEST(test_long_lines)
 	ck_assert_int_eq(config_parse_line(cfg, section, line, "t.toml", 1, err, sizeof(err)),
 			 -EINVAL);
 	ck_assert_str_eq(err, "t.toml:1: port: expected a quoted string, a decimal integer or "
-			      "true/false, got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-			      "xxxxxxxxxx...'");
+			      "true/false, got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'");
 	free(line);
 	config_free(cfg);
 }
@@ -538,8 +545,10 @@ END_TEST
 
 START_TEST(test_config_set)
 {
-	struct pgktls_config *cfg = must_parse("[general]\nport = 7000\ntls_verify = \"disable\"\n");
+	struct pgktls_config *cfg;
 	char err[256], where[128];
+
+	cfg = must_parse("[general]\nport = 7000\ntls_verify = \"disable\"\n");
 
 	ck_assert_str_eq(config_where(cfg, "port", where, sizeof(where)), "t.toml:2: port");
 	/* The command line overrides the file: not a duplicate. */
@@ -732,6 +741,12 @@ START_TEST(test_validate)
 	snprintf(exp, sizeof(exp), "t.toml:2: tls_server_ca_certificate: cannot read '%s': "
 		 "No such file or directory", f.missing);
 	expect_validate(text, exp);
+	/* A FIFO named by mistake must not block startup in open(). */
+	snprintf(exp, sizeof(exp), "%s/v-fifo", testlib_tmpdir());
+	if (mkfifo(exp, 0600) == -1)
+		ck_assert_int_eq(errno, EEXIST);
+	snprintf(text, sizeof(text), "[general]\ntls_server_ca_certificate = \"%s\"\n", exp);
+	expect_validate(text, NULL);
 	/* "system" is the OS store, not a file... */
 	expect_validate("[general]\ntls_verify = \"verify_ca\"\n"
 			"tls_server_ca_certificate = \"system\"\n", NULL);
@@ -767,7 +782,8 @@ START_TEST(test_validate)
 			"t.toml:2: tls_verify: verify_ca needs tls_server_ca_certificate "
 			"(a CA file, or \"system\" for the OS trust store)");
 	snprintf(text, sizeof(text), "[general]\ntls_verify = \"verify_full\"\n"
-		 "tls_server_ca_certificate = \"system\"\n[upstream]\nunix_socket = \"%s\"\n", f.dir);
+		 "tls_server_ca_certificate = \"system\"\n[upstream]\nunix_socket = \"%s\"\n",
+		 f.dir);
 	expect_validate(text, "t.toml:5: upstream.unix_socket: PostgreSQL offers no TLS over unix "
 			      "sockets, so tls_verify = \"verify_full\" cannot work: use "
 			      "upstream.host, or tls_verify \"prefer\" or \"disable\"");
