@@ -618,6 +618,18 @@ static void start_relay(struct conn *c)
 		conn_close(c, CONN_CLOSE_DONE);
 		return;
 	}
+	if (failed == &c->server && c->s2c.bytes == 0 && !c->client.tx_shut) {
+		/*
+		 * The server went away before saying anything (with TLS 1.3 it
+		 * checks our client certificate only after the handshake): the
+		 * client still expects a reply, so give it one that says why.
+		 */
+		STAT_INC(st(c), upstream_failures);
+		fail(c, CONN_CLOSE_UPSTREAM, "08006", c->server.err, NULL,
+		     "pgktls: upstream %s closed the connection before authentication",
+		     c->rt->upstream_str);
+		return;
+	}
 	if (failed == &c->server) {
 		clog_info(c, "server hop failed: %s", c->server.err);
 		conn_close(c, strstr(c->server.err, "KeyUpdate") ? CONN_CLOSE_KEYUPDATE
