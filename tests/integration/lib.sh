@@ -46,7 +46,7 @@ T=
 
 diag() {
 	local line
-	printf '%s\n' "$*" | while IFS= read -r line; do printf '# %s\n' "$line"; done
+	printf '%s\n' "$@" | while IFS= read -r line; do printf '# %s\n' "$line"; done
 }
 
 # ok STATUS DESCRIPTION: a test passes when STATUS is 0.

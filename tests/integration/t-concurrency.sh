@@ -5,7 +5,7 @@
 # 200 concurrent TLS clients through pgktls, each checking its own results; pgbench.
 . "$(dirname "$0")/lib.sh"
 setup
-need_cmd pgbench
+[ -x "$PGBIN/pgbench" ] || skip_all "pgbench not found in $PGBIN"
 pg_setup main max_connections=240
 
 px_start px "tls_certificate = \"$CERTS/proxy.crt\"
