@@ -33,6 +33,9 @@ for _v in $(env | sed -n 's/^\(PG[A-Z_]*\)=.*/\1/p'); do
 	*) unset "$_v" ;;
 	esac
 done
+# CI may run us without HOME; npm and java want one.
+: "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
+export HOME
 export PGCONNECT_TIMEOUT=10
 export PGSYSCONFDIR=/nonexistent PGSERVICEFILE=/nonexistent PGPASSFILE=/nonexistent
 export LC_ALL=C.UTF-8
