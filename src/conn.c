@@ -265,6 +265,7 @@ static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool clien
 	k->rx_reason = k->tx_reason = KTLS_R_NONE;
 	if (mode == CFG_KTLS_OFF) {
 		k->rx_reason = k->tx_reason = KTLS_R_DISABLED;
+		SSL_set_read_ahead(h->ssl, 1);	/* see below */
 		return 0;
 	}
 	if (!c->rt->ktls_available) {
@@ -281,6 +282,13 @@ static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool clien
 			return 0;
 		}
 	}
+	/*
+	 * Userspace for good: let OpenSSL read ahead, one read(2) per burst
+	 * instead of two per record (header, then body). Safe only now that
+	 * no switch to the kernel can follow (it must find OpenSSL empty).
+	 */
+	if (k->rx == KTLS_ENGINE_USERSPACE)
+		SSL_set_read_ahead(h->ssl, 1);
 	STAT_INC(st(c), ktls_fallbacks);
 	if (mode == CFG_KTLS_REQUIRED) {
 		STAT_INC(st(c), ktls_refused);
@@ -496,6 +504,8 @@ static void on_server_event(struct conn *c, uint32_t events)
 		return;
 
 	case CONN_RELAY:
+		if ((events & EPOLLIN) || c->server.rd_wants_write)
+			c->relay.rx_ready[1] = true;
 		start_relay(c);
 		return;
 
@@ -607,6 +617,7 @@ static void start_relay(struct conn *c)
 		c->relay.inspect_arg = c;
 		c->relay.stats = st(c);
 		c->relay.scratch = c->w->scratch;
+		c->relay.rx_ready[0] = c->relay.rx_ready[1] = true;
 		/* The startup packet (and anything after it) waits in c2s. */
 		c->c2s.scan = c->c2s.tail;
 		clog_debug(c, "relaying to %s", c->rt->upstream_str);
@@ -897,6 +908,8 @@ static void client_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events
 		client_tls_step(c);
 		return;
 	case CONN_RELAY:
+		if ((events & EPOLLIN) || c->client.rd_wants_write)
+			c->relay.rx_ready[0] = true;
 		start_relay(c);
 		return;
 	case CONN_ERROR_FLUSH:

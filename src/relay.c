@@ -369,10 +369,16 @@ static int splice_in(struct relay *r, int i, bool *progress)
 	if (n > 0) {
 		d->pipe_len += (uint32_t)n;
 		*progress = true;
+		/* kTLS splices one record at a time: only plain TCP shows a drained socket. */
+		if (!rx_in_kernel(src) && (size_t)n < RELAY_PIPE_SIZE - (d->pipe_len - (size_t)n))
+			r->rx_ready[i] = false;
 		return 0;
 	}
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+	if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+		if (errno == EAGAIN)
+			r->rx_ready[i] = false;
 		return 0;
+	}
 	if (rx_in_kernel(src) && (n == 0 || errno == EINVAL))
 		return 1;
 	if (n == 0) {
@@ -415,6 +421,23 @@ static int flush_dir(struct relay *r, int i, bool *progress)
 	return 0;
 }
 
+/*
+ * After a read of @n bytes out of @asked from src[i]: may more be waiting?
+ * Userspace TLS knows (bytes OpenSSL read ahead); a plain or kTLS socket
+ * that returned less than asked was drained at that moment.
+ */
+static void note_read(struct relay *r, int i, ssize_t n, size_t asked)
+{
+	struct hop *src = r->src[i];
+
+	if (n == -EAGAIN || n <= 0)
+		r->rx_ready[i] = n != -EAGAIN && !src->rx_eof;
+	else if (src->ssl && !rx_in_kernel(src))
+		r->rx_ready[i] = SSL_has_pending(src->ssl) || (size_t)n == asked;
+	else
+		r->rx_ready[i] = (size_t)n == asked;
+}
+
 /* Read into scratch and write straight through; keep only what is left. */
 static int pass_through(struct relay *r, int i, bool *progress)
 {
@@ -422,6 +445,7 @@ static int pass_through(struct relay *r, int i, bool *progress)
 	ssize_t n = hop_read(r->src[i], r->scratch, RELAY_BUF_SIZE, r->stats);
 	size_t off = 0;
 
+	note_read(r, i, n, RELAY_BUF_SIZE);
 	if (n == -EAGAIN)
 		return 0;
 	*progress = true;
@@ -458,6 +482,7 @@ static int read_buffered(struct relay *r, int i, bool *progress)
 	if (d->tail >= RELAY_BUF_SIZE)
 		return 0;
 	n = hop_read(r->src[i], d->buf + d->tail, RELAY_BUF_SIZE - d->tail, r->stats);
+	note_read(r, i, n, RELAY_BUF_SIZE - d->tail);
 	if (n == -EAGAIN)
 		return 0;
 	*progress = true;
@@ -487,6 +512,8 @@ static int step(struct relay *r, int i, bool *progress, struct hop **failed)
 	ret = splice_out(r, i, progress);
 	if (ret < 0)
 		goto fail_dst;
+	if (!r->rx_ready[i])
+		goto eof;
 	if (!src->rx_eof && !r->inspect[i] && d->head == d->tail && can_splice_from(src) &&
 	    can_splice_to(dst)) {
 		ret = splice_in(r, i, progress);
@@ -516,6 +543,7 @@ static int step(struct relay *r, int i, bool *progress, struct hop **failed)
 		if (ret < 0)
 			goto fail_dst;
 	}
+eof:
 	if (src->rx_eof && d->scan < d->tail)
 		d->scan = d->tail;	/* nothing more will complete a partial message */
 	if (src->rx_eof && relay_dir_pending(d) == 0) {

@@ -74,6 +74,13 @@ struct relay {
 	struct hop *dst[2];
 	struct relay_dir *dir[2];
 	relay_inspect_cb *inspect[2]; /* NULL = pass bytes through untouched */
+	/*
+	 * Whether src[i] may have bytes to read. Set by the owner when epoll
+	 * reports the socket readable; cleared when a read shows it drained.
+	 * Only an optimisation (no read that would return EAGAIN): with
+	 * level-triggered epoll a wrong "drained" costs one more wakeup.
+	 */
+	bool rx_ready[2];
 	void *inspect_arg;
 	struct stats *stats;	/* the worker's counters */
 	uint8_t *scratch;	/* worker-wide bounce buffer, RELAY_BUF_SIZE */
