@@ -171,6 +171,8 @@ setup() {
 	trap _cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
+	trap 'exit 129' HUP
+	trap 'exit 141' PIPE
 	diag "temporary directory $T"
 }
 
@@ -492,7 +494,9 @@ _dump_logs() {
 
 _cleanup() {
 	local rc=$? n pid
-	trap - EXIT INT TERM
+	trap - EXIT INT TERM HUP
+	# Our reader may be gone (`t-foo.sh | head`): cleaning up must not die of SIGPIPE.
+	trap '' PIPE
 	for n in "${_PX_NAMES[@]}"; do
 		pid=${PX_PID[$n]:-}
 		[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
