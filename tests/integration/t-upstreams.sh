@@ -52,8 +52,8 @@ done
 # Command-line flags only, no config file.
 p=$(port_alloc)
 px_run flags -H 127.0.0.1 -p "$p" -u "127.0.0.1:${PG_PORT[main]}" --cert "$CERTS/proxy.crt" \
-	--key "$CERTS/proxy.key" --tls-verify verify_full -o "tls_server_ca_certificate=$CERTS/ca.crt" \
-	--workers 1 --log-level info
+	--key "$CERTS/proxy.key" --tls-verify verify_full --server-ca "$CERTS/ca.crt" \
+	-o connect_timeout=3000 --workers 1 --log-level info
 ok $? "pgktls configured by flags only starts"
 q_ok "flags only: verify-full client, TLS upstream" \
 	"host=localhost hostaddr=127.0.0.1 port=$p dbname=postgres user=trusty $CLIENT" "$HOPQ" \
