@@ -128,6 +128,34 @@ static struct ev_loop *loop_of(struct conn *c)
 	return c->w->loop;
 }
 
+_Static_assert(CONN__NREASONS <= STATS_MAX_REASONS, "stats: closed_by_reason too small");
+_Static_assert(KTLS__NREASONS <= STATS_MAX_REASONS, "stats: ktls_dir_fallback too small");
+
+/* Why a handshake failed, from what OpenSSL said (stats only). */
+static enum stats_hs_fail hs_fail_kind(SSL *ssl, int ssl_err)
+{
+	if (ssl_err == SSL_ERROR_SYSCALL || ssl_err == SSL_ERROR_ZERO_RETURN)
+		return STATS_HS_FAIL_EOF;
+	if (SSL_get_verify_result(ssl) != X509_V_OK)
+		return STATS_HS_FAIL_VERIFY;
+	return STATS_HS_FAIL_PROTOCOL;
+}
+
+/* Count each direction of a hop as offloaded, or as a fallback with its reason. */
+static void count_ktls_dirs(struct conn *c, const struct ktls_hop_state *k, bool client_side)
+{
+	enum stats_hop hop = client_side ? STATS_HOP_CLIENT : STATS_HOP_SERVER;
+
+	if (k->rx == KTLS_ENGINE_KERNEL)
+		STAT_INC(st(c), ktls_dir_engaged[hop][STATS_DIR_RX]);
+	else
+		STAT_INC(st(c), ktls_dir_fallback[hop][STATS_DIR_RX][k->rx_reason]);
+	if (k->tx == KTLS_ENGINE_KERNEL)
+		STAT_INC(st(c), ktls_dir_engaged[hop][STATS_DIR_TX]);
+	else
+		STAT_INC(st(c), ktls_dir_fallback[hop][STATS_DIR_TX][k->tx_reason]);
+}
+
 static void conn_free(struct ev_defer *d)
 {
 	struct conn *c = container_of(d, struct conn, defer);
@@ -165,6 +193,7 @@ void conn_close(struct conn *c, enum conn_close_reason reason)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
 	STAT_INC(st(c), conns_closed);
+	STAT_INC(st(c), closed_by_reason[reason]);
 	STAT_DEC(st(c), conns_active);
 	ev_defer(w->loop, &c->defer, conn_free);
 }
@@ -266,6 +295,7 @@ static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool clien
 	if (mode == CFG_KTLS_OFF) {
 		k->rx_reason = k->tx_reason = KTLS_R_DISABLED;
 		SSL_set_read_ahead(h->ssl, 1);	/* see below */
+		count_ktls_dirs(c, k, client_side);
 		return 0;
 	}
 	if (!c->rt->ktls_available) {
@@ -279,6 +309,7 @@ static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool clien
 				STAT_INC(st(c), ktls_server_engaged);
 			clog_debug(c, "%s hop: kTLS engaged (rx %s, tx %s)", h->name,
 				   ktls_engine_name(k->rx), ktls_engine_name(k->tx));
+			count_ktls_dirs(c, k, client_side);
 			return 0;
 		}
 	}
@@ -290,6 +321,7 @@ static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool clien
 	if (k->rx == KTLS_ENGINE_USERSPACE)
 		SSL_set_read_ahead(h->ssl, 1);
 	STAT_INC(st(c), ktls_fallbacks);
+	count_ktls_dirs(c, k, client_side);
 	if (mode == CFG_KTLS_REQUIRED) {
 		STAT_INC(st(c), ktls_refused);
 		return -EOPNOTSUPP;
@@ -394,7 +426,8 @@ static void upstream_tls_step(struct conn *c)
 		upstream_ready(c);
 		return;
 	}
-	switch (SSL_get_error(c->server.ssl, r)) {
+	r = SSL_get_error(c->server.ssl, r);
+	switch (r) {
 	case SSL_ERROR_WANT_READ:
 		set_events(c, &c->server, EPOLLIN);
 		return;
@@ -402,6 +435,8 @@ static void upstream_tls_step(struct conn *c)
 		set_events(c, &c->server, EPOLLOUT);
 		return;
 	default:
+		STAT_INC(st(c), upstream_tls_failures);
+		STAT_INC(st(c), hs_failed[STATS_HOP_SERVER][hs_fail_kind(c->server.ssl, r)]);
 		tls_error_string(c->server.ssl, detail, sizeof(detail));
 		fail_upstream(c, detail, "TLS handshake failed (tls_verify = %s)",
 			      config_verify_name(cfg(c)->tls_verify));
@@ -860,6 +895,7 @@ static void client_tls_step(struct conn *c)
 	r = SSL_do_handshake(c->client.ssl);
 	if (r == 1) {
 		STAT_INC(st(c), client_tls_handshakes);
+		stats_hs_observe(st(c), ev_now(loop_of(c)) - c->accepted_ms);
 		clog_debug(c, "client TLS: %s %s%s", SSL_get_version(c->client.ssl),
 			   SSL_get_cipher_name(c->client.ssl),
 			   (c->flags & CONN_F_DIRECT_TLS) ? " (direct)" : "");
@@ -879,7 +915,8 @@ static void client_tls_step(struct conn *c)
 		read_initial(c);
 		return;
 	}
-	switch (SSL_get_error(c->client.ssl, r)) {
+	r = SSL_get_error(c->client.ssl, r);
+	switch (r) {
 	case SSL_ERROR_WANT_READ:
 		set_events(c, &c->client, EPOLLIN);
 		return;
@@ -888,6 +925,7 @@ static void client_tls_step(struct conn *c)
 		return;
 	default:
 		STAT_INC(st(c), client_tls_failures);
+		STAT_INC(st(c), hs_failed[STATS_HOP_CLIENT][hs_fail_kind(c->client.ssl, r)]);
 		tls_error_string(c->client.ssl, detail, sizeof(detail));
 		clog_info(c, "TLS handshake failed: %s", detail);
 		conn_close(c, CONN_CLOSE_HANDSHAKE);
@@ -952,6 +990,10 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *t)
 	case CONN_CLIENT_TLS:
 	case CONN_STARTUP:
 		STAT_INC(st(c), startup_timeouts);
+		if (c->state == CONN_CLIENT_TLS) {
+			STAT_INC(st(c), client_tls_failures);
+			STAT_INC(st(c), hs_failed[STATS_HOP_CLIENT][STATS_HS_FAIL_TIMEOUT]);
+		}
 		fail(c, CONN_CLOSE_TIMEOUT, "08006", NULL, NULL,
 		     "timeout: no complete %s within %u ms (startup_timeout)",
 		     c->state == CONN_CLIENT_TLS ? "TLS handshake" : "startup packet",
@@ -961,6 +1003,10 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *t)
 	case CONN_UPSTREAM_SSLREQ:
 	case CONN_UPSTREAM_TLS:
 	case CONN_CANCEL_SEND:
+		if (c->state == CONN_UPSTREAM_TLS) {
+			STAT_INC(st(c), upstream_tls_failures);
+			STAT_INC(st(c), hs_failed[STATS_HOP_SERVER][STATS_HS_FAIL_TIMEOUT]);
+		}
 		fail_upstream(c, NULL, "no answer within %u ms (connect_timeout)",
 			      cfg(c)->connect_timeout);
 		return;

@@ -25,6 +25,8 @@
 #include "pgktls/config.h"
 #include "pgktls/log.h"
 #include "pgktls/sock.h"
+#include "pgktls/stats.h"
+#include "pgktls/statsrv.h"
 #include "pgktls/worker.h"
 
 #define LISTEN_BACKLOG 4096
@@ -150,6 +152,7 @@ int main(int argc, char **argv)
 	struct pgktls_config *cfg;
 	struct runtime *rt;
 	struct worker *workers;
+	struct statsrv *stats = NULL;
 	char err[1024], addr[SOCK_ADDR_STRLEN], listening[512] = "";
 	bool check_only = false;
 	enum log_level lvl;
@@ -279,6 +282,16 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < n_workers; i++)
 		if (worker_start(&workers[i]) < 0)
 			fatal("cannot start worker thread %zu", i);
+	if (cfg->stats_socket) {
+		/* 0660: the owner and its group may read connection details, nobody else. */
+		struct statsrv_opts so = { .path = cfg->stats_socket, .mode = 0660, .uid = -1,
+					   .gid = -1 };
+		int r = statsrv_start(&so, workers, n_workers, &stats);
+
+		if (r < 0)
+			fatal("general.stats_socket: cannot serve on %s: %s", cfg->stats_socket,
+			      strerror(-r));
+	}
 
 	log_info("pgktls %s ready: listening on %s (%zu workers), upstream %s (%s)",
 		 PACKAGE_VERSION, listening, n_workers, rt->upstream_str,
@@ -293,12 +306,15 @@ int main(int argc, char **argv)
 			fatal("sigwaitinfo: %s", strerror(errno));
 		}
 		if (sig == SIGHUP) {
+			STAT_INC(&stats_process, reloads_failed);
 			log_warn("SIGHUP: configuration reload is not supported yet; ignoring");
 			continue;
 		}
 		log_info("%s: stopping", strsignal(sig));
 		break;
 	}
+	/* The stats thread reads the workers: it goes first. */
+	statsrv_stop(stats);
 	for (size_t i = 0; i < n_workers; i++)
 		worker_stop(&workers[i]);
 	for (size_t i = 0; i < n_workers; i++) {

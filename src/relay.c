@@ -131,6 +131,7 @@ static ssize_t ktls_read(struct hop *h, void *buf, size_t len, struct stats *st)
 		if (type == KTLS_RECORD_ALERT) {
 			const uint8_t *a = buf;
 
+			STAT_INC(st, tls_alerts);
 			if (n >= 2 && a[1] == 0) {
 				h->rx_eof = true;
 				h->clean_eof = true;
@@ -141,6 +142,8 @@ static ssize_t ktls_read(struct hop *h, void *buf, size_t len, struct stats *st)
 			return -ECONNRESET;
 		}
 		if (type == KTLS_RECORD_HANDSHAKE) {
+			if (n >= 1 && ((const uint8_t *)buf)[0] == 4)	/* NewSessionTicket */
+				STAT_INC(st, tls_tickets);
 			r = ktls_handle_handshake_record(h->ssl, h->fd, buf, (size_t)n);
 			if (r == 1) {
 				STAT_INC(st, tls_key_updates);

@@ -4,12 +4,68 @@
 
 #include "pgktls/stats.h"
 
+struct stats_process stats_process;
+
+const uint32_t stats_hs_bounds_ms[STATS_HS_BUCKETS - 1] = STATS_HS_BOUNDS_MS;
+
+/* stats_add() sums everything from closed_by_reason to hs_latency_sum_ms as one array. */
+_Static_assert(offsetof(struct stats, hs_latency_sum_ms) + sizeof(uint64_t) -
+			       offsetof(struct stats, closed_by_reason) ==
+		       sizeof(((struct stats *)0)->closed_by_reason) +
+			       sizeof(((struct stats *)0)->hs_failed) +
+			       sizeof(((struct stats *)0)->ktls_dir_engaged) +
+			       sizeof(((struct stats *)0)->ktls_dir_fallback) +
+			       sizeof(((struct stats *)0)->hs_latency) + sizeof(uint64_t),
+	       "struct stats arrays must be contiguous uint64_t");
+
+static void add_words(uint64_t *sum, const uint64_t *part, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sum[i] += __atomic_load_n(&part[i], __ATOMIC_RELAXED);
+}
+
 void stats_add(struct stats *sum, const struct stats *part)
 {
 #define STATS_SUM(name, help) sum->name += __atomic_load_n(&part->name, __ATOMIC_RELAXED);
 	STATS_COUNTERS(STATS_SUM)
 #undef STATS_SUM
 	sum->conns_active += __atomic_load_n(&part->conns_active, __ATOMIC_RELAXED);
+	/* The arrays are plain uint64_t runs: sum them word by word. */
+	add_words(sum->closed_by_reason, part->closed_by_reason,
+		  (size_t)((const char *)(&part->hs_latency_sum_ms + 1) -
+			   (const char *)part->closed_by_reason) / sizeof(uint64_t));
+}
+
+void stats_hs_observe(struct stats *st, uint64_t ms)
+{
+	size_t b = 0;
+
+	while (b < STATS_HS_BUCKETS - 1 && ms > stats_hs_bounds_ms[b])
+		b++;
+	STAT_INC(st, hs_latency[b]);
+	STAT_ADD(st, hs_latency_sum_ms, ms);
+}
+
+const char *const *stats_helps(void)
+{
+	static const char *const helps[] = {
+#define STATS_HELP(name, help) help,
+		STATS_COUNTERS(STATS_HELP)
+#undef STATS_HELP
+		NULL
+	};
+	return helps;
+}
+
+const char *stats_hs_fail_name(enum stats_hs_fail f)
+{
+	static const char *const names[STATS_HS_FAIL__N] = {
+		[STATS_HS_FAIL_PROTOCOL] = "protocol",
+		[STATS_HS_FAIL_VERIFY] = "verify",
+		[STATS_HS_FAIL_EOF] = "eof",
+		[STATS_HS_FAIL_TIMEOUT] = "timeout",
+	};
+	return f < STATS_HS_FAIL__N ? names[f] : "?";
 }
 
 const char *const *stats_names(void)

@@ -88,10 +88,44 @@ void runtime_put(struct runtime *rt)
 	free(rt);
 }
 
+/* Run every posted call, in posting order. */
+static void run_calls(struct worker *w)
+{
+	struct worker_call *list, *rev = NULL;
+
+	pthread_mutex_lock(&w->calls_lock);
+	list = w->calls;
+	w->calls = NULL;
+	pthread_mutex_unlock(&w->calls_lock);
+	while (list) {
+		struct worker_call *next = list->next;
+
+		list->next = rev;
+		rev = list;
+		list = next;
+	}
+	while (rev) {
+		struct worker_call *next = rev->next;
+
+		rev->fn(w, rev->arg);	/* may free rev */
+		rev = next;
+	}
+}
+
+void worker_call(struct worker *w, struct worker_call *call)
+{
+	pthread_mutex_lock(&w->calls_lock);
+	call->next = w->calls;
+	w->calls = call;
+	pthread_mutex_unlock(&w->calls_lock);
+	ev_loop_wakeup(w->loop);
+}
+
 static void on_wakeup(struct ev_loop *loop, void *arg)
 {
 	struct worker *w = arg;
 
+	run_calls(w);
 	if (!__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE))
 		return;
 	for (size_t i = 0; i < w->n_listeners; i++)
@@ -115,6 +149,7 @@ int worker_init(struct worker *w, unsigned idx, struct runtime *rt)
 		return -ENOMEM;
 	}
 	w->rt = runtime_get(rt);
+	pthread_mutex_init(&w->calls_lock, NULL);
 	ev_loop_set_wakeup_cb(w->loop, on_wakeup, w);
 	return 0;
 }
@@ -161,6 +196,8 @@ void worker_join(struct worker *w)
 
 void worker_fini(struct worker *w)
 {
+	run_calls(w);	/* calls posted after the loop ended still run, once */
+	pthread_mutex_destroy(&w->calls_lock);
 	for (size_t i = 0; i < w->n_listeners; i++)
 		listener_free(w->listeners[i]);
 	free(w->listeners);

@@ -29,6 +29,7 @@
 	X(upstream_connects, "upstream connections established")                            \
 	X(upstream_failures, "upstream connections that failed (connect or TLS)")           \
 	X(upstream_tls_handshakes, "TLS handshakes completed with PostgreSQL")              \
+	X(upstream_tls_failures, "TLS handshakes with PostgreSQL that failed")              \
 	X(sasl_plus_stripped, "AuthenticationSASL messages with -PLUS removed")             \
 	X(channel_binding_hints, "channel-binding errors given a HINT")                     \
 	X(bytes_client_to_server, "bytes relayed from clients to PostgreSQL")               \
@@ -39,16 +40,56 @@
 	X(ktls_fallbacks, "hops that stayed in userspace TLS")                              \
 	X(ktls_refused, "connections refused because ktls = required could not be met")     \
 	X(tls_control_records, "non-data TLS records seen on kTLS sockets")                 \
+	X(tls_tickets, "TLS 1.3 NewSessionTickets seen (and ignored) on kTLS sockets")      \
+	X(tls_alerts, "TLS alerts seen on kTLS sockets (close_notify included)")           \
 	X(tls_key_updates, "TLS 1.3 KeyUpdates handled by rekeying")                        \
 	X(tls_key_updates_refused, "connections closed on a KeyUpdate the kernel cannot follow") \
 	X(accept_backoffs, "times accept() hit a descriptor limit and backed off")
+
+/* Room for enum conn_close_reason and enum ktls_reason (checked where they are used). */
+#define STATS_MAX_REASONS 16
+
+/* Why a TLS handshake failed, as far as pgktls can tell without parsing OpenSSL's text. */
+enum stats_hs_fail {
+	STATS_HS_FAIL_PROTOCOL,	/* alert received, no common version or cipher, bad record */
+	STATS_HS_FAIL_VERIFY,	/* the peer's certificate did not verify */
+	STATS_HS_FAIL_EOF,	/* the peer closed or reset the connection mid-handshake */
+	STATS_HS_FAIL_TIMEOUT,	/* startup_timeout / connect_timeout expired */
+	STATS_HS_FAIL__N
+};
+
+/* Hops and directions, to index the per-hop arrays below. */
+enum stats_hop { STATS_HOP_CLIENT, STATS_HOP_SERVER, STATS_HOP__N };
+enum stats_dir { STATS_DIR_RX, STATS_DIR_TX, STATS_DIR__N };
+
+/* Client handshake latency buckets: upper bounds in ms; one more bucket for the rest. */
+#define STATS_HS_BOUNDS_MS { 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000 }
+#define STATS_HS_BUCKETS 13
 
 struct stats {
 #define STATS_FIELD(name, help) uint64_t name;
 	STATS_COUNTERS(STATS_FIELD)
 #undef STATS_FIELD
 	uint64_t conns_active;		/* gauge */
+	uint64_t closed_by_reason[STATS_MAX_REASONS];		/* enum conn_close_reason */
+	uint64_t hs_failed[STATS_HOP__N][STATS_HS_FAIL__N];	/* by enum stats_hs_fail */
+	/* Directions offloaded to the kernel, and the reasons of those that were not. */
+	uint64_t ktls_dir_engaged[STATS_HOP__N][STATS_DIR__N];
+	uint64_t ktls_dir_fallback[STATS_HOP__N][STATS_DIR__N][STATS_MAX_REASONS];
+	/* Accept to client handshake done: count per bucket (not cumulative), and the sum. */
+	uint64_t hs_latency[STATS_HS_BUCKETS];
+	uint64_t hs_latency_sum_ms;
 };
+
+/* Process-wide counters kept outside the workers (written by the main thread). */
+struct stats_process {
+	uint64_t reloads_ok;		/* SIGHUP reloads applied */
+	uint64_t reloads_failed;	/* SIGHUP reloads refused or not supported */
+};
+extern struct stats_process stats_process;
+
+/* The bucket bounds of STATS_HS_BOUNDS_MS, for renderers. */
+extern const uint32_t stats_hs_bounds_ms[STATS_HS_BUCKETS - 1];
 
 /* Increment a counter owned by the calling worker. */
 #define STAT_ADD(st, field, n)                                                             \
@@ -57,10 +98,19 @@ struct stats {
 #define STAT_INC(st, field) STAT_ADD(st, field, 1)
 #define STAT_DEC(st, field) STAT_ADD(st, field, (uint64_t)-1)
 
+/** stats_hs_observe() - count one client handshake that took @ms (owning worker only). */
+void stats_hs_observe(struct stats *st, uint64_t ms);
+
 /** stats_add() - @sum += @part, field by field (relaxed loads of @part). */
 void stats_add(struct stats *sum, const struct stats *part);
 
 /** stats_names() - counter names in field order, NULL-terminated. */
 const char *const *stats_names(void);
+
+/** stats_helps() - the help text of each counter, in the order of stats_names(). */
+const char *const *stats_helps(void);
+
+/** stats_hs_fail_name() - "protocol", "verify", "eof", "timeout". */
+const char *stats_hs_fail_name(enum stats_hs_fail f);
 
 #endif /* PGKTLS_STATS_H */

@@ -22,6 +22,7 @@ struct conn;
 struct ev_loop;
 struct listener;
 struct pgktls_config;
+struct worker;
 
 /*
  * What every connection needs to know about the configuration it was
@@ -47,6 +48,19 @@ struct runtime *runtime_new(struct pgktls_config *cfg, char *err, size_t errlen)
 struct runtime *runtime_get(struct runtime *rt);
 void runtime_put(struct runtime *rt);
 
+/*
+ * worker_call_fn - runs in the worker's own thread, between events, so it
+ * may read the worker's connections; it must not block.
+ */
+typedef void worker_call_fn(struct worker *w, void *arg);
+
+/* A function another thread asks a worker to run (the stats snapshot). */
+struct worker_call {
+	worker_call_fn *fn;
+	void *arg;
+	struct worker_call *next;	/* the worker's queue */
+};
+
 struct worker {
 	unsigned idx;
 	pthread_t thread;
@@ -58,6 +72,8 @@ struct worker {
 	struct stats stats;		/* written only by this thread */
 	uint8_t *scratch;		/* RELAY_BUF_SIZE bounce buffer */
 	bool stopping;
+	pthread_mutex_t calls_lock;	/* guards calls: the one cross-thread queue */
+	struct worker_call *calls;	/* posted by worker_call(), run by the worker */
 };
 
 /**
@@ -79,6 +95,14 @@ void worker_stop(struct worker *w);
 /** worker_join() and worker_fini() - wait for the thread, then free @w's resources. */
 void worker_join(struct worker *w);
 void worker_fini(struct worker *w);
+
+/**
+ * worker_call() - run @call->fn(@w, @call->arg) in @w's thread, soon
+ * (thread-safe; returns at once). @call must stay valid until fn has run;
+ * fn runs exactly once: in the worker's loop, or at worker_fini() if the
+ * worker stopped first (then in the caller of worker_fini, after the join).
+ */
+void worker_call(struct worker *w, struct worker_call *call);
 
 /** worker_next_conn_id() - process-wide unique connection ids, from 1. */
 uint64_t worker_next_conn_id(void);
