@@ -300,6 +300,118 @@ def sc_cancel(args):
     print("%s after %.1f s" % (err or "no error: %r" % rows, time.monotonic() - t0))
 
 
+def session_messages(s, first_query=None):
+    """After the startup packet: the message types up to ReadyForQuery, then the result of
+    @first_query (if given) as "rows [...]" or the error."""
+    types = []
+    while True:
+        typ, payload = read_msg(s)
+        types.append(typ.decode())
+        if typ == b"E":
+            return "error in startup: %s" % describe_error(payload)
+        if typ == b"v":
+            types[-1] = "v(%d.%d)" % struct.unpack("!HH", payload[:4])
+        if typ == b"Z":
+            break
+    out = " ".join(t for t in types if t not in ("S",))
+    if first_query:
+        sess = Session.__new__(Session)
+        sess.s = s
+        rows, err = sess.result() if first_query == "pipelined" else sess.query(first_query)
+        out += " | " + (err or "rows %s" % rows)
+    return out
+
+
+def sc_pq_option(args):
+    """An unknown _pq_ protocol option: the server answers NegotiateProtocolVersion."""
+    s = connect(args.host, args.port)
+    s.sendall(startup_packet(args.user, extra={"_pq_.pgktls_test": "1"}))
+    print(session_messages(s, "select 1"))
+
+
+def sc_proto32(args):
+    """Protocol 3.2 (PostgreSQL 18 clients may ask): PostgreSQL 15 negotiates down to 3.0."""
+    s = connect(args.host, args.port)
+    body = (struct.pack("!I", 0x00030002) + b"user\0" + args.user.encode() +
+            b"\0database\0postgres\0\0")
+    s.sendall(struct.pack("!I", len(body) + 4) + body)
+    print(session_messages(s, "select 1"))
+
+
+def sc_big_startup(args):
+    """A 9000-byte startup packet (below the 10000-byte limit) must be accepted."""
+    s = connect(args.host, args.port)
+    pkt = startup_packet(args.user, extra={"application_name": "a" * (9000 - 44)})
+    s.sendall(pkt)
+    print("%d bytes: %s" % (len(pkt), session_messages(s, "select 1")))
+
+
+def sc_fragmented(args):
+    """SSLRequest and startup packet one byte at a time, then TLS."""
+    s = connect(args.host, args.port)
+    for b in request(SSL_REQUEST):
+        s.sendall(bytes([b]))
+        time.sleep(0.01)
+    if recv_exact(s, 1) != b"S":
+        print("no S")
+        return
+    t = tls_wrap(s, args)
+    for b in startup_packet(args.user):
+        t.sendall(bytes([b]))
+        time.sleep(0.005)
+    print(session_messages(t, "select 1"))
+
+
+def sc_startup_plus_query(args):
+    """The startup packet and a Query in one segment: the query must not be lost."""
+    s = connect(args.host, args.port)
+    body = b"select 'pipelined'\0"
+    s.sendall(startup_packet(args.user) + b"Q" + struct.pack("!I", len(body) + 4) + body)
+    print(session_messages(s, "pipelined"))
+
+
+def sc_abrupt(args):
+    """Open 20 sessions that start a long query, then reset them all (RST)."""
+    socks = []
+    for i in range(20):
+        s = connect(args.host, args.port)
+        sess = Session.__new__(Session)
+        sess.s = s
+        s.sendall(startup_packet(args.user, extra={"application_name": "pgwire-abrupt"}))
+        while read_msg(s)[0] != b"Z":
+            pass
+        if i % 2:
+            sess.send_query("select pg_sleep(60)")
+        socks.append(s)
+    time.sleep(0.5)
+    for s in socks:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    print("reset 20")
+
+
+def sc_terminated(args):
+    """A backend terminated by another session: its FATAL must reach the client, then EOF."""
+    a = Session(connect(args.host, args.port), args.user)
+    b = Session(connect(args.host, args.port), args.user)
+    rows, err = b.query("select pg_terminate_backend(%d)" % a.pid)
+    if err or rows != ["t"]:
+        print("pg_terminate_backend: %s" % (err or rows))
+        return
+    try:
+        typ, payload = read_msg(a.s)
+    except (EOFError, ConnectionResetError) as e:
+        print("no message: %s" % e)
+        return
+    out = describe_error(payload) if typ == b"E" else "message %r" % typ
+    try:
+        rest = a.s.recv(1)
+        out += " then " + ("closed" if not rest else "more data")
+    except (ConnectionResetError, socket.timeout) as e:
+        out += " then %s" % type(e).__name__
+    print(out)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("host")

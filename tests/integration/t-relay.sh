@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The pgktls developers
+#
+# Relaying the protocol faithfully: NegotiateProtocolVersion, protocol 3.2 requests, a large
+# startup packet, byte-at-a-time input, bytes pipelined behind the startup packet; and
+# teardown: clients that vanish and backends that are terminated.
+. "$(dirname "$0")/lib.sh"
+setup
+pg_setup main
+# Backends notice a vanished client even while a query runs (PostgreSQL 14+).
+pg_sql main "alter system set client_connection_check_interval = '200ms'" >/dev/null
+pg_sql main "select pg_reload_conf()" >/dev/null
+
+px_start px "tls_certificate = \"$CERTS/proxy.crt\"
+tls_private_key = \"$CERTS/proxy.key\"
+tls_verify = \"verify_full\"
+tls_server_ca_certificate = \"$CERTS/ca.crt\""
+P=${PX_PORT[px]}
+wire() { "$PY" "$PGWIRE" 127.0.0.1 "$P" "$@" --ca "$CERTS/ca.crt"; }
+
+# The server's own answers, for comparison (straight to PostgreSQL).
+direct() { "$PY" "$PGWIRE" 127.0.0.1 "${PG_PORT[main]}" "$@"; }
+
+for sc in pq-option proto32 big-startup startup-plus-query; do
+	want=$(direct "$sc")
+	is "$(wire "$sc")" "$want" "$sc: the client sees what PostgreSQL sends ($want)"
+done
+like "$(direct proto32)" "^v\(3\.0\) R " "(PostgreSQL 15 itself answers protocol 3.2 with NegotiateProtocolVersion)"
+like "$(wire fragmented)" "^R .*Z \| rows \['1'\]$" \
+	"SSLRequest and startup packet sent one byte at a time work"
+
+# Clients that reset their connections: the backends behind them must go away.
+out=$(wire abrupt --user trusty)
+is "$out" "reset 20" "20 sessions (10 mid-query) reset by the client"
+n=
+for ((i = 0; i < 50; i++)); do
+	n=$(pg_sql main "select count(*) from pg_stat_activity where application_name = 'pgwire-abrupt'")
+	[ "$n" = 0 ] && break
+	sleep 0.2
+done
+is "$n" 0 "their 20 backends are gone within 10 s"
+
+# A terminated backend: PostgreSQL's FATAL reaches the client through pgktls, then EOF.
+is "$(wire terminated)" "$(direct terminated)" \
+	"pg_terminate_backend: the client gets what PostgreSQL sends, then EOF"
+like "$(wire terminated)" "^error 57P01 terminating connection due to administrator command then closed$" \
+	"pg_terminate_backend: FATAL 57P01, then a clean close"
+q_ok "pgktls still serves new sessions" \
+	"$(px_dsn px "sslmode=verify-full sslrootcert=$CERTS/ca.crt channel_binding=disable")" \
+	"select 1" 1
+
+done_testing
