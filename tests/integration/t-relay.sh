@@ -50,4 +50,34 @@ q_ok "pgktls still serves new sessions" \
 	"$(px_dsn px "sslmode=verify-full sslrootcert=$CERTS/ca.crt channel_binding=disable")" \
 	"select 1" 1
 
+# PostgreSQL goes down under an open session and comes back.
+D=$(px_dsn px "sslmode=verify-full sslrootcert=$CERTS/ca.crt channel_binding=disable")
+timeout 60 "$PY" - "$D" "$T/restarted" >"$T/restart.out" 2>&1 <<'PYEOF' &
+import os, sys, time
+import psycopg2
+conn = psycopg2.connect(sys.argv[1])
+cur = conn.cursor()
+cur.execute("select 1")
+open(sys.argv[2] + ".ready", "w").close()
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.1)
+try:
+    cur.execute("select 1")
+    print("old session: still alive")
+except psycopg2.Error as e:
+    print("old session: %s" % type(e).__name__)
+PYEOF
+sess=$!
+for ((i = 0; i < 100; i++)); do [ -e "$T/restarted.ready" ] && break; sleep 0.1; done
+pg_stop main
+q_fails "PostgreSQL down: a new session gets an error naming the upstream" "$D" "select 1" \
+	"upstream"
+"${PG_AS[@]}" "$PGBIN/pg_ctl" -D "${PG_DIR[main]}/data" -l "${PG_DIR[main]}/server.log" -w \
+	start >/dev/null 2>&1
+touch "$T/restarted"
+wait "$sess"
+is "$(cat "$T/restart.out")" "old session: OperationalError" \
+	"PostgreSQL restarted: the old session fails cleanly"
+q_ok "PostgreSQL restarted: new sessions work again" "$D" "select 1" 1
+
 done_testing
