@@ -45,12 +45,18 @@ mount -t devpts devpts /host/dev/pts
 mount -t tmpfs -o mode=1777 shm /host/dev/shm
 
 cp /job/cmd.sh /host/tmp/.pgktls-vm-cmd.sh
+# Its own session, so a test that signals its process group (bash's
+# `kill %1` on a finished job does) cannot take this script down with it.
 if [ -f /job/user ]; then
 	u=$(cat /job/user)
 	chown "$u" /host/tmp/.pgktls-vm-cmd.sh
-	chroot /host /usr/sbin/runuser -u "$u" -- /bin/bash /tmp/.pgktls-vm-cmd.sh
+	setsid chroot /host /usr/sbin/runuser -u "$u" -- /bin/bash /tmp/.pgktls-vm-cmd.sh < /dev/null
 else
-	chroot /host /bin/bash /tmp/.pgktls-vm-cmd.sh
+	setsid chroot /host /bin/bash /tmp/.pgktls-vm-cmd.sh < /dev/null
 fi
-echo $? > /job/status
+rc=$?
+echo "ktls-vm: command exited with status $rc"
+echo $rc > /job/status
+# Leftover background processes must not keep the VM up.
+kill -9 -1 2>/dev/null
 sync

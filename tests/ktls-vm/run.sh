@@ -68,7 +68,8 @@ cp "$HERE/guest.sh" "$JOB/guest.sh"
 } > "$JOB/cmd.sh"
 [ -n "${PGKTLS_VM_USER:-}" ] && printf '%s\n' "$PGKTLS_VM_USER" > "$JOB/user"
 
-say "booting $(cat "$DIR/kver") (TCG, timeout ${TIMEOUT}s): $*"
+cmd="$*"
+say "booting $(cat "$DIR/kver") (TCG, timeout ${TIMEOUT}s): $(echo "${cmd:0:72}" | head -n 1)"
 start=$(date +%s)
 # stdin from /dev/null: qemu must not grab the caller's terminal.
 timeout -k 10 "$TIMEOUT" "$QEMU" \

@@ -435,11 +435,14 @@ END_TEST
 
 /*
  * One end in the kernel, the other plain OpenSSL: the wire format must be
- * the same. _i: bit 0 = TLS 1.3, bit 1 = the kernel end is the client.
+ * the same (two kTLS ends would agree even on a wrong key or sequence).
+ * _i: the combo, plus PGKTLS_ARRAY_SIZE(combos) if the kernel end is the client.
  */
 START_TEST(test_userspace_peer)
 {
-	const struct combo *cb = &combos[(_i & 1) ? 3 : 0];
+	const size_t ncombos = PGKTLS_ARRAY_SIZE(combos);
+	const struct combo *cb = &combos[(size_t)_i % ncombos];
+	bool kclient = (size_t)_i >= ncombos;
 	struct conn_pair p;
 	struct ep *k, *u;
 	uint8_t rb[16], type;
@@ -450,8 +453,8 @@ START_TEST(test_userspace_peer)
 	if (!need_kernel())
 		return;
 	pair_open(&p, cb->version, cb->suite, 0);
-	k = (_i & 2) ? &p.c : &p.s;
-	u = (_i & 2) ? &p.s : &p.c;
+	k = kclient ? &p.c : &p.s;
+	u = kclient ? &p.s : &p.c;
 
 	/* The userspace end speaks first, before the other end installs. */
 	ck_assert_uint_eq(ep_write(u, "hello", 5), 5);
@@ -565,6 +568,43 @@ START_TEST(test_key_update)
 		n = ktls_recv_record(p.s.fd, buf, sizeof(buf), &type);
 		ck_assert_int_eq(n, -EBADMSG);
 	}
+	pair_close(&p);
+}
+END_TEST
+
+/*
+ * What an operator sees: `ss -tie` shows the ULP with version, cipher and
+ * software crypto both ways (Linux 6.1 shows it only to CAP_NET_ADMIN).
+ */
+START_TEST(test_ss_shows_ulp)
+{
+	struct conn_pair p;
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	char cmd[256], out[8192];
+	size_t n;
+	FILE *f;
+
+	if (!need_kernel())
+		return;
+	if (geteuid() != 0 || system("command -v ss >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "SKIP %s: needs root and ss\n", tcase_name());
+		return;
+	}
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_256_GCM_SHA384", 0);
+	install_ok(&p.s, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_256);
+	ck_assert_int_eq(getsockname(p.s.fd, (struct sockaddr *)&sa, &len), 0);
+	snprintf(cmd, sizeof(cmd), "ss -tieH state established '( sport = :%u )' 2>&1",
+		 ntohs(sa.sin_port));
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	ck_assert_int_eq(pclose(f), 0);
+	ck_assert_msg(strstr(out, "tcp-ulp-tls") && strstr(out, "version: 1.3") &&
+			      strstr(out, "cipher: aes-gcm-256") && strstr(out, "rxconf: sw") &&
+			      strstr(out, "txconf: sw"),
+		      "ss -tie shows: %s", out);
 	pair_close(&p);
 }
 END_TEST
@@ -774,9 +814,10 @@ static Suite *ktls_suite(void)
 
 	tc = tcase_create("kernel");
 	tcase_add_loop_test(tc, test_both_ends, 0, (int)PGKTLS_ARRAY_SIZE(combos));
-	tcase_add_loop_test(tc, test_userspace_peer, 0, 4);
+	tcase_add_loop_test(tc, test_userspace_peer, 0, 2 * (int)PGKTLS_ARRAY_SIZE(combos));
 	tcase_add_test(tc, test_session_tickets);
 	tcase_add_test(tc, test_key_update);
+	tcase_add_test(tc, test_ss_shows_ulp);
 	/* TCG in the VM is slow; a stall still fails through the poll limits. */
 	tcase_set_timeout(tc, 300);
 	suite_add_tcase(s, tc);
