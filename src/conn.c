@@ -783,12 +783,17 @@ static bool handle_initial(struct conn *c, int kind, size_t pktlen)
 		return false;
 
 	case PGPROTO_STARTUP:
-		if (!in_tls && cfg(c)->tls_client_required) {
+		/* Mutual TLS implies TLS: a plaintext client has no certificate to check. */
+		if (!in_tls && (cfg(c)->tls_client_required || cfg(c)->tls_client_ca_certificate)) {
 			STAT_INC(st(c), plaintext_refused);
 			fail(c, CONN_CLOSE_TLS_REQUIRED, "28000", NULL,
 			     "Connect with sslmode=require (or verify-ca, verify-full).",
 			     "TLS is required: this pgktls accepts only encrypted connections "
-			     "(tls_client_required = true)");
+			     "(%s)",
+			     cfg(c)->tls_client_required
+				     ? "tls_client_required = true"
+				     : "tls_client_ca_certificate is set: a client certificate is "
+				       "required");
 			return false;
 		}
 		if (!in_tls)
@@ -849,7 +854,11 @@ static void read_initial(struct conn *c)
 		kind = pgproto_parse_initial(d->buf + d->head, d->tail - d->head, &pktlen, &why);
 		if (kind < 0) {
 			STAT_INC(st(c), protocol_errors);
-			fail(c, CONN_CLOSE_PROTOCOL, "08P01", NULL, NULL, "%s", why);
+			/* As PostgreSQL: an unknown protocol version is 0A000, the rest 08P01. */
+			fail(c, CONN_CLOSE_PROTOCOL,
+			     strncmp(why, "unsupported frontend protocol", 29) == 0 ? "0A000"
+										  : "08P01",
+			     NULL, NULL, "%s", why);
 			return;
 		}
 		if (kind != PGPROTO_NEED_MORE) {

@@ -30,8 +30,10 @@ q_fails "mTLS: a client without a certificate is rejected" \
 q_fails "mTLS: a client certificate from another CA is rejected" \
 	"$D sslcert=$CERTS/other-client.crt sslkey=$CERTS/other-client.key" "select 1" \
 	"certificate|SSL|closed|unknown ca"
-# A plaintext client does not present a certificate at all: refusing it takes
-# tls_client_required (next instance).
+# A plaintext client does not present a certificate at all: mutual TLS alone
+# refuses it, as does tls_client_required (next instance).
+q_fails "mTLS: a plaintext client is rejected (a client certificate implies TLS)" \
+	"$(px_dsn mtls sslmode=disable)" "select 1" "TLS is required"
 q_fails "mTLS + tls_client_required: a plaintext client is rejected" \
 	"$(px_dsn mtls-req sslmode=disable)" "select 1" "TLS is required"
 q_ok "mTLS + tls_client_required: a client certificate from the trusted CA is accepted" \
