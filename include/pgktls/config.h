@@ -86,6 +86,13 @@ struct pgktls_config {
 	/* stats endpoint (issue 4); NULL = off */
 	char *stats_socket;
 
+	/* running as a service */
+	unsigned shutdown_timeout;	/* ms SIGTERM waits for connections to finish; default 30000 */
+	bool watch_certificates;	/* reload when certificate/key/CA files change (inotify) */
+	char *user;			/* drop privileges to this user after binding */
+	char *group;			/* ... and this group (default: the user's) */
+	char *pid_file;			/* write the process id here; NULL = none */
+
 	/* [upstream] */
 	char *upstream_host;		/* default "127.0.0.1" */
 	uint16_t upstream_port;		/* default 5432 */

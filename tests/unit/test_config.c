@@ -191,6 +191,11 @@ static const char all_keys_text[] =
 	"ktls_client = \"off\"\n"
 	"ktls_server = \"auto\"\n"
 	"stats_socket = \"/run/s.sock\"\n"
+	"shutdown_timeout = 0\n"
+	"watch_certificates = true\n"
+	"user = \"pgktls\"\n"
+	"group = \"ssl-cert\"\n"
+	"pid_file = \"/run/pgktls.pid\"\n"
 	"\n"
 	"[upstream]\n"
 	"host = \"db.example.com\"\n"
@@ -236,6 +241,11 @@ START_TEST(test_every_key_parses)
 	ck_assert_int_eq(cfg->ktls_client, CFG_KTLS_OFF);
 	ck_assert_int_eq(cfg->ktls_server, CFG_KTLS_AUTO);
 	ck_assert_str_eq(cfg->stats_socket, "/run/s.sock");
+	ck_assert_uint_eq(cfg->shutdown_timeout, 0);
+	ck_assert(cfg->watch_certificates);
+	ck_assert_str_eq(cfg->user, "pgktls");
+	ck_assert_str_eq(cfg->group, "ssl-cert");
+	ck_assert_str_eq(cfg->pid_file, "/run/pgktls.pid");
 	ck_assert_str_eq(cfg->upstream_host, "db.example.com");
 	ck_assert_uint_eq(cfg->upstream_port, 5433);
 	ck_assert_str_eq(cfg->upstream_unix_socket, "/var/run/postgresql");
@@ -246,13 +256,13 @@ START_TEST(test_every_key_parses)
 		ck_assert_msg(strncmp(where, "t.toml:", 7) == 0, "key %s not covered: %s", *names,
 			      where);
 	}
-	ck_assert_uint_eq(n, 32);
+	ck_assert_uint_eq(n, 37);
 	ck_assert_str_eq(config_where(cfg, "tls_private_key", where, sizeof(where)),
 			 "t.toml:8: tls_private_key");
 	ck_assert_str_eq(config_where(cfg, "general.port", where, sizeof(where)),
 			 "t.toml:4: port");
 	ck_assert_str_eq(config_where(cfg, "upstream.port", where, sizeof(where)),
-			 "t.toml:35: upstream.port");
+			 "t.toml:40: upstream.port");
 	config_free(cfg);
 }
 END_TEST
