@@ -29,6 +29,8 @@ for d in tmp run var/tmp root; do
 	[ -d "/host/$d" ] && [ ! -L "/host/$d" ] || continue
 	n=$(echo "$d" | tr / _)
 	mkdir -p "/rw/$n/upper" "/rw/$n/work"
+	# The merged root takes the upper dir's mode: keep /tmp's 1777.
+	chmod "$(stat -c %a "/host/$d")" "/rw/$n/upper"
 	if ! mount -t overlay "ovl_$n" \
 		-o "lowerdir=/host/$d,upperdir=/rw/$n/upper,workdir=/rw/$n/work" "/host/$d"; then
 		echo "ktls-vm: no overlay on /$d; using an empty tmpfs"

@@ -29,7 +29,8 @@ for b in /bin/busybox /usr/bin/busybox; do
 		break
 	fi
 done
-[ -n "$BUSYBOX" ] || skip "cannot prepare the VM: no static busybox (apt-get install busybox-static)"
+[ -n "$BUSYBOX" ] ||
+	skip "cannot prepare the VM: no static busybox (apt-get install busybox-static)"
 
 # The versioned image package that the linux-image-amd64 metapackage points to.
 kernel_pkg() {
