@@ -60,7 +60,9 @@ if [ -z "$PKG" ]; then
 fi
 VER=$(apt-cache show --no-all-versions "$PKG" 2>/dev/null | awk '/^Version:/ { print $2; exit }')
 [ -n "$VER" ] || skip "apt-cache show $PKG gave no version"
-KEY="${PKG#linux-image-}_${VER}"
+# Bump RECIPE when the initramfs contents below change, so caches rebuild.
+RECIPE=r1
+KEY="${PKG#linux-image-}_${VER}_$RECIPE"
 DIR=$CACHE/$KEY
 
 if [ -f "$DIR/ready" ]; then
