@@ -874,10 +874,12 @@ struct sclient {
 	struct ev_io io;
 	struct ev_timer timer;		/* request wait, then the answer deadline */
 	uint64_t deadline;		/* ev_now() by which the answer must be read */
-	uint64_t arrived;		/* ev_monotonic_ms() at accept */
 	char req[STATSRV_REQ_MAX + 2];
 	size_t req_len;
-	bool answering;			/* request done; writing out[] */
+	bool answering;			/* request read: waiting for a snapshot, or writing */
+	bool ready;			/* waiting for the next snapshot round */
+	enum statsrv_what what;		/* the parsed request, while ready */
+	uint64_t id;
 	char *out;			/* the document, cJSON_free() */
 	size_t out_len, out_off;
 	struct sclient *prev, *next;
@@ -897,8 +899,12 @@ struct statsrv {
 	struct sclient *clients;
 	unsigned n_clients;
 	bool stopping;
-	struct statsrv_snapshot cache;	/* last snapshot, shared by scrapers that came before it */
-	uint64_t cache_ms;		/* ev_monotonic_ms() when it was started; 0 = none */
+	/*
+	 * Scrapers whose request is in wait for the next round: one snapshot
+	 * serves all of them, so many scrapers cost one snapshot, not one each.
+	 */
+	struct ev_timer round;
+	unsigned n_ready;
 };
 
 static void client_free(struct sclient *cl)
@@ -915,6 +921,8 @@ static void client_free(struct sclient *cl)
 	if (cl->next)
 		cl->next->prev = cl->prev;
 	srv->n_clients--;
+	if (cl->ready)
+		srv->n_ready--;
 	cJSON_free(cl->out);
 	free(cl);
 }
@@ -941,48 +949,9 @@ static void client_write(struct sclient *cl)
 	client_free(cl);	/* everything is queued in the socket: EOF follows */
 }
 
-/*
- * A snapshot at least as new as @arrived: scrapers that arrive together
- * share one, but nobody gets data older than its own request.
- */
-static struct statsrv_snapshot *snapshot(struct statsrv *srv, uint64_t arrived)
+/* Print @doc (taken over) into @cl's buffer and start writing it. */
+static void client_start_write(struct sclient *cl, cJSON *doc)
 {
-	uint64_t start = ev_monotonic_ms();
-
-	if (srv->cache_ms && srv->cache_ms > arrived)
-		return &srv->cache;
-	statsrv_snapshot_fini(&srv->cache);
-	srv->cache_ms = 0;
-	if (statsrv_collect(srv->workers, srv->n_workers, STATSRV_WORKER_MS, srv->nl, srv->nl_err,
-			    &srv->cache) < 0) {
-		statsrv_snapshot_fini(&srv->cache);
-		return NULL;
-	}
-	if (srv->cache.workers_late)
-		log_warn("stats: %u worker(s) did not answer within %d ms",
-			 srv->cache.workers_late, STATSRV_WORKER_MS);
-	srv->cache_ms = start;
-	return &srv->cache;
-}
-
-/* The request is complete (or the wait is over): render and start writing. */
-static void client_answer(struct sclient *cl)
-{
-	struct statsrv *srv = cl->srv;
-	struct statsrv_snapshot *s;
-	enum statsrv_what what;
-	uint64_t id;
-	char err[160];
-	cJSON *doc;
-
-	cl->answering = true;
-	if (statsrv_parse_request(cl->req, cl->req_len, &what, &id, err, sizeof(err)) < 0) {
-		doc = statsrv_render_error("bad_request", err);
-	} else {
-		s = snapshot(srv, cl->arrived);
-		doc = s ? statsrv_render(s, what, id)
-			: statsrv_render_error("internal", "out of memory taking the snapshot");
-	}
 	cl->out = doc ? cJSON_PrintUnformatted(doc) : NULL;
 	cJSON_Delete(doc);
 	if (!cl->out) {
@@ -991,6 +960,49 @@ static void client_answer(struct sclient *cl)
 	}
 	cl->out_len = strlen(cl->out);
 	cl->out[cl->out_len++] = '\n';	/* replaces the NUL: one line per document */
+	client_write(cl);
+}
+
+/*
+ * One round: one snapshot (started after every waiting request arrived, so
+ * nobody gets data older than its request), one answer per waiting client.
+ */
+static void round_cb(struct ev_loop *loop, struct ev_timer *t)
+{
+	struct statsrv *srv = container_of(t, struct statsrv, round);
+	struct statsrv_snapshot snap;
+	struct sclient *cl, *next;
+	uint64_t t0 = ev_monotonic_ms();
+	bool ok;
+
+	(void)loop;
+	ok = statsrv_collect(srv->workers, srv->n_workers, STATSRV_WORKER_MS, srv->nl, srv->nl_err,
+			     &snap) == 0;
+	if (snap.workers_late)
+		log_warn("stats: %u worker(s) did not answer within %d ms", snap.workers_late,
+			 STATSRV_WORKER_MS);
+	log_debug("stats: snapshot of %zu connections for %u scrapers in %llu ms", snap.n_conns,
+		  srv->n_ready, (unsigned long long)(ev_monotonic_ms() - t0));
+	for (cl = srv->clients; cl; cl = next) {
+		next = cl->next;	/* client_start_write() may free cl */
+		if (!cl->ready)
+			continue;
+		cl->ready = false;
+		srv->n_ready--;
+		client_start_write(cl, ok ? statsrv_render(&snap, cl->what, cl->id)
+					  : statsrv_render_error("internal",
+								 "out of memory taking the snapshot"));
+	}
+	statsrv_snapshot_fini(&snap);
+}
+
+/* The request is complete (or the wait is over): answer now, or in the next round. */
+static void client_answer(struct sclient *cl)
+{
+	struct statsrv *srv = cl->srv;
+	char err[160];
+
+	cl->answering = true;
 	/* From here on the whole deadline applies; we stop reading. */
 	ev_timer_start(srv->loop, &cl->timer,
 		       cl->deadline > ev_now(srv->loop) ? cl->deadline - ev_now(srv->loop) : 1);
@@ -998,7 +1010,14 @@ static void client_answer(struct sclient *cl)
 		client_free(cl);
 		return;
 	}
-	client_write(cl);
+	if (statsrv_parse_request(cl->req, cl->req_len, &cl->what, &cl->id, err, sizeof(err)) < 0) {
+		client_start_write(cl, statsrv_render_error("bad_request", err));
+		return;
+	}
+	cl->ready = true;
+	srv->n_ready++;
+	if (!ev_timer_armed(&srv->round))
+		ev_timer_start(srv->loop, &srv->round, 0);
 }
 
 static void client_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
@@ -1075,7 +1094,6 @@ static void accept_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 		ev_io_init(&cl->io, fd, client_io_cb);
 		ev_timer_init(&cl->timer, client_timer_cb);
 		cl->deadline = ev_now(loop) + STATSRV_CLIENT_MS;
-		cl->arrived = ev_monotonic_ms();
 		cl->next = srv->clients;
 		if (srv->clients)
 			srv->clients->prev = cl;
@@ -1188,6 +1206,7 @@ int statsrv_start(const struct statsrv_opts *opts, struct worker *workers, size_
 	if (r < 0)
 		goto err;
 	ev_loop_set_wakeup_cb(srv->loop, on_wakeup, srv);
+	ev_timer_init(&srv->round, round_cb);
 	r = -pthread_create(&srv->thread, NULL, statsrv_main, srv);
 	if (r < 0)
 		goto err;
@@ -1218,7 +1237,8 @@ void statsrv_stop(struct statsrv *srv)
 		ev_io_stop(srv->loop, &srv->lio);
 		close(srv->lfd);
 	}
-	statsrv_snapshot_fini(&srv->cache);
+	if (srv->loop)
+		ev_timer_stop(srv->loop, &srv->round);
 	nl_close(srv->nl);
 	ev_loop_free(srv->loop);
 	free(srv->path);

@@ -193,11 +193,16 @@ bad=$(printf '%s\n' "$prom" | grep -Ev '^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-
 is "$bad" "" "Prometheus: every line is a comment or a sample"
 
 # A connection in the table, with its offload per direction.
-timeout 30 "$PGBIN/psql" -X -Atq -d "$DSN" -c "select pg_sleep(3)" >/dev/null 2>&1 &
+timeout 60 "$PGBIN/psql" -X -Atq -d "$DSN" -c "select pg_sleep(8)" >/dev/null 2>&1 &
 sleeper=$!
-sleep 1
-table=$("$STAT" -s "$SOCK")
-is "$?" 0 "pgktls-stat (table) exits 0"
+# Wait for it to be relaying (slow under the VM's emulated CPU).
+for ((i = 0; i < 100; i++)); do
+	table=$("$STAT" -s "$SOCK")
+	rc=$?
+	printf '%s\n' "$table" | grep -q ' relay ' && break
+	sleep 0.2
+done
+is "$rc" 0 "pgktls-stat (table) exits 0"
 like "$table" '^connections +[0-9]+ active' "table: the totals"
 like "$table" 'relay .*TLSv1\.[23] (kernel_sw|userspace\(no_kernel\))/' "table: a row with its offload"
 

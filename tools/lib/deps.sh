@@ -10,7 +10,7 @@ DEPS_BUILD=(build-essential autoconf automake autoconf-archive pkg-config libssl
 	libcjson-dev check)
 # Integration tests: PostgreSQL 15 and its clients; the kTLS VM (qemu, a static busybox for the
 # initramfs, cpio and kmod to build it); openssl for certificates; ss from iproute2.
-DEPS_TEST=(postgresql-15 postgresql-client-15 python3 python3-psycopg2 python3-psycopg
+DEPS_TEST=(postgresql-15 postgresql-client-15 python3 python3-psycopg2 python3-psycopg python3-jsonschema
 	libpostgresql-jdbc-java default-jre-headless openssl iproute2 qemu-system-x86
 	busybox-static cpio kmod util-linux)
 # The demo needs only PostgreSQL and openssl besides the build.
