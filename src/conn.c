@@ -172,6 +172,7 @@ void conn_close(struct conn *c, enum conn_close_reason reason)
 
 	if (c->state == CONN_CLOSING)
 		return;
+	c->state_before_close = c->state;
 	conn_set_state(c, CONN_CLOSING);
 	c->close_reason = reason;
 	ev_timer_stop(w->loop, &c->timer);
@@ -183,6 +184,18 @@ void conn_close(struct conn *c, enum conn_close_reason reason)
 			  reason_names[reason], (unsigned long long)c->c2s.bytes,
 			  (unsigned long long)c->s2c.bytes,
 			  (unsigned long long)(ev_now(w->loop) - c->accepted_ms));
+	if (reason == CONN_CLOSE_SHUTDOWN) {
+		/*
+		 * pgktls is stopping: end cleanly where TLS is up (close_notify),
+		 * best effort and non-blocking; a full socket buffer just loses it.
+		 */
+		if (c->state_before_close == CONN_RELAY || c->state_before_close == CONN_STARTUP) {
+			if (hop_shutdown_write(&c->client) < 0)
+				clog_debug(c, "no close_notify to the client at shutdown");
+			if (c->server.fd >= 0 && hop_shutdown_write(&c->server) < 0)
+				clog_debug(c, "no close_notify to the server at shutdown");
+		}
+	}
 	hop_close(w->loop, &c->client);
 	hop_close(w->loop, &c->server);
 	if (c->prev)

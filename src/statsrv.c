@@ -91,6 +91,10 @@ int statsrv_parse_request(const char *line, size_t len, enum statsrv_what *what,
 		*what = STATSRV_CONNECTIONS;
 		return 0;
 	}
+	if (!strcmp(p, "reload")) {
+		*what = STATSRV_RELOAD;
+		return 0;
+	}
 	if (!strncmp(p, "connection", 10) && (p[10] == ' ' || p[10] == '\t')) {
 		for (arg = p + 11; *arg == ' ' || *arg == '\t'; arg++)
 			;
@@ -108,7 +112,9 @@ int statsrv_parse_request(const char *line, size_t len, enum statsrv_what *what,
 		return -EINVAL;
 	}
 	snprintf(err, errlen,
-		 "unknown request '%.64s': expected all, totals, connections or connection ID", p);
+		 "unknown request '%.64s': expected all, totals, connections, connection ID or "
+		 "reload",
+		 p);
 	return -EINVAL;
 }
 
@@ -886,6 +892,8 @@ struct sclient {
 };
 
 struct statsrv {
+	statsrv_reload_fn *reload;	/* the "reload" request, or NULL */
+	void *reload_arg;
 	struct ev_loop *loop;
 	pthread_t thread;
 	bool thread_started;
@@ -997,6 +1005,31 @@ static void round_cb(struct ev_loop *loop, struct ev_timer *t)
 }
 
 /* The request is complete (or the wait is over): answer now, or in the next round. */
+/*
+ * "reload": run it here, in the stats thread (it reads files and builds TLS
+ * contexts: milliseconds), and answer {"reload": {"ok": ..., "message": ...}}.
+ */
+static cJSON *render_reload(struct statsrv *srv)
+{
+	char msg[1200];
+	cJSON *root, *r;
+	int ret;
+
+	if (!srv->reload)
+		return statsrv_render_error("unsupported", "reload is not available here");
+	ret = srv->reload(srv->reload_arg, msg, sizeof(msg));
+	root = cJSON_CreateObject();
+	if (!root)
+		return NULL;
+	r = cJSON_AddObjectToObject(root, "reload");
+	if (!r || !cJSON_AddBoolToObject(r, "ok", ret == 0) ||
+	    !cJSON_AddStringToObject(r, "message", msg)) {
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
 static void client_answer(struct sclient *cl)
 {
 	struct statsrv *srv = cl->srv;
@@ -1012,6 +1045,10 @@ static void client_answer(struct sclient *cl)
 	}
 	if (statsrv_parse_request(cl->req, cl->req_len, &cl->what, &cl->id, err, sizeof(err)) < 0) {
 		client_start_write(cl, statsrv_render_error("bad_request", err));
+		return;
+	}
+	if (cl->what == STATSRV_RELOAD) {
+		client_start_write(cl, render_reload(srv));
 		return;
 	}
 	cl->ready = true;
@@ -1186,6 +1223,8 @@ int statsrv_start(const struct statsrv_opts *opts, struct worker *workers, size_
 	srv->lfd = -1;
 	srv->workers = workers;
 	srv->n_workers = n_workers;
+	srv->reload = opts->reload;
+	srv->reload_arg = opts->reload_arg;
 	srv->path = strdup(opts->path);
 	srv->loop = ev_loop_new();
 	if (!srv->path || !srv->loop) {

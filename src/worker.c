@@ -121,6 +121,64 @@ void worker_call(struct worker *w, struct worker_call *call)
 	ev_loop_wakeup(w->loop);
 }
 
+/* A call that carries its own storage and frees it when run. */
+struct owned_call {
+	struct worker_call call;
+	struct runtime *rt;	/* for set_runtime: a reference handed over */
+};
+
+static void set_runtime_fn(struct worker *w, void *arg)
+{
+	struct owned_call *oc = arg;
+
+	runtime_put(w->rt);
+	w->rt = oc->rt;
+	free(oc);
+}
+
+int worker_set_runtime(struct worker *w, struct runtime *rt)
+{
+	struct owned_call *oc = calloc(1, sizeof(*oc));
+
+	if (!oc)
+		return -ENOMEM;
+	oc->rt = runtime_get(rt);
+	oc->call.fn = set_runtime_fn;
+	oc->call.arg = oc;
+	worker_call(w, &oc->call);
+	return 0;
+}
+
+static void close_listeners(struct worker *w)
+{
+	for (size_t i = 0; i < w->n_listeners; i++)
+		listener_free(w->listeners[i]);
+	w->n_listeners = 0;
+}
+
+static void drain_fn(struct worker *w, void *arg)
+{
+	close_listeners(w);
+	free(arg);
+}
+
+void worker_drain(struct worker *w)
+{
+	struct worker_call *call = calloc(1, sizeof(*call));
+
+	/* Out of memory: stopping later closes the listeners all the same. */
+	if (!call)
+		return;
+	call->fn = drain_fn;
+	call->arg = call;
+	worker_call(w, call);
+}
+
+uint64_t worker_active(const struct worker *w)
+{
+	return __atomic_load_n(&w->stats.conns_active, __ATOMIC_RELAXED);
+}
+
 static void on_wakeup(struct ev_loop *loop, void *arg)
 {
 	struct worker *w = arg;
@@ -128,9 +186,7 @@ static void on_wakeup(struct ev_loop *loop, void *arg)
 	run_calls(w);
 	if (!__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE))
 		return;
-	for (size_t i = 0; i < w->n_listeners; i++)
-		listener_free(w->listeners[i]);
-	w->n_listeners = 0;
+	close_listeners(w);
 	while (w->conns)
 		conn_close(w->conns, CONN_CLOSE_SHUTDOWN);
 	ev_loop_break(loop);

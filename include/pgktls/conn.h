@@ -61,6 +61,7 @@ struct conn {
 	uint64_t id;			/* process-wide, for log lines */
 	char peer[SOCK_ADDR_STRLEN];	/* client address */
 	enum conn_state state;		/* written only by conn_set_state() */
+	enum conn_state state_before_close; /* what the conn was doing when closed */
 	unsigned flags;			/* CONN_F_* */
 	struct worker *w;		/* owning worker (and thread) */
 	struct runtime *rt;		/* config this connection started with; a reference */

@@ -108,6 +108,7 @@ enum statsrv_what {
 	STATSRV_TOTALS,		/* "totals": counters and the kernel, no connection list */
 	STATSRV_CONNECTIONS,	/* "connections": the connection list only */
 	STATSRV_CONNECTION,	/* "connection ID": one connection */
+	STATSRV_RELOAD,		/* "reload": reload the configuration, answer the result */
 };
 
 /**
@@ -153,11 +154,20 @@ PGKTLS_MUSTCHECK int statsrv_collect(struct worker *workers, size_t n_workers,
 void statsrv_snapshot_fini(struct statsrv_snapshot *s);
 
 /* Where the socket goes and who may use it. */
+/*
+ * statsrv_reload_fn - the "reload" request: reload the configuration and
+ * put a one-line result in @msg. Runs in the stats thread.
+ * Return: 0 if the new configuration is in use, -errno if the old one stays.
+ */
+typedef int statsrv_reload_fn(void *arg, char *msg, size_t msglen);
+
 struct statsrv_opts {
 	const char *path;	/* socket path; an existing socket there is replaced */
 	unsigned mode;		/* permission bits, e.g. 0660 */
 	long uid;		/* owner, or -1 to leave it */
 	long gid;		/* group, or -1 to leave it */
+	statsrv_reload_fn *reload; /* NULL: "reload" is refused */
+	void *reload_arg;
 };
 
 /**

@@ -104,6 +104,20 @@ void worker_fini(struct worker *w);
  */
 void worker_call(struct worker *w, struct worker_call *call);
 
+/**
+ * worker_set_runtime() - give @w a new runtime for connections it accepts
+ * from now on (thread-safe; takes its own reference). Connections already
+ * accepted keep theirs.
+ * Return: 0, or -ENOMEM.
+ */
+PGKTLS_MUSTCHECK int worker_set_runtime(struct worker *w, struct runtime *rt);
+
+/** worker_drain() - stop accepting (close @w's listeners); connections go on. Thread-safe. */
+void worker_drain(struct worker *w);
+
+/** worker_active() - connections @w holds now (thread-safe, approximate). */
+uint64_t worker_active(const struct worker *w);
+
 /** worker_next_conn_id() - process-wide unique connection ids, from 1. */
 uint64_t worker_next_conn_id(void);
 
