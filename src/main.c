@@ -3,16 +3,14 @@
 /*
  * main.c - command line, start-up order, signal policy.
  *
- * Order: parse flags, load and validate config, build TLS contexts (so a
- * bad key is reported before anything binds), probe kTLS, bind every
- * listener for every worker, start workers, report ready, then wait for
- * signals in this thread. Workers never see signals (they are blocked
- * before any thread starts).
+ * Order: parse flags, load and validate the config, build the runtime (TLS
+ * contexts, so a bad key is reported before anything binds; the upstream
+ * address; the kTLS probe), then daemon_start() binds, drops privileges and
+ * starts the workers, and daemon_run() serves signals until a stop. The
+ * signals the daemon handles are blocked before any thread exists, so only
+ * the main thread's signalfd ever sees them.
  */
 #include "config.h"
-
-#include <sys/socket.h>
-#include <sys/un.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -20,17 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "pgktls/certgen.h"
 #include "pgktls/config.h"
+#include "pgktls/daemon.h"
 #include "pgktls/log.h"
-#include "pgktls/sock.h"
-#include "pgktls/stats.h"
-#include "pgktls/statsrv.h"
 #include "pgktls/worker.h"
 
-#define LISTEN_BACKLOG 4096
+#define MAX_OVERRIDES 128
 
 static void usage(FILE *out)
 {
@@ -57,64 +52,43 @@ static void usage(FILE *out)
 		"  -V, --version            print the version and exit\n"
 		"  -h, --help               print this help and exit\n"
 		"\n"
-		"Command-line settings override the file. See pgktls(8) and pgktls.toml(5).\n");
+		"Command-line settings override the file, also across reloads (SIGHUP).\n"
+		"See pgktls(8) and pgktls.toml(5).\n");
 }
 
-/* --upstream HOST:PORT | [V6]:PORT | /unix/path */
-static int set_upstream(struct pgktls_config *cfg, const char *arg, char *err, size_t errlen)
+/* --upstream HOST:PORT | [V6]:PORT | /unix/path, as overrides of upstream.*. */
+static int upstream_overrides(const char *arg, struct daemon_override *o, size_t *n,
+			      char *store, size_t storelen)
 {
-	char host[256];
-	const char *colon;
+	const char *host = arg, *port = NULL;
+	size_t hostlen;
 
-	if (arg[0] == '/')
-		return config_set(cfg, "upstream.unix_socket", arg, "--upstream", err, errlen);
+	if (arg[0] == '/') {
+		o[(*n)++] = (struct daemon_override){ "upstream.unix_socket", arg, "--upstream" };
+		return 0;
+	}
 	if (arg[0] == '[') {
 		const char *end = strchr(arg, ']');
 
-		if (!end || (end[1] != ':' && end[1] != '\0') || (size_t)(end - arg - 1) >= sizeof(host))
-			goto bad;
-		snprintf(host, sizeof(host), "%.*s", (int)(end - arg - 1), arg + 1);
-		colon = end[1] == ':' ? end + 1 : NULL;
+		if (!end || (end[1] != ':' && end[1] != '\0'))
+			return -EINVAL;
+		host = arg + 1;
+		hostlen = (size_t)(end - host);
+		port = end[1] == ':' ? end + 2 : NULL;
 	} else {
-		colon = strrchr(arg, ':');
-		if ((size_t)(colon ? colon - arg : (ptrdiff_t)strlen(arg)) >= sizeof(host))
-			goto bad;
-		snprintf(host, sizeof(host), "%.*s",
-			 (int)(colon ? colon - arg : (ptrdiff_t)strlen(arg)), arg);
+		const char *colon = strrchr(arg, ':');
+
+		hostlen = colon ? (size_t)(colon - arg) : strlen(arg);
+		port = colon ? colon + 1 : NULL;
 	}
-	if (config_set(cfg, "upstream.host", host, "--upstream", err, errlen) < 0)
+	if (hostlen == 0 || hostlen >= storelen)
 		return -EINVAL;
-	if (colon)
-		return config_set(cfg, "upstream.port", colon + 1, "--upstream", err, errlen);
+	memcpy(store, host, hostlen);
+	store[hostlen] = '\0';
+	o[(*n)++] = (struct daemon_override){ "upstream.host", store, "--upstream" };
+	if (port)
+		o[(*n)++] = (struct daemon_override){ "upstream.port", port, "--upstream" };
 	return 0;
-bad:
-	snprintf(err, errlen, "--upstream: expected HOST:PORT, [ADDR]:PORT or /path, got '%s'",
-		 arg);
-	return -EINVAL;
-}
-
-/* Tell systemd (Type=notify) we are serving; silently nothing without NOTIFY_SOCKET. */
-static void notify_ready(void)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un un = { .sun_family = AF_UNIX };
-	static const char msg[] = "READY=1";
-	size_t len;
-	int fd;
-
-	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(un.sun_path))
-		return;
-	len = strlen(path);
-	memcpy(un.sun_path, path, len);
-	if (un.sun_path[0] == '@')
-		un.sun_path[0] = '\0';	/* abstract namespace */
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return;
-	if (sendto(fd, msg, sizeof(msg) - 1, 0, (struct sockaddr *)&un,
-		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) == -1)
-		log_warn("sd_notify READY=1: %s", strerror(errno));
-	close(fd);
 }
 
 enum {
@@ -148,35 +122,42 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	/* Flags are applied after the file, in order, so they override it. */
-	struct {
-		const char *key, *value, *origin;
-	} sets[128];
-	size_t n_sets = 0, n_workers;
-	const char *path = NULL, *upstream_arg = NULL;
+	static struct daemon_override overrides[MAX_OVERRIDES];
+	static char upstream_host[256];
+	struct daemon d = { .overrides = overrides };
 	struct pgktls_config *cfg;
 	struct runtime *rt;
-	struct worker *workers;
-	struct statsrv *stats = NULL;
-	char err[1024], addr[SOCK_ADDR_STRLEN], listening[512] = "";
+	char err[1024];
 	bool check_only = false;
 	const char *gencert_dir = NULL, *gencert_hosts = NULL;
 	enum log_level lvl;
 	sigset_t sigs;
-	int opt, sig, status = 0;
+	size_t n = 0;
+	int opt, status;
 
 	while ((opt = getopt_long(argc, argv, "c:H:p:u:o:Vh", opts, NULL)) != -1) {
-		const char *key = NULL, *origin = NULL;
+		const char *key = NULL, *origin = NULL, *value = optarg;
 
+		if (n + 2 > MAX_OVERRIDES) {
+			fprintf(stderr, "pgktls: too many options\n");
+			return DAEMON_EXIT_USAGE;
+		}
 		if (opt == 'H')
 			gencert_hosts = optarg;	/* --generate-cert names the server by them */
 		switch (opt) {
-		case 'c': path = optarg; continue;
+		case 'c': d.config_path = optarg; continue;
 		case OPT_CHECK: check_only = true; continue;
 		case OPT_GENERATE_CERT: gencert_dir = optarg; continue;
-		case 'u': upstream_arg = optarg; continue;
 		case 'V': printf("pgktls %s\n", PACKAGE_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
+		case 'u':
+			if (upstream_overrides(optarg, overrides, &n, upstream_host,
+					       sizeof(upstream_host)) < 0) {
+				fprintf(stderr, "pgktls: --upstream: expected HOST:PORT, [ADDR]:PORT "
+						"or /path, got '%s'\n", optarg);
+				return DAEMON_EXIT_USAGE;
+			}
+			continue;
 		case 'H': key = "host"; origin = "--host"; break;
 		case 'p': key = "port"; origin = "--port"; break;
 		case OPT_CERT: key = "tls_certificate"; origin = "--cert"; break;
@@ -190,30 +171,22 @@ int main(int argc, char **argv)
 
 			if (!eq) {
 				fprintf(stderr, "pgktls: -o: expected KEY=VALUE, got '%s'\n", optarg);
-				return 2;
+				return DAEMON_EXIT_USAGE;
 			}
 			*eq = '\0';
 			key = optarg;
-			sets[n_sets].value = eq + 1;
+			value = eq + 1;
 			origin = "-o";
 			break;
 		}
-		default: usage(stderr); return 2;
+		default: usage(stderr); return DAEMON_EXIT_USAGE;
 		}
-		if (n_sets == PGKTLS_ARRAY_SIZE(sets)) {
-			fprintf(stderr, "pgktls: too many options\n");
-			return 2;
-		}
-		sets[n_sets].key = key;
-		if (opt != 'o')
-			sets[n_sets].value = optarg;
-		sets[n_sets].origin = origin;
-		n_sets++;
+		overrides[n++] = (struct daemon_override){ key, value, origin };
 	}
 	if (optind < argc) {
 		fprintf(stderr, "pgktls: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
-		return 2;
+		return DAEMON_EXIT_USAGE;
 	}
 	if (gencert_dir) {
 		/* Certificates for testing: no config is read. certgen skips wildcards. */
@@ -237,37 +210,28 @@ int main(int argc, char **argv)
 		       gencert_dir, CERTGEN_CLIENT_CN);
 		return 0;
 	}
+	d.n_overrides = n;
 
-	cfg = config_new_defaults();
-	if (!cfg)
-		fatal("out of memory");
-	if (path && config_load_file(cfg, path, err, sizeof(err)) < 0)
-		goto config_error;
-	for (size_t i = 0; i < n_sets; i++)
-		if (config_set(cfg, sets[i].key, sets[i].value, sets[i].origin, err, sizeof(err)) < 0)
-			goto config_error;
-	if (upstream_arg && set_upstream(cfg, upstream_arg, err, sizeof(err)) < 0)
-		goto config_error;
-	if (config_validate(cfg, err, sizeof(err)) < 0)
-		goto config_error;
+	if (daemon_load_config(&d, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return DAEMON_EXIT_ERROR;
+	}
 	if (cfg->log_level && log_level_parse(cfg->log_level, &lvl) == 0)
 		log_threshold = lvl;
 	if (check_only)
 		log_threshold = LOG_LVL_WARN;	/* no kTLS probe chatter for a config check */
-
 	rt = runtime_new(cfg, err, sizeof(err));
 	if (!rt) {
 		fprintf(stderr, "%s\n", err);
-		return 1;
+		return DAEMON_EXIT_ERROR;
 	}
-	cfg = (struct pgktls_config *)rt->cfg;
 	if (check_only) {
-		printf("%s: configuration OK\n", path ? path : "command line");
+		printf("%s: configuration OK\n", d.config_path ? d.config_path : "command line");
 		runtime_put(rt);
 		return 0;
 	}
 
-	/* Before any thread exists, so every worker inherits the mask. */
+	/* Before any thread exists, so every thread inherits the mask. */
 	signal(SIGPIPE, SIG_IGN);	/* OpenSSL writes with write(2), not MSG_NOSIGNAL */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
@@ -276,89 +240,11 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGQUIT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-	n_workers = cfg->workers ? cfg->workers : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
-	if (n_workers < 1)
-		n_workers = 1;
-	workers = calloc(n_workers, sizeof(*workers));
-	if (!workers)
-		fatal("out of memory");
-	for (size_t i = 0; i < n_workers; i++)
-		if (worker_init(&workers[i], (unsigned)i, rt) < 0)
-			fatal("cannot create worker %zu: %s", i, strerror(errno));
-
-	for (size_t h = 0; h < cfg->n_listen; h++) {
-		struct sock_addr *addrs;
-		size_t n;
-
-		if (sock_resolve(cfg->listen[h].host, cfg->port, true, &addrs, &n, err, sizeof(err)) < 0)
-			fatal("general.host: %s", err);
-		for (size_t a = 0; a < n; a++) {
-			sock_addr_str((struct sockaddr *)&addrs[a].ss, addrs[a].len, addr, sizeof(addr));
-			/* One socket per worker: SO_REUSEPORT spreads accepts over cores. */
-			for (size_t i = 0; i < n_workers; i++) {
-				int fd = sock_listen(&addrs[a], LISTEN_BACKLOG);
-
-				if (fd < 0)
-					fatal("cannot listen on %s: %s", addr, strerror(-fd));
-				if (worker_add_listener(&workers[i], fd) < 0)
-					fatal("cannot listen on %s: out of memory", addr);
-			}
-			if (strlen(listening) + strlen(addr) + 3 < sizeof(listening))
-				snprintf(listening + strlen(listening),
-					 sizeof(listening) - strlen(listening), "%s%s",
-					 listening[0] ? ", " : "", addr);
-		}
-		free(addrs);
+	if (daemon_start(&d, rt) < 0) {
+		daemon_fini(&d);
+		return DAEMON_EXIT_ERROR;
 	}
-	for (size_t i = 0; i < n_workers; i++)
-		if (worker_start(&workers[i]) < 0)
-			fatal("cannot start worker thread %zu", i);
-	if (cfg->stats_socket) {
-		/* 0660: the owner and its group may read connection details, nobody else. */
-		struct statsrv_opts so = { .path = cfg->stats_socket, .mode = 0660, .uid = -1,
-					   .gid = -1 };
-		int r = statsrv_start(&so, workers, n_workers, &stats);
-
-		if (r < 0)
-			fatal("general.stats_socket: cannot serve on %s: %s", cfg->stats_socket,
-			      strerror(-r));
-	}
-
-	log_info("pgktls %s ready: listening on %s (%zu workers), upstream %s (%s)",
-		 PACKAGE_VERSION, listening, n_workers, rt->upstream_str,
-		 rt->tls.server_side ? config_verify_name(cfg->tls_verify) : "no TLS");
-	notify_ready();
-
-	for (;;) {
-		sig = sigwaitinfo(&sigs, NULL);
-		if (sig == -1) {
-			if (errno == EINTR)
-				continue;
-			fatal("sigwaitinfo: %s", strerror(errno));
-		}
-		if (sig == SIGHUP) {
-			STAT_INC(&stats_process, reloads_failed);
-			log_warn("SIGHUP: configuration reload is not supported yet; ignoring");
-			continue;
-		}
-		log_info("%s: stopping", strsignal(sig));
-		break;
-	}
-	/* The stats thread reads the workers: it goes first. */
-	statsrv_stop(stats);
-	for (size_t i = 0; i < n_workers; i++)
-		worker_stop(&workers[i]);
-	for (size_t i = 0; i < n_workers; i++) {
-		worker_join(&workers[i]);
-		worker_fini(&workers[i]);
-	}
-	free(workers);
-	runtime_put(rt);
-	log_info("stopped");
+	status = daemon_run(&d);
+	daemon_fini(&d);
 	return status;
-
-config_error:
-	fprintf(stderr, "%s\n", err);
-	config_free(cfg);
-	return 1;
 }
