@@ -156,6 +156,9 @@ static const struct cfg_key cfg_keys[] = {
 	  .offset = OFF(tls_certificate), .doc = "PEM certificate chain shown to clients" },
 	{ .name = "tls_private_key", .section = GEN, .type = CFG_PATH,
 	  .offset = OFF(tls_private_key), .doc = "PEM private key of tls_certificate" },
+	{ .name = "tls_generate_self_signed", .section = GEN, .type = CFG_BOOL,
+	  .offset = OFF(tls_generate_self_signed), .def = "false",
+	  .doc = "make a P-256 key and self-signed certificate at start, for the listen hosts" },
 	{ .name = "tls_client_required", .section = GEN, .type = CFG_BOOL,
 	  .offset = OFF(tls_client_required), .def = "false",
 	  .doc = "refuse clients that do not use TLS" },
@@ -1469,13 +1472,19 @@ int config_validate(const struct pgktls_config *cfg, char *err, size_t errlen)
 			return ret;
 	}
 
-	if (cfg->tls_client_required && !cfg->tls_certificate) {
+	if (cfg->tls_generate_self_signed && cfg->tls_certificate) {
+		fmt_err(err, errlen, "%s: set together with tls_certificate: use one or the other",
+			config_where(cfg, "tls_generate_self_signed", where, sizeof(where)));
+		return -EINVAL;
+	}
+	if (cfg->tls_client_required && !cfg->tls_certificate && !cfg->tls_generate_self_signed) {
 		fmt_err(err, errlen, "%s: needs tls_certificate and tls_private_key: "
 			"clients cannot use TLS without them",
 			config_where(cfg, "tls_client_required", where, sizeof(where)));
 		return -EINVAL;
 	}
-	if (cfg->tls_client_ca_certificate && !cfg->tls_certificate) {
+	if (cfg->tls_client_ca_certificate && !cfg->tls_certificate &&
+	    !cfg->tls_generate_self_signed) {
 		fmt_err(err, errlen, "%s: needs tls_certificate and tls_private_key: "
 			"clients cannot use TLS without them",
 			config_where(cfg, "tls_client_ca_certificate", where, sizeof(where)));

@@ -15,15 +15,19 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "pgktls/certgen.h"
 #include "pgktls/config.h"
 #include "pgktls/ktls.h"
+#include "pgktls/log.h"
 
 /* TLS 1.2: forward secrecy and AEAD only. TLS 1.3 suites are all AEAD. */
 #define PGKTLS_DEFAULT_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20"
@@ -163,6 +167,66 @@ static int load_cert_and_key(SSL_CTX *ctx, const struct pgktls_config *cfg, cons
 	return 0;
 }
 
+/*
+ * tls_generate_self_signed: a new key and certificate for the listen hosts and
+ * this machine's name. The fingerprint is logged because it is the only way a
+ * client can learn, out of band, which certificate to pin.
+ */
+static int use_generated_cert(SSL_CTX *ctx, const struct pgktls_config *cfg, char *err,
+			      size_t errlen)
+{
+	char host[HOST_NAME_MAX + 1], why[512], cn[256], fp[3 * EVP_MAX_MD_SIZE] = "";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	const char **names;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	size_t n = 0;
+	int r;
+
+	names = calloc(cfg->n_listen + 1, sizeof(*names));
+	if (!names) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* certgen skips the wildcards ("*", 0.0.0.0, ::) that name no host. */
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		names[n++] = cfg->listen[i].host;
+	if (gethostname(host, sizeof(host)) == 0 && host[0]) {
+		host[sizeof(host) - 1] = '\0';
+		names[n++] = host;
+	}
+	r = certgen_self_signed(names, n, &key, &cert, why, sizeof(why));
+	free(names);
+	if (r < 0) {
+		char where[256];
+
+		snprintf(err, errlen, "%s: cannot generate a certificate: %s",
+			 config_where(cfg, "tls_generate_self_signed", where, sizeof(where)), why);
+		return r;
+	}
+	if (SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+		r = ctx_fail(cfg, "tls_generate_self_signed", "cannot use the generated certificate",
+			     "true", err, errlen);
+		goto out;
+	}
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
+				      sizeof(cn)) < 0)
+		snprintf(cn, sizeof(cn), "?");
+	/* "AB:CD:...", as `openssl x509 -fingerprint -sha256` prints it. */
+	if (X509_digest(cert, EVP_sha256(), md, &mdlen) == 1 && mdlen > 0) {
+		for (unsigned int i = 0; i < mdlen; i++)
+			snprintf(fp + 3 * i, sizeof(fp) - 3 * i, "%02X:", md[i]);
+		fp[3 * mdlen - 1] = '\0';
+	}
+	log_info("tls_generate_self_signed: new self-signed certificate for CN %s, "
+		 "SHA-256 fingerprint %s", cn, fp);
+out:
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	return r;
+}
+
 static int build_client_side(const struct pgktls_config *cfg, SSL_CTX **out, char *err,
 			     size_t errlen)
 {
@@ -170,7 +234,7 @@ static int build_client_side(const struct pgktls_config *cfg, SSL_CTX **out, cha
 	int r;
 
 	*out = NULL;
-	if (!cfg->tls_certificate)
+	if (!cfg->tls_certificate && !cfg->tls_generate_self_signed)
 		return 0;
 	ctx = SSL_CTX_new(TLS_server_method());
 	if (!ctx)
@@ -182,8 +246,11 @@ static int build_client_side(const struct pgktls_config *cfg, SSL_CTX **out, cha
 		goto err;
 	/* No tickets: nobody resumes, and kTLS TX must start at sequence 0. */
 	SSL_CTX_set_num_tickets(ctx, 0);
-	r = load_cert_and_key(ctx, cfg, "tls_certificate", cfg->tls_certificate,
-			      "tls_private_key", cfg->tls_private_key, err, errlen);
+	if (cfg->tls_generate_self_signed)
+		r = use_generated_cert(ctx, cfg, err, errlen);
+	else
+		r = load_cert_and_key(ctx, cfg, "tls_certificate", cfg->tls_certificate,
+				      "tls_private_key", cfg->tls_private_key, err, errlen);
 	if (r < 0)
 		goto err;
 	if (cfg->tls_client_ca_certificate) {

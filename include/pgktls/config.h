@@ -54,6 +54,8 @@ struct pgktls_config {
 	/* client-facing TLS (pgktls is the server) */
 	char *tls_certificate;		/* PEM chain; NULL = answer 'N' to SSLRequest */
 	char *tls_private_key;
+	bool tls_generate_self_signed;	/* instead of tls_certificate: a fresh key and
+					 * self-signed certificate at each start (certgen) */
 	bool tls_client_required;	/* refuse plaintext StartupMessage */
 	char *tls_client_ca_certificate; /* mutual TLS: CA bundle clients must chain to */
 	int tls_min_version;		/* CFG_TLS_V12 (default) or CFG_TLS_V13 */

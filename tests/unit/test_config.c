@@ -168,6 +168,7 @@ static const char all_keys_text[] =
 	"log_level = \"debug\"\n"
 	"tls_certificate = \"/c.pem\"\n"
 	"tls_private_key = '/c.key'\n"
+	"tls_generate_self_signed = true\n"
 	"tls_client_required = true\n"
 	"tls_client_ca_certificate = \"/ca.pem\"\n"
 	"tls_min_version = \"1.3\"\n"
@@ -218,6 +219,7 @@ START_TEST(test_every_key_parses)
 	ck_assert_str_eq(cfg->log_level, "debug");
 	ck_assert_str_eq(cfg->tls_certificate, "/c.pem");
 	ck_assert_str_eq(cfg->tls_private_key, "/c.key");
+	ck_assert(cfg->tls_generate_self_signed);
 	ck_assert(cfg->tls_client_required);
 	ck_assert_str_eq(cfg->tls_client_ca_certificate, "/ca.pem");
 	ck_assert_int_eq(cfg->tls_min_version, CFG_TLS_V13);
@@ -256,13 +258,13 @@ START_TEST(test_every_key_parses)
 		ck_assert_msg(strncmp(where, "t.toml:", 7) == 0, "key %s not covered: %s", *names,
 			      where);
 	}
-	ck_assert_uint_eq(n, 37);
+	ck_assert_uint_eq(n, 38);
 	ck_assert_str_eq(config_where(cfg, "tls_private_key", where, sizeof(where)),
 			 "t.toml:8: tls_private_key");
 	ck_assert_str_eq(config_where(cfg, "general.port", where, sizeof(where)),
 			 "t.toml:4: port");
 	ck_assert_str_eq(config_where(cfg, "upstream.port", where, sizeof(where)),
-			 "t.toml:40: upstream.port");
+			 "t.toml:41: upstream.port");
 	config_free(cfg);
 }
 END_TEST
@@ -773,6 +775,16 @@ START_TEST(test_validate)
 	snprintf(text, sizeof(text), "[general]\ntls_client_ca_certificate = \"%s\"\n", f.ca);
 	expect_validate(text, "t.toml:2: tls_client_ca_certificate: needs tls_certificate and "
 			      "tls_private_key: clients cannot use TLS without them");
+	/* ... or a generated one, but not both. */
+	snprintf(text, sizeof(text),
+		 "[general]\ntls_generate_self_signed = true\ntls_client_required = true\n"
+		 "tls_client_ca_certificate = \"%s\"\n", f.ca);
+	expect_validate(text, NULL);
+	snprintf(text, sizeof(text),
+		 "[general]\ntls_certificate = \"%s\"\ntls_private_key = \"%s\"\n"
+		 "tls_generate_self_signed = true\n", f.cert, f.key);
+	expect_validate(text, "t.toml:4: tls_generate_self_signed: set together with "
+			      "tls_certificate: use one or the other");
 
 	/* versions */
 	expect_validate("[general]\ntls_min_version = \"TLSv1.3\"\ntls_max_version = \"1.2\"\n",
