@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +265,34 @@ static int diag_msg_cb(const struct nlmsghdr *nlh, void *data)
 }
 
 /*
+ * Whether every message in @buf lies inside it. libmnl's mnl_nlmsg_ok()
+ * compares the length word as a signed int, so a message claiming more than
+ * 2 GiB passes its check and mnl_cb_run() walks out of the buffer (found by
+ * tests/fuzz/fuzz_nl). A trailing piece shorter than a header is ignored,
+ * as libmnl does.
+ */
+static bool chain_ok(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	uint32_t msglen;
+	size_t step;
+
+	if (len < sizeof(struct nlmsghdr))
+		return false;
+	while (len >= sizeof(struct nlmsghdr)) {
+		memcpy(&msglen, p + offsetof(struct nlmsghdr, nlmsg_len), sizeof(msglen));
+		if (msglen < sizeof(struct nlmsghdr) || msglen > len)
+			return false;
+		step = NLMSG_ALIGN(msglen);
+		if (step >= len)
+			break;
+		p += step;
+		len -= step;
+	}
+	return true;
+}
+
+/*
  * Run @cb over the messages in @buf. libmnl turns an NLMSG_ERROR into
  * MNL_CB_ERROR with errno set from the kernel's error code.
  */
@@ -272,7 +301,7 @@ static int run_cb(const void *buf, size_t len, uint32_t seq, mnl_cb_t cb, void *
 	int r;
 
 	/* A reply cut short is malformed, not "no answer". */
-	if (!mnl_nlmsg_ok(buf, (int)len))
+	if (len > INT_MAX || !chain_ok(buf, len))
 		return -EPROTO;
 	errno = 0;
 	r = mnl_cb_run(buf, len, seq, 0, cb, data);

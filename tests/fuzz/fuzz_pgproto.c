@@ -3,19 +3,13 @@
 /*
  * fuzz_pgproto.c - libFuzzer harness for the PostgreSQL framing code.
  *
- * Not part of the autotools build (libFuzzer needs clang). Build it by hand
- * from the top of the source tree, after ./configure has made config.h in
- * the build directory BUILD:
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
- *	-Iinclude -IBUILD src/pgproto.c tests/fuzz/fuzz_pgproto.c -o fuzz_pgproto
- *
- * (Without a configured tree, an empty config.h in some directory DIR and
- * -IDIR instead of -IBUILD will do: pgproto.c needs nothing from it.)
- * Run it on a copy of the seed corpus, so new inputs do not land in git:
+ * Built by `./configure --enable-fuzzing` (clang; the library is built with
+ * coverage instrumentation, ASan and UBSan) and run, with the other targets,
+ * by tests/fuzz/run.sh (`make fuzz`). One target by hand, on a copy of the
+ * seed corpus so new inputs do not land in git:
  *
  *   rm -rf /tmp/corpus && cp -r tests/fuzz/corpus/pgproto /tmp/corpus
- *   ./fuzz_pgproto -max_total_time=120 /tmp/corpus
+ *   BUILD/tests/fuzz/fuzz_pgproto -max_total_time=120 /tmp/corpus
  *
  * Every input is fed to each parser, both as it is and, when it frames as a
  * backend message, as that one message; the outputs are then checked against

@@ -145,6 +145,40 @@ START_TEST(test_diag_truncated)
 }
 END_TEST
 
+/*
+ * Regression (tests/fuzz/fuzz_nl): a second message whose length word is
+ * above INT_MAX passed libmnl's signed check and sent the walk out of the
+ * buffer (SIGSEGV). Every parser must refuse such a chain.
+ */
+START_TEST(test_huge_second_message)
+{
+	static const char crash[] = TOP_SRCDIR "/tests/fuzz/corpus/nl/crash-huge-second-nlmsg_len.nl";
+	struct nl_sock_info si;
+	struct nl_nic_tls nic;
+	struct nlmsghdr *second;
+	uint16_t id;
+	size_t n = load("vm61-diag-tls12.nl", buf, sizeof(buf));
+	FILE *f;
+
+	ck_assert_uint_lt(n + 64, sizeof(buf));
+	second = (void *)(buf + NLMSG_ALIGN(n));
+	memset(second, 0xe3, 64);
+	n = NLMSG_ALIGN(n) + 64;
+	ck_assert_int_eq(nl_diag_parse(buf, n, 0, &si), -EPROTO);
+	ck_assert_int_eq(nl_genl_family_parse(buf, n, 0, &id), -EPROTO);
+	ck_assert_int_eq(nl_ethtool_parse(buf, n, 0, &nic), -EPROTO);
+
+	/* The input the fuzzer found, byte for byte. */
+	f = fopen(crash, "rb");
+	ck_assert_msg(f != NULL, "cannot open %s", crash);
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	ck_assert_int_eq(nl_diag_parse(buf, n, 0, &si), -EPROTO);
+	ck_assert_int_eq(nl_genl_family_parse(buf, n, 0, &id), -EPROTO);
+	ck_assert_int_eq(nl_ethtool_parse(buf, n, 0, &nic), -EPROTO);
+}
+END_TEST
+
 START_TEST(test_ethtool_recorded)
 {
 	static const char *const files[] = { "vm61-ethtool-lo.nl", "host-ethtool-eth0.nl" };
@@ -298,6 +332,7 @@ static Suite *nl_suite(void)
 	tcase_add_test(tc, test_diag_plain);
 	tcase_add_test(tc, test_diag_missing_and_seq);
 	tcase_add_test(tc, test_diag_truncated);
+	tcase_add_test(tc, test_huge_second_message);
 	tcase_add_test(tc, test_ethtool_recorded);
 	tcase_add_test(tc, test_ethtool_tls_nic);
 	tcase_add_test(tc, test_tls_stat);
