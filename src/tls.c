@@ -13,6 +13,7 @@
 #include "pgktls/tls.h"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -147,10 +148,28 @@ static int ctx_common(SSL_CTX *ctx, const struct pgktls_config *cfg, const char 
 	return 0;
 }
 
+/*
+ * A private key that others may read may already have been copied: say so
+ * at load time, naming the file. (PostgreSQL refuses such a key; pgktls only
+ * warns, so a deployment that shares a key through a group keeps working.)
+ */
+static void warn_key_mode(const struct pgktls_config *cfg, const char *key_key, const char *key)
+{
+	char where[256];
+	struct stat st;
+
+	if (stat(key, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
+		log_warn("%s: private key file %s has mode %04o: it should be readable by its "
+			 "owner only (chmod 600 %s)",
+			 config_where(cfg, key_key, where, sizeof(where)), key,
+			 (unsigned)(st.st_mode & 07777), key);
+}
+
 static int load_cert_and_key(SSL_CTX *ctx, const struct pgktls_config *cfg, const char *cert_key,
 			     const char *cert, const char *key_key, const char *key, char *err,
 			     size_t errlen)
 {
+	warn_key_mode(cfg, key_key, key);
 	/* The whole chain, so clients holding only the root CA can verify. */
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
 		return ctx_fail(cfg, cert_key, "cannot load certificate chain", cert, err, errlen);
