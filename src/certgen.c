@@ -205,7 +205,8 @@ static int add_sans(X509 *cert, const char *const *names, size_t n_names, char *
 		r = san_add(gens, names[i], err, errlen);
 	for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(always_names) && r == 0; i++)
 		r = san_add(gens, always_names[i], err, errlen);
-	if (r == 0 && X509_add1_ext_i2d(cert, NID_subject_alt_name, gens, 0, X509V3_ADD_APPEND) != 1)
+	if (r == 0 &&
+	    X509_add1_ext_i2d(cert, NID_subject_alt_name, gens, 0, X509V3_ADD_APPEND) != 1)
 		r = ossl_fail("cannot add subjectAltName", err, errlen);
 	GENERAL_NAMES_free(gens);
 	return r;
@@ -501,10 +502,9 @@ int certgen_write_dir(const char *dir, const char *const *names, size_t n_names,
 		written |= 1u << f;
 	}
 out:
-	if (r < 0)
-		for (f = 0; f < F__N; f++)
-			if (written & (1u << f) && file_path(dir, f, path, sizeof(path), NULL, 0) == 0)
-				unlink(path);
+	for (f = 0; r < 0 && f < F__N; f++)
+		if (written & (1u << f) && file_path(dir, f, path, sizeof(path), NULL, 0) == 0)
+			unlink(path);
 	EVP_PKEY_free(ca_key);
 	EVP_PKEY_free(srv_key);
 	EVP_PKEY_free(cli_key);

@@ -225,8 +225,8 @@ static int use_generated_cert(SSL_CTX *ctx, const struct pgktls_config *cfg, cha
 		return r;
 	}
 	if (SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
-		r = ctx_fail(cfg, "tls_generate_self_signed", "cannot use the generated certificate",
-			     "true", err, errlen);
+		r = ctx_fail(cfg, "tls_generate_self_signed",
+			     "cannot use the generated certificate", "true", err, errlen);
 		goto out;
 	}
 	if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,

@@ -19,8 +19,9 @@ modes=
 for f in ca.pem ca.key server.pem server-chain.pem server.key client.pem client.key; do
 	modes+="$f:$(stat -c %a "$G/$f" 2>/dev/null) "
 done
-is "$modes" "ca.pem:644 ca.key:600 server.pem:644 server-chain.pem:644 server.key:600 client.pem:644 client.key:600 " \
-	"--generate-cert writes every file, keys 0600"
+want="ca.pem:644 ca.key:600 server.pem:644 server-chain.pem:644 server.key:600 "
+want+="client.pem:644 client.key:600 "
+is "$modes" "$want" "--generate-cert writes every file, keys 0600"
 is "$(stat -c %a "$G")" 700 "--generate-cert creates its directory 0700"
 out=$(openssl verify -CAfile "$G/ca.pem" "$G/server.pem" 2>&1)
 ok $? "openssl verify: the server certificate chains to the generated CA" || diag "$out"
@@ -37,9 +38,9 @@ tls_verify = \"disable\""
 D=$(px_dsn gen)
 q_ok "generated set: sslmode=verify-full with ca.pem and host=localhost works" \
 	"$D sslmode=verify-full sslrootcert=$G/ca.pem" "select current_user" alice
+BYADDR="host=127.0.0.1 port=${PX_PORT[gen]} dbname=postgres user=alice password=alice-pw"
 q_ok "generated set: sslmode=verify-full by address (IP SAN 127.0.0.1) works" \
-	"host=127.0.0.1 port=${PX_PORT[gen]} dbname=postgres user=alice password=alice-pw sslmode=verify-full sslrootcert=$G/ca.pem" \
-	"select 1" 1
+	"$BYADDR sslmode=verify-full sslrootcert=$G/ca.pem" "select 1" 1
 WRONGHOST="host=wrong.example hostaddr=127.0.0.1 port=${PX_PORT[gen]} dbname=postgres"
 WRONGHOST+=" user=alice password=alice-pw"
 q_fails "generated set: sslmode=verify-full with the wrong host name fails" \
@@ -76,9 +77,11 @@ like "$(cat "${PX_LOG[self]}")" "SHA-256 fingerprint ${fp:-none}\$" \
 	"self-signed: the log shows the served certificate's fingerprint"
 q_ok "self-signed: sslmode=verify-full with the fetched certificate as root, host=localhost" \
 	"$DS sslmode=verify-full sslrootcert=$T/pinned.pem" "select current_user" alice
+WRONGHOST="host=wrong.example hostaddr=127.0.0.1 port=${PX_PORT[self]} dbname=postgres"
+WRONGHOST+=" user=alice password=alice-pw"
 q_fails "self-signed: sslmode=verify-full with the wrong host name fails" \
-	"host=wrong.example hostaddr=127.0.0.1 port=${PX_PORT[self]} dbname=postgres user=alice password=alice-pw sslmode=verify-full sslrootcert=$T/pinned.pem" \
-	"select 1" 'does not match host name "wrong.example"'
+	"$WRONGHOST sslmode=verify-full sslrootcert=$T/pinned.pem" "select 1" \
+	'does not match host name "wrong.example"'
 q_fails "self-signed: sslmode=verify-full with an unrelated root fails" \
 	"$DS sslmode=verify-full sslrootcert=$G/ca.pem" "select 1" "certificate verify failed"
 
