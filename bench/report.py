@@ -245,6 +245,12 @@ def chart(d, raw, cols):
               "set xtics rotate by -40 left", "set yrange [0:*]", "unset key",
               "set bmargin 7"]
     for fn, title in plots:
+        # A pooling relay's connection rate is ten times the others': log scale there.
+        if title.startswith("new conn/s"):
+            script += ["set logscale y", "set yrange [10:*]"]
+            title += " (log scale)"
+        else:
+            script += ["unset logscale y", "set yrange [0:*]"]
         script.append('set title "%s"' % title.replace("µ", "u"))
         script.append('plot "%s" using 1:3:xtic(2) with boxes lc rgb "#4477aa", '
                       '"" using 1:3:4:5 with yerrorbars lc rgb "black" pt 0' % fn)
