@@ -15,6 +15,9 @@
 #   PGKTLS_PGBIN                PostgreSQL 15 binaries (default /usr/lib/postgresql/15/bin)
 #   PGKTLS_KEEP_TMP             1: keep the temporary directory for a post-mortem
 #   PGKTLS_TEST_LOG_LEVEL       log_level for pgktls (default info)
+#   PGKTLS_TEST_KTLS            auto|off|required: `ktls = ...` in every config px_config
+#                               writes (unless the test sets ktls itself); the kTLS VM runs
+#                               the whole suite with `required`
 
 set -u
 
@@ -397,6 +400,11 @@ px_config() {
 	if [ -z "$upstream" ]; then
 		upstream="host = \"127.0.0.1\"
 port = ${PG_PORT[main]:-5432}"
+	fi
+	# A test that chooses its own ktls keeps it (a key given twice is a config error).
+	if [ -n "${PGKTLS_TEST_KTLS:-}" ] && ! printf '%s\n' "$general" | grep -Eq '^ktls'; then
+		general="ktls = \"$PGKTLS_TEST_KTLS\"
+$general"
 	fi
 	cat >"${PX_CONF[$name]}" <<EOF
 # $TEST_NAME: $name

@@ -11,7 +11,16 @@ cut -d' ' -f1 /proc/uptime > /job/boot-time
 
 # tls for the tests; inet_diag/tcp_diag so `ss -tie` and netlink queries
 # see the ULP; overlay for the writable directories below.
-for m in tls inet_diag tcp_diag overlay; do
+mods="tls inet_diag tcp_diag overlay"
+if [ -f /job/no-tls ]; then
+	# A kernel whose tls module is missing (PGKTLS_VM_NO_TLS=1): delete it
+	# from this RAM root, so neither we nor the kernel's autoload (which runs
+	# this root's /sbin/modprobe on TCP_ULP "tls") can load it.
+	rm -rf /lib/modules/*/kernel/net/tls
+	mods="inet_diag tcp_diag overlay"
+	echo "ktls-vm: without the tls module"
+fi
+for m in $mods; do
 	modprobe "$m" || echo "ktls-vm: modprobe $m failed"
 done
 ip link set lo up

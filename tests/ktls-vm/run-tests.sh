@@ -2,53 +2,81 @@
 # SPDX-License-Identifier: MIT
 # Copyright (c) 2026 The pgktls developers
 #
-# run-tests.sh [TEST-COMMAND...] - `make check-ktls`: boot the kTLS VM once
-# and run each test command there (a shell command line, relative to the
-# build directory, which is the current directory), with
-# PGKTLS_REQUIRE_KTLS=1 so a test that finds no kTLS fails instead of
-# skipping. Without arguments, runs the DEFAULT_TESTS below.
+# run-tests.sh [TEST-COMMAND...] - `make check-ktls`: boot the kTLS VM and run
+# each test command there (a shell command line, run from the build
+# directory, which is the current directory), with PGKTLS_REQUIRE_KTLS=1 so a
+# test that finds no kTLS fails instead of skipping.
+#
+# Without arguments, two boots:
+#   1. with the tls module: the kTLS unit tests, the whole integration suite
+#      with `ktls = required` in every config (integration.sh), and t-ktls.sh
+#      (the proof: every version and cipher, 256 MB COPYs, control records);
+#   2. without the tls module (PGKTLS_VM_NO_TLS=1): t-ktls-fallback.sh.
 #
 # Exit status: 0 if every command passed, 1 if any failed, 77 if no VM can
 # be run here (run.sh says why).
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
 
-# One line per suite; each runs in the VM from the build directory.
 DEFAULT_TESTS=(
 	"tests/unit/test_ktls"
+	"PGKTLS_SUITE_SHOW=1 $HERE/integration.sh $SRC/tests/integration/t-ktls.sh"
+	"$HERE/integration.sh"
+)
+NO_TLS_TESTS=(
+	"PGKTLS_REQUIRE_NO_KTLS=1 PGKTLS_SUITE_SHOW=1 $HERE/integration.sh $SRC/tests/integration/t-ktls-fallback.sh"
 )
 
+defaults=0
 if [ $# -eq 0 ]; then
 	set -- "${DEFAULT_TESTS[@]}"
+	defaults=1
 fi
 for t in "$@"; do
 	bin=${t%% *}
+	case $bin in *=*) continue ;; esac
 	if [ ! -e "$bin" ] && ! command -v "$bin" >/dev/null 2>&1; then
 		echo "ktls-vm: $bin not found: run from the build directory after make" >&2
 		exit 1
 	fi
 done
 
-# The same loop runs in the VM: one boot for the whole list.
-export PGKTLS_REQUIRE_KTLS=1
-start=$(date +%s)
-"$HERE/run.sh" /bin/bash -c '
-	rc=0
-	for t in "$@"; do
-		echo "=== ktls-vm: $t"
-		t0=$(date +%s)
-		if bash -c "$t"; then
-			echo "=== PASS: $t ($(($(date +%s) - t0))s)"
-		else
-			echo "=== FAIL: $t (exit $?)"
-			rc=1
-		fi
+# boot [VAR=VALUE...] -- TEST...: one VM for the whole list; the same loop runs inside.
+boot() {
+	local envs=()
+	while [ "$1" != -- ]; do
+		envs+=("$1")
+		shift
 	done
-	echo "=== /proc/net/tls_stat after the run:"
-	cat /proc/net/tls_stat
-	exit $rc
-' ktls-vm-tests "$@"
+	shift
+	env "${envs[@]}" "$HERE/run.sh" /bin/bash -c '
+		rc=0
+		for t in "$@"; do
+			echo "=== ktls-vm: $t"
+			t0=$(date +%s)
+			if bash -c "$t"; then
+				echo "=== PASS: $t ($(($(date +%s) - t0))s)"
+			else
+				echo "=== FAIL: $t (exit $?)"
+				rc=1
+			fi
+		done
+		echo "=== /proc/net/tls_stat after the run:"
+		cat /proc/net/tls_stat 2>&1
+		exit $rc
+	' ktls-vm-tests "$@"
+}
+
+start=$(date +%s)
+boot PGKTLS_REQUIRE_KTLS=1 -- "$@"
 rc=$?
+if [ $defaults = 1 ] && [ $rc -ne 77 ]; then
+	# The same kernel, its tls module gone: what users without kTLS get.
+	boot PGKTLS_VM_NO_TLS=1 PGKTLS_REQUIRE_KTLS=0 -- "${NO_TLS_TESTS[@]}"
+	rc2=$?
+	[ $rc -eq 0 ] && rc=$rc2
+fi
 echo "ktls-vm: run-tests.sh finished in $(($(date +%s) - start))s with status $rc" >&2
 exit $rc

@@ -11,7 +11,8 @@
 # the VM). COMMAND runs in the caller's working directory with the caller's
 # PATH, HOME, LANG, TMPDIR and every CK_* and PGKTLS_* variable, plus the
 # variables named in $PGKTLS_VM_ENV. With PGKTLS_VM_USER=name it runs as
-# that user instead (postgres refuses root).
+# that user instead (postgres refuses root). With PGKTLS_VM_NO_TLS=1 the
+# guest has no tls module at all (the fallback tests).
 #
 # Environment: PGKTLS_VM_TIMEOUT (seconds, default 900: then qemu is
 # killed), PGKTLS_VM_CACHE (see prepare.sh), PGKTLS_VM_MEM (MB, 2048),
@@ -67,6 +68,7 @@ cp "$HERE/guest.sh" "$JOB/guest.sh"
 	echo
 } > "$JOB/cmd.sh"
 [ -n "${PGKTLS_VM_USER:-}" ] && printf '%s\n' "$PGKTLS_VM_USER" > "$JOB/user"
+[ "${PGKTLS_VM_NO_TLS:-0}" = 1 ] && touch "$JOB/no-tls"
 
 cmd="$*"
 say "booting $(cat "$DIR/kver") (TCG, timeout ${TIMEOUT}s): $(echo "${cmd:0:72}" | head -n 1)"

@@ -1,0 +1,86 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The pgktls developers
+#
+# integration.sh [TEST...] - run integration tests (default: every
+# tests/integration/t-*.sh) from the build directory, JOBS at a time, with
+# `ktls = required` in every config the tests generate (PGKTLS_TEST_KTLS,
+# default required), so every TLS hop they open goes through kTLS. Meant to
+# run inside the kTLS VM (run-tests.sh does that); works anywhere.
+#
+# Each test's TAP output goes to $TMPDIR/pgktls-vm-suite/NAME.log and is
+# printed only when the test fails (always with PGKTLS_SUITE_SHOW=1). A test
+# fails on a non-zero exit status, a `not ok` line or a missing plan.
+# Exit status: 0 if all passed, 1 if not.
+set -u
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+BUILD=$PWD
+JOBS=${PGKTLS_VM_JOBS:-2}
+OUT=${TMPDIR:-/tmp}/pgktls-vm-suite
+
+export PGKTLS_BIN=$BUILD/src/pgktls PGKTLS_SRCDIR=$SRC PGKTLS_BUILDDIR=$BUILD
+export PGKTLS_TEST_KTLS=${PGKTLS_TEST_KTLS:-required}
+if [ ! -x "$PGKTLS_BIN" ]; then
+	echo "integration.sh: no $PGKTLS_BIN: run from the build directory after make" >&2
+	exit 1
+fi
+
+if [ $# -eq 0 ]; then
+	# `make check`'s list (longest first), without t-ktls.sh: run-tests.sh runs it apart.
+	set -- $(sed -n '/^INTEGRATION_TESTS = /,/^$/s|^[[:space:]]*\(tests/integration/t-[a-z0-9-]*\.sh\).*|\1|p' \
+		"$SRC/Makefile.am" | grep -v '/t-ktls\.sh$' | sed "s|^|$SRC/|")
+fi
+# A scaled-down load test: 1000 clients is a job for real CPUs, not an emulated one.
+export PGKTLS_LOAD_CLIENTS=${PGKTLS_LOAD_CLIENTS:-100} PGKTLS_LOAD_SECONDS=${PGKTLS_LOAD_SECONDS:-15}
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+# run_one PATH: run one test, leave "STATUS SECONDS" in $OUT/NAME.rc.
+run_one() {
+	local t=$1 name t0 rc
+	name=$(basename "$t" .sh)
+	t0=$(date +%s)
+	bash "$t" >"$OUT/$name.log" 2>&1
+	rc=$?
+	# The exit status alone is not enough: a test that dies early may exit 0.
+	if [ $rc -eq 0 ] && { grep -q '^not ok' "$OUT/$name.log" ||
+		! grep -Eq '^1\.\.[0-9]+' "$OUT/$name.log"; }; then
+		rc=1
+	fi
+	echo "$rc $(($(date +%s) - t0))" >"$OUT/$name.rc"
+	# Progress on the console as each test ends: a whole run takes minutes.
+	echo "integration.sh: $name exit $rc after $(($(date +%s) - t0))s"
+}
+
+start=$(date +%s)
+running=0
+for t in "$@"; do
+	if [ "$running" -ge "$JOBS" ]; then
+		wait -n
+		running=$((running - 1))
+	fi
+	run_one "$t" &
+	running=$((running + 1))
+done
+wait
+
+rc=0
+for t in "$@"; do
+	name=$(basename "$t" .sh)
+	read -r trc secs <"$OUT/$name.rc" 2>/dev/null || trc=1 secs=?
+	plan=$(grep -Em1 '^1\.\.' "$OUT/$name.log" 2>/dev/null)
+	if [ "$trc" = 0 ]; then
+		echo "ok     $name (${secs}s, plan $plan)"
+		# PGKTLS_SUITE_SHOW=1: every output, for the numbers in its diagnostics.
+		[ "${PGKTLS_SUITE_SHOW:-0}" = 1 ] && sed 's/^/    /' "$OUT/$name.log"
+	else
+		echo "FAILED $name (${secs}s, exit $trc): its output:"
+		sed 's/^/    /' "$OUT/$name.log"
+		rc=1
+	fi
+done
+echo "integration.sh: $# tests with PGKTLS_TEST_KTLS=$PGKTLS_TEST_KTLS in" \
+	"$(($(date +%s) - start))s, status $rc"
+exit $rc
