@@ -73,9 +73,14 @@ is "$FD2" "$FD0" "no descriptor leak: $FD2 after the load, $FD0 before"
 HWM=$(status_kb VmHWM)
 PER=$(((HWM - RSS0) / N))
 diag "peak VmHWM $HWM kB: $PER kB per connection above the idle $RSS0 kB"
-# Two SSL objects and at most two 17 KB relay buffers per connection.
-ok "$([ "$PER" -le 128 ] && echo 0 || echo 1)" \
-	"memory stays bounded: peak $PER kB per connection (at most 128)"
+# Two SSL objects and at most two 17 KB relay buffers per connection. ASan's redzones
+# and quarantine say nothing about the daemon's own use: no bound under it.
+if ldd "$PGKTLS_BIN" 2>/dev/null | grep -q libasan; then
+	skip 1 "memory bound not checked under AddressSanitizer ($PER kB per connection)"
+else
+	ok "$([ "$PER" -le 128 ] && echo 0 || echo 1)" \
+		"memory stays bounded: peak $PER kB per connection (at most 128)"
+fi
 unlike "$(grep -E '^[^ ]+ (error|warn) ' "${PX_LOG[px]}")" . "no error or warning in the log"
 
 q_ok "a session after the load" "$(px_dsn px "sslmode=verify-full sslrootcert=$CERTS/ca.crt")" \
