@@ -7,7 +7,7 @@
 # a bounded time. Every stream's checksum must match, memory stays bounded (the peak per
 # connection is reported), and pgktls holds as many descriptors afterwards as before.
 #
-# Environment: PGKTLS_LOAD_CLIENTS (default 1000), PGKTLS_LOAD_SECONDS (default 45).
+# Environment: PGKTLS_LOAD_CLIENTS (default 1000), PGKTLS_LOAD_SECONDS (default 30).
 . "$(dirname "$0")/lib.sh"
 setup
 
@@ -15,7 +15,7 @@ setup
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 LIMIT=$(ulimit -n)
 N=${PGKTLS_LOAD_CLIENTS:-1000}
-SECS=${PGKTLS_LOAD_SECONDS:-45}
+SECS=${PGKTLS_LOAD_SECONDS:-30}
 if [ $((N * 3 + 200)) -gt "$LIMIT" ]; then
 	N=$(((LIMIT - 200) / 3))
 	diag "ulimit -n is $LIMIT: $N clients"
