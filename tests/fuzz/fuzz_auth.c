@@ -114,7 +114,8 @@ static int inspect(struct insp *s, struct relay_dir *d)
 			    rewrite(d, d->scan, total, out, outlen) == 0)
 				total = outlen;
 		} else if (type == 'E' && pgproto_error_is_channel_binding(msg, total) &&
-			   pgproto_error_add_hint(msg, total, HINT, out, sizeof(out), &outlen) == 0 &&
+			   pgproto_error_add_hint(msg, total, HINT, out, sizeof(out),
+						  &outlen) == 0 &&
 			   rewrite(d, d->scan, total, out, outlen) == 0) {
 			total = outlen;
 		}

@@ -210,20 +210,22 @@ else
 fi
 
 # ---- a full session with planted secrets, at log_level debug
+PD="host=localhost hostaddr=127.0.0.1 port=$P dbname=$DB application_name=$APP"
+VF="sslmode=verify-full $CA channel_binding=disable"
 q_ok "cleartext password, application_name and options over TLS" \
-	"host=localhost hostaddr=127.0.0.1 port=$P dbname=$DB user=$U_CLEAR password=$PW_CLEAR sslmode=verify-full $CA application_name=$APP options=-csearch_path=$OPT" \
+	"$PD user=$U_CLEAR password=$PW_CLEAR $VF options=-csearch_path=$OPT" \
 	"show search_path" "$OPT"
 q_ok "SCRAM password over TLS" \
-	"host=localhost hostaddr=127.0.0.1 port=$P dbname=$DB user=$U_SCRAM password=$PW_SCRAM sslmode=verify-full $CA application_name=$APP channel_binding=disable" \
+	"$PD user=$U_SCRAM password=$PW_SCRAM $VF" \
 	"select current_user" "$U_SCRAM"
 q_fails "a wrong password is refused" \
-	"host=localhost hostaddr=127.0.0.1 port=$P dbname=$DB user=$U_CLEAR password=$PW_WRONG sslmode=verify-full $CA application_name=$APP" \
+	"$PD user=$U_CLEAR password=$PW_WRONG $VF" \
 	"select 1" "password authentication failed"
 q_ok "cleartext password over a plaintext client hop" \
-	"host=localhost hostaddr=127.0.0.1 port=$P dbname=$DB user=$U_CLEAR password=$PW_CLEAR sslmode=disable application_name=$APP" \
+	"$PD user=$U_CLEAR password=$PW_CLEAR sslmode=disable" \
 	"select 1" 1
 # The stats endpoint, while a planted session is open.
-timeout 20 "$PGBIN/psql" -X -Atq -d "host=localhost hostaddr=127.0.0.1 port=$P dbname=$DB user=$U_SCRAM password=$PW_SCRAM sslmode=verify-full $CA application_name=$APP channel_binding=disable" \
+timeout 20 "$PGBIN/psql" -X -Atq -d "$PD user=$U_SCRAM password=$PW_SCRAM $VF" \
 	-c "select pg_sleep(3)" >/dev/null 2>&1 &
 SPID=$!
 sleep 1.5

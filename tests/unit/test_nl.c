@@ -152,7 +152,8 @@ END_TEST
  */
 START_TEST(test_huge_second_message)
 {
-	static const char crash[] = TOP_SRCDIR "/tests/fuzz/corpus/nl/crash-huge-second-nlmsg_len.nl";
+	static const char crash[] =
+		TOP_SRCDIR "/tests/fuzz/corpus/nl/crash-huge-second-nlmsg_len.nl";
 	struct nl_sock_info si;
 	struct nl_nic_tls nic;
 	struct nlmsghdr *second;
