@@ -23,6 +23,7 @@
 #include "pgktls/config.h"
 #include "pgktls/daemon.h"
 #include "pgktls/log.h"
+#include "pgktls/tls.h"
 #include "pgktls/worker.h"
 
 #define MAX_OVERRIDES 128
@@ -134,6 +135,11 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	size_t n = 0;
 	int opt, status;
+
+	/* Before OpenSSL allocates anything: wipe what it frees (session keys). */
+	if (tls_wipe_freed_memory() < 0)
+		fprintf(stderr, "pgktls: warning: OpenSSL allocated before start-up; freed "
+				"session keys will not be wiped\n");
 
 	while ((opt = getopt_long(argc, argv, "c:H:p:u:o:Vh", opts, NULL)) != -1) {
 		const char *key = NULL, *origin = NULL, *value = optarg;

@@ -16,12 +16,14 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
@@ -36,6 +38,52 @@
 	"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
 
 static const unsigned char alpn_postgresql[] = { 10, 'p', 'o', 's', 't', 'g', 'r', 'e', 's', 'q', 'l' };
+
+/* Blocks larger than this are record buffers (relayed data), not key material. */
+#define TLS_WIPE_MAX 16384
+
+static void *wipe_malloc(size_t n, const char *file, int line)
+{
+	return malloc(n);
+}
+
+static void wipe_free(void *p, const char *file, int line)
+{
+	size_t n;
+
+	if (!p)
+		return;
+	n = malloc_usable_size(p);
+	if (n <= TLS_WIPE_MAX)
+		OPENSSL_cleanse(p, n);
+	free(p);
+}
+
+static void *wipe_realloc(void *p, size_t n, const char *file, int line)
+{
+	size_t old;
+	void *q;
+
+	if (!p)
+		return malloc(n);
+	if (n == 0) {
+		wipe_free(p, file, line);
+		return NULL;
+	}
+	/* Never let realloc move a block and leave the old copy behind unwiped. */
+	old = malloc_usable_size(p);
+	q = malloc(n);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < n ? old : n);
+	wipe_free(p, file, line);
+	return q;
+}
+
+int tls_wipe_freed_memory(void)
+{
+	return CRYPTO_set_mem_functions(wipe_malloc, wipe_realloc, wipe_free) ? 0 : -EBUSY;
+}
 
 void tls_drain_errors(void)
 {

@@ -62,6 +62,21 @@ SSL *tls_new_client(const struct tls_contexts *t, int fd);
  */
 const char *tls_error_string(SSL *ssl, char *buf, size_t len);
 
+/**
+ * tls_wipe_freed_memory() - make OpenSSL wipe what it frees.
+ *
+ * OpenSSL 3.0 frees an SSL (which holds the TLS 1.3 traffic secrets) and
+ * its session (the master secret) without cleansing all of it, so a
+ * finished session's keys would linger in freed heap. This installs
+ * allocation functions that clear each block of up to 16 KB before
+ * freeing it; larger blocks are record buffers holding relayed data, not
+ * keys, and wiping them would only cost throughput. Must be called before
+ * any other OpenSSL function (first thing in main()).
+ *
+ * Return: 0, or -EBUSY if OpenSSL has already allocated.
+ */
+PGKTLS_MUSTCHECK int tls_wipe_freed_memory(void);
+
 /** tls_drain_errors() - empty OpenSSL's per-thread error queue. */
 void tls_drain_errors(void);
 

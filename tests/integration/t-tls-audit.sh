@@ -196,15 +196,8 @@ PYEOF
 	like "$out" '^secrets [1-9][0-9]*, in memory while open: [1-9]' \
 		"memory scan finds the session's TLS traffic secrets while it is open"
 	# OpenSSL 3.0 frees the SSL, which holds the TLS 1.3 traffic secrets, without
-	# wiping it: until pgktls wipes what OpenSSL frees, this is a known gap (TODO).
-	if printf '%s\n' "$out" | grep -q 'in memory after close: 0$'; then
-		pass "... and none of them once it has ended"
-	else
-		_tap_n=$((_tap_n + 1))
-		printf 'not ok %d - %s # TODO %s\n' "$_tap_n" \
-			"... and none of them once it has ended" \
-			"OpenSSL 3.0 SSL_free() does not cleanse the traffic secrets (docs/SECURITY.md)"
-	fi
+	# wiping it all: pgktls's allocation functions wipe every block OpenSSL frees.
+	like "$out" 'in memory after close: 0$' "... and none of them once it has ended"
 else
 	skip 2 "reading the daemon's memory needs root"
 fi
