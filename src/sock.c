@@ -24,14 +24,14 @@ const char *sock_addr_str(const struct sockaddr *sa, socklen_t len, char *buf, s
 
 	switch (sa->sa_family) {
 	case AF_INET: {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		const struct sockaddr_in *in = (const void *)sa;
 
 		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
 		snprintf(buf, buflen, "%s:%u", host, ntohs(in->sin_port));
 		break;
 	}
 	case AF_INET6: {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		const struct sockaddr_in6 *in6 = (const void *)sa;
 
 		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
 		snprintf(buf, buflen, "[%s]:%u", host, ntohs(in6->sin6_port));

@@ -17,7 +17,8 @@
 
 #include "pgktls/compiler.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 struct ev_loop;
 struct ev_io;
