@@ -8,9 +8,9 @@ Usage: idle.py HOST PORT N [--tls] [--user NAME] [--db NAME] [--parallel K]
 Each session does what libpq does with sslmode=require (SSLRequest, 'S', a TLS 1.3
 handshake without certificate checks) or plaintext without --tls, sends a StartupMessage
 and reads until ReadyForQuery, so the proxy in between is in its relay state. Once all N
-are open it prints "ready N SECONDS" on stdout and holds them until stdin closes, then sends
-Terminate on each and exits. A session that fails is reported on stderr and the exit
-status is 1 (after "failed K" on stdout).
+are open (or failed) it prints "ready OPENED SECONDS FAILED" on stdout and holds them until
+stdin closes, then sends Terminate on each and exits. The first failures are described on
+stderr, and the exit status is 1 if any session failed.
 """
 
 import argparse
@@ -78,10 +78,7 @@ async def main():
     errors = [r for r in results if isinstance(r, BaseException)]
     for e in errors[:5]:
         print("idle.py: session failed: %r" % (e,), file=sys.stderr)
-    if errors:
-        print("failed %d" % len(errors), flush=True)
-    else:
-        print("ready %d %.1f" % (len(writers), time.monotonic() - t0), flush=True)
+    print("ready %d %.1f %d" % (len(writers), time.monotonic() - t0, len(errors)), flush=True)
     # Hold until our caller closes stdin.
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)

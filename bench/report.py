@@ -270,7 +270,8 @@ def main():
     raw, meta, fake = load(a.dir)
     table, cols = main_table(raw, fake)
     md = ["# pgktls side-by-side benchmark", ""]
-    md.append("Run on %s with `%s`." % (meta.get("date", "?"), meta.get("command", "bench/run")))
+    md.append("Run on %s with `%s`." % (meta.get("date", "?"),
+                                         meta.get("command", "bench/run").strip()))
     md.append("")
     md.append("Machine: %s cores (`nproc`), %s, %s RAM; kernel %s; %s; %s; %s; %s; %s." % (
         meta.get("nproc", "?"), meta.get("cpu", "?"), meta.get("mem", "?"),
@@ -292,6 +293,20 @@ def main():
                   "that many PostgreSQL backends do not fit on this machine. The figure is the "
                   "proxy's RSS growth per session, both of its hops included.")
         md.append("")
+    if any(m.startswith("idle_kb_") for (p, m) in raw if p.startswith("pgbouncer")):
+        md.append("PgBouncer answers a client's startup from the welcome message it cached "
+                  "and links a server connection only when the first query arrives, so its "
+                  "idle figure holds the client hop only; pgktls and stunnel relay 1:1 and "
+                  "hold both hops (two TLS sessions for the *TLS both hops* paths).")
+        md.append("")
+    notes = []
+    if meta.get("idle_note"):
+        notes.append("Idle counts: " + meta["idle_note"].rstrip("; ") + ".")
+    if os.path.exists(os.path.join(a.dir, "notes.txt")):
+        with open(os.path.join(a.dir, "notes.txt")) as f:
+            notes += [l.strip() for l in f if l.strip()]
+    if notes:
+        md += ["Notes:", ""] + ["- " + n for n in notes] + [""]
     rt_metrics = [c[0] for c in cols]
     md.append("## Ratios against PgBouncer, TLS both hops (median of per-repetition ratios)")
     md.append("")
