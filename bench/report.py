@@ -308,14 +308,16 @@ def main():
     if notes:
         md += ["Notes:", ""] + ["- " + n for n in notes] + [""]
     rt_metrics = [c[0] for c in cols]
-    md.append("## Ratios against PgBouncer, TLS both hops (median of per-repetition ratios)")
-    md.append("")
-    md += ratio_table(raw, cols, REF, rt_metrics)
-    md.append("")
-    md.append("## Ratios against direct TLS to PostgreSQL")
-    md.append("")
-    md += ratio_table(raw, cols, DIRECT, ["bulk_mbps", "select_tps", "connect_rate"])
-    md.append("")
+    if REF in paths_in(raw):
+        md.append("## Ratios against PgBouncer, TLS both hops (median of per-repetition ratios)")
+        md.append("")
+        md += ratio_table(raw, cols, REF, rt_metrics)
+        md.append("")
+    if DIRECT in paths_in(raw):
+        md.append("## Ratios against direct TLS to PostgreSQL")
+        md.append("")
+        md += ratio_table(raw, cols, DIRECT, ["bulk_mbps", "select_tps", "connect_rate"])
+        md.append("")
     vt, vns = vm_table(raw)
     if vt:
         md.append("## pgktls in the kTLS VM (qemu TCG): kTLS mode against userspace mode")
