@@ -184,16 +184,19 @@ void conn_close(struct conn *c, enum conn_close_reason reason)
 			  reason_names[reason], (unsigned long long)c->c2s.bytes,
 			  (unsigned long long)c->s2c.bytes,
 			  (unsigned long long)(ev_now(w->loop) - c->accepted_ms));
-	if (reason == CONN_CLOSE_SHUTDOWN) {
+	if (reason == CONN_CLOSE_SHUTDOWN || reason == CONN_CLOSE_KEYUPDATE) {
 		/*
-		 * pgktls is stopping: end cleanly where TLS is up (close_notify),
-		 * best effort and non-blocking; a full socket buffer just loses it.
+		 * pgktls is stopping, or a peer's KeyUpdate could not be followed
+		 * (no kTLS rekeying before Linux 6.14): end cleanly where TLS is
+		 * up (close_notify), best effort and non-blocking; a full socket
+		 * buffer just loses it. After a KeyUpdate only the peer's sending
+		 * key moved on: the one we send with is still the one it expects.
 		 */
 		if (c->state_before_close == CONN_RELAY || c->state_before_close == CONN_STARTUP) {
 			if (hop_shutdown_write(&c->client) < 0)
-				clog_debug(c, "no close_notify to the client at shutdown");
+				clog_debug(c, "no close_notify to the client");
 			if (c->server.fd >= 0 && hop_shutdown_write(&c->server) < 0)
-				clog_debug(c, "no close_notify to the server at shutdown");
+				clog_debug(c, "no close_notify to the server");
 		}
 	}
 	hop_close(w->loop, &c->client);

@@ -390,6 +390,13 @@ static int splice_in(struct relay *r, int i, bool *progress)
 		*progress = true;
 		return 0;
 	}
+	/*
+	 * On the data path a record that fails authentication shows up here,
+	 * not in ktls_read(): name it the same way, so the log says what
+	 * happened (a corrupted or forged record), not just "Bad message".
+	 */
+	if (rx_in_kernel(src) && errno == EBADMSG)
+		return (int)set_err(src, EBADMSG, "kTLS record failed authentication");
 	return (int)set_err(src, errno, "splice from socket");
 }
 
