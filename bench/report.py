@@ -271,7 +271,8 @@ def main():
     table, cols = main_table(raw, fake)
     md = ["# pgktls side-by-side benchmark", ""]
     md.append("Run on %s with `%s`." % (meta.get("date", "?"),
-                                         meta.get("command", "bench/run").strip()))
+                                         meta.get("command", "bench/run").strip())
+              + ((" " + meta["command_note"]) if meta.get("command_note") else ""))
     md.append("")
     md.append("Machine: %s cores (`nproc`), %s, %s RAM; kernel %s; %s; %s; %s; %s; %s." % (
         meta.get("nproc", "?"), meta.get("cpu", "?"), meta.get("mem", "?"),
