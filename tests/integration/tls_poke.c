@@ -30,6 +30,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,6 +194,8 @@ int main(int argc, char **argv)
 	sa.sin_port = htons((uint16_t)atoi(argv[2]));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* A proxy that hangs up mid-write must be reported, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
 
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd == -1 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {

@@ -9,7 +9,7 @@
 # run inside the kTLS VM (run-tests.sh does that); works anywhere.
 #
 # Each test's TAP output goes to $TMPDIR/pgktls-vm-suite/NAME.log and is
-# printed only when the test fails (always with PGKTLS_SUITE_SHOW=1). A test
+# printed only when the test fails (PGKTLS_SUITE_SHOW=1: as it runs). A test
 # fails on a non-zero exit status, a `not ok` line or a missing plan.
 # Exit status: 0 if all passed, 1 if not.
 set -u
@@ -42,8 +42,14 @@ run_one() {
 	local t=$1 name t0 rc
 	name=$(basename "$t" .sh)
 	t0=$(date +%s)
-	bash "$t" >"$OUT/$name.log" 2>&1
-	rc=$?
+	if [ "${PGKTLS_SUITE_SHOW:-0}" = 1 ]; then
+		# Live, for a long test's progress (and the numbers in its diagnostics).
+		bash "$t" 2>&1 | tee "$OUT/$name.log" | sed -u "s/^/    $name: /"
+		rc=${PIPESTATUS[0]}
+	else
+		bash "$t" >"$OUT/$name.log" 2>&1
+		rc=$?
+	fi
 	# The exit status alone is not enough: a test that dies early may exit 0.
 	if [ $rc -eq 0 ] && { grep -q '^not ok' "$OUT/$name.log" ||
 		! grep -Eq '^1\.\.[0-9]+' "$OUT/$name.log"; }; then
@@ -73,11 +79,9 @@ for t in "$@"; do
 	plan=$(grep -Em1 '^1\.\.' "$OUT/$name.log" 2>/dev/null)
 	if [ "$trc" = 0 ]; then
 		echo "ok     $name (${secs}s, plan $plan)"
-		# PGKTLS_SUITE_SHOW=1: every output, for the numbers in its diagnostics.
-		[ "${PGKTLS_SUITE_SHOW:-0}" = 1 ] && sed 's/^/    /' "$OUT/$name.log"
 	else
-		echo "FAILED $name (${secs}s, exit $trc): its output:"
-		sed 's/^/    /' "$OUT/$name.log"
+		echo "FAILED $name (${secs}s, exit $trc)"
+		[ "${PGKTLS_SUITE_SHOW:-0}" = 1 ] || sed 's/^/    /' "$OUT/$name.log"
 		rc=1
 	fi
 done

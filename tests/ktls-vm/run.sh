@@ -73,7 +73,8 @@ cp "$HERE/guest.sh" "$JOB/guest.sh"
 cmd="$*"
 say "booting $(cat "$DIR/kver") (TCG, timeout ${TIMEOUT}s): $(echo "${cmd:0:72}" | head -n 1)"
 start=$(date +%s)
-# stdin from /dev/null: qemu must not grab the caller's terminal.
+# stdin from /dev/null: qemu must not grab the caller's terminal. sed -u, not
+# tr: the console must reach a log file line by line, not 4 KB at a time.
 timeout -k 10 "$TIMEOUT" "$QEMU" \
 	-accel tcg -cpu max -m "${PGKTLS_VM_MEM:-2048}" -smp "${PGKTLS_VM_SMP:-2}" \
 	-nodefaults -display none -no-reboot -serial stdio \
@@ -81,7 +82,7 @@ timeout -k 10 "$TIMEOUT" "$QEMU" \
 	-append "console=ttyS0 quiet loglevel=3 panic=-1" \
 	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
 	-virtfs local,path="$JOB",mount_tag=job,security_model=none \
-	< /dev/null 2>&1 | tr -d '\r'
+	< /dev/null 2>&1 | sed -u 's/\r//g'
 qrc=${PIPESTATUS[0]}
 elapsed=$(($(date +%s) - start))
 
