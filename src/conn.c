@@ -325,6 +325,9 @@ static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool clien
 				STAT_INC(st(c), ktls_server_engaged);
 			clog_debug(c, "%s hop: kTLS engaged (rx %s, tx %s)", h->name,
 				   ktls_engine_name(k->rx), ktls_engine_name(k->tx));
+			/* OpenSSL's state is dead weight now: keep only what kTLS needs. */
+			if (hop_release_ssl(h) < 0)
+				clog_debug(c, "%s hop: keeping the SSL (out of memory)", h->name);
 			count_ktls_dirs(c, k, client_side);
 			return 0;
 		}
@@ -626,7 +629,8 @@ static int inspect_auth(void *arg, struct relay_dir *d)
 				d->scan = d->tail;
 				return 0;
 			}
-			if (code == PG_AUTH_SASL && !c->client.ssl && c->server.ssl &&
+			if (code == PG_AUTH_SASL && !hop_has_tls(&c->client) &&
+			    hop_has_tls(&c->server) &&
 			    pgproto_sasl_strip_plus(msg, total, out, sizeof(out), &outlen) == 1 &&
 			    rewrite_in_place(d, d->scan, total, out, outlen) == 0) {
 				STAT_INC(st(c), sasl_plus_stripped);
@@ -729,7 +733,7 @@ static void start_client_tls(struct conn *c)
 static bool handle_initial(struct conn *c, int kind, size_t pktlen)
 {
 	struct relay_dir *d = &c->c2s;
-	bool in_tls = c->client.ssl != NULL;
+	bool in_tls = hop_has_tls(&c->client);
 	size_t rest = d->tail - d->head - pktlen;
 
 	switch (kind) {

@@ -83,6 +83,19 @@ struct ktls_secrets {
 	uint8_t server_len;
 };
 
+/*
+ * What a TLS session amounts to once both directions are in the kernel: the
+ * cipher and version (for rekeying) and, for TLS 1.3, the current traffic
+ * secrets. Either a view of a live SSL, or detached and owning the secrets.
+ */
+struct ktls_session {
+	const struct ktls_cipher *kc;	/* NULL: not a cipher pgktls offloads */
+	const char *md;			/* HKDF hash name (static in OpenSSL) */
+	bool is_server;
+	int version;			/* TLS1_2_VERSION or TLS1_3_VERSION */
+	struct ktls_secrets *sec;	/* TLS 1.3 only; owned when detached */
+};
+
 static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
 static int ex_index = -1;
 
@@ -575,24 +588,23 @@ int ktls_send_alert(int fd, uint8_t level, uint8_t desc)
  * Move @secret to the next generation (RFC 8446 7.2) and install it for
  * @dir. The secret is only replaced once the kernel took the new key.
  */
-static int rekey_dir(SSL *ssl, int fd, int dir, uint8_t *secret, size_t secret_len)
+static int rekey_dir(const struct ktls_session *ks, int fd, int dir, uint8_t *secret,
+		     size_t secret_len)
 {
-	const struct ktls_cipher *kc = cipher_lookup(ssl);
-	const char *md = cipher_md_name(ssl);
 	uint8_t next[KTLS_MAX_SECRET];
 	struct ktls_dir_keys k;
 	int ret;
 
-	if (!kc || !md)
+	if (!ks->kc || !ks->md)
 		return -EPROTO;
 	memset(&k, 0, sizeof(k));
-	ret = hkdf_expand_label(md, secret, secret_len, "traffic upd", next, secret_len);
+	ret = hkdf_expand_label(ks->md, secret, secret_len, "traffic upd", next, secret_len);
 	if (ret)
 		goto out;
-	ret = tls13_dir_keys(kc, md, next, secret_len, &k);
+	ret = tls13_dir_keys(ks->kc, ks->md, next, secret_len, &k);
 	if (ret)
 		goto out;
-	ret = set_dir(fd, dir, kc, TLS_1_3_VERSION, &k, 0);
+	ret = set_dir(fd, dir, ks->kc, TLS_1_3_VERSION, &k, 0);
 	if (ret) {
 		/* Before Linux 6.14 a second TLS_RX/TLS_TX is refused: no rekeying there. */
 		if (ret == -EBUSY || ret == -EINVAL || ret == -EEXIST)
@@ -606,20 +618,20 @@ out:
 	return ret;
 }
 
-static int handle_key_update(SSL *ssl, int fd, uint8_t request_update)
+static int handle_key_update(const struct ktls_session *ks, int fd, uint8_t request_update)
 {
 	/* Our own KeyUpdate, update_not_requested: type, 24-bit length 1, body. */
 	static const uint8_t our_update[5] = { HS_KEY_UPDATE, 0, 0, 1, 0 };
-	struct ktls_secrets *s = secrets_get(ssl);
+	struct ktls_secrets *s = ks->sec;
 	uint8_t *rx, *tx;
 	size_t rx_len, tx_len;
 	int ret;
 
-	if (SSL_version(ssl) != TLS1_3_VERSION || request_update > 1)
+	if (ks->version != TLS1_3_VERSION || request_update > 1)
 		return -EPROTO;
 	if (!s || !s->client_len || !s->server_len)
 		return -ENOKEY;
-	if (SSL_is_server(ssl)) {
+	if (ks->is_server) {
 		rx = s->client;
 		rx_len = s->client_len;
 		tx = s->server;
@@ -630,7 +642,7 @@ static int handle_key_update(SSL *ssl, int fd, uint8_t request_update)
 		tx = s->client;
 		tx_len = s->client_len;
 	}
-	ret = rekey_dir(ssl, fd, TLS_RX, rx, rx_len);
+	ret = rekey_dir(ks, fd, TLS_RX, rx, rx_len);
 	if (ret)
 		return ret;
 	if (request_update) {
@@ -638,14 +650,14 @@ static int handle_key_update(SSL *ssl, int fd, uint8_t request_update)
 		ret = send_record(fd, KTLS_RECORD_HANDSHAKE, our_update, sizeof(our_update));
 		if (ret)
 			return ret;
-		ret = rekey_dir(ssl, fd, TLS_TX, tx, tx_len);
+		ret = rekey_dir(ks, fd, TLS_TX, tx, tx_len);
 		if (ret)
 			return ret;
 	}
 	return 1;
 }
 
-int ktls_handle_handshake_record(SSL *ssl, int fd, const uint8_t *rec, size_t len)
+static int handle_records(const struct ktls_session *ks, int fd, const uint8_t *rec, size_t len)
 {
 	size_t off = 0;
 	int result = 0;
@@ -669,7 +681,7 @@ int ktls_handle_handshake_record(SSL *ssl, int fd, const uint8_t *rec, size_t le
 		case HS_KEY_UPDATE:
 			if (body != 1)
 				return -EPROTO;
-			ret = handle_key_update(ssl, fd, rec[off + 4]);
+			ret = handle_key_update(ks, fd, rec[off + 4]);
 			if (ret < 0)
 				return ret;
 			result = 1;
@@ -680,6 +692,51 @@ int ktls_handle_handshake_record(SSL *ssl, int fd, const uint8_t *rec, size_t le
 		off += 4 + body;
 	}
 	return result;
+}
+
+/* A view of a live SSL as a session (the secrets stay the SSL's). */
+static void session_view(SSL *ssl, struct ktls_session *ks)
+{
+	ks->kc = cipher_lookup(ssl);
+	ks->md = cipher_md_name(ssl);
+	ks->is_server = SSL_is_server(ssl);
+	ks->version = SSL_version(ssl);
+	ks->sec = secrets_get(ssl);
+}
+
+int ktls_handle_handshake_record(SSL *ssl, int fd, const uint8_t *rec, size_t len)
+{
+	struct ktls_session view;
+
+	session_view(ssl, &view);
+	return handle_records(&view, fd, rec, len);
+}
+
+int ktls_session_handle_handshake_record(struct ktls_session *ks, int fd, const uint8_t *rec,
+					 size_t len)
+{
+	return handle_records(ks, fd, rec, len);
+}
+
+struct ktls_session *ktls_detach(SSL *ssl)
+{
+	struct ktls_session *ks = calloc(1, sizeof(*ks));
+
+	if (!ks)
+		return NULL;
+	session_view(ssl, ks);
+	/* The secrets move over: the SSL can now be freed without taking them along. */
+	if (ks->sec)
+		SSL_set_ex_data(ssl, ex_index, NULL);
+	return ks;
+}
+
+void ktls_session_free(struct ktls_session *ks)
+{
+	if (!ks)
+		return;
+	secrets_wipe_free(ks->sec);
+	free(ks);
 }
 
 void ktls_forget(SSL *ssl)

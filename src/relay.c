@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include "pgktls/stats.h"
 #include "pgktls/tls.h"
@@ -144,7 +145,9 @@ static ssize_t ktls_read(struct hop *h, void *buf, size_t len, struct stats *st)
 		if (type == KTLS_RECORD_HANDSHAKE) {
 			if (n >= 1 && ((const uint8_t *)buf)[0] == 4)	/* NewSessionTicket */
 				STAT_INC(st, tls_tickets);
-			r = ktls_handle_handshake_record(h->ssl, h->fd, buf, (size_t)n);
+			r = h->ks ? ktls_session_handle_handshake_record(h->ks, h->fd, buf,
+									  (size_t)n)
+				  : ktls_handle_handshake_record(h->ssl, h->fd, buf, (size_t)n);
 			if (r == 1) {
 				STAT_INC(st, tls_key_updates);
 				continue;
@@ -221,7 +224,7 @@ int hop_shutdown_write(struct hop *h)
 
 	if (h->tx_shut)
 		return 0;
-	if (h->ssl && tx_in_kernel(h)) {
+	if (tx_in_kernel(h)) {
 		/* The kernel never sends alerts: close_notify is ours to send. */
 		r = ktls_send_alert(h->fd, 1, 0);
 		if (r == -EAGAIN)
@@ -252,10 +255,52 @@ void hop_close(struct ev_loop *loop, struct hop *h)
 		SSL_free(h->ssl);
 		h->ssl = NULL;
 	}
+	ktls_session_free(h->ks);
+	h->ks = NULL;
+	if (h->summary) {
+		free(h->summary->sni);
+		free(h->summary->peer_subject);
+		free(h->summary);
+		h->summary = NULL;
+	}
 	if (h->fd >= 0)
 		close(h->fd);
 	h->fd = -1;
 	h->io.fd = -1;
+}
+
+int hop_release_ssl(struct hop *h)
+{
+	struct hop_tls_summary *sum = calloc(1, sizeof(*sum));
+	const char *sni = SSL_get_servername(h->ssl, TLSEXT_NAMETYPE_host_name);
+	X509 *peer = SSL_get0_peer_certificate(h->ssl);
+	struct ktls_session *ks;
+
+	if (!sum)
+		return -ENOMEM;
+	sum->version = SSL_get_version(h->ssl);
+	sum->cipher = SSL_get_cipher_name(h->ssl);
+	sum->alpn_postgresql = tls_alpn_is_postgresql(h->ssl);
+	sum->sni = sni ? strdup(sni) : NULL;
+	if (peer) {
+		char subject[256];
+
+		X509_NAME_oneline(X509_get_subject_name(peer), subject, sizeof(subject));
+		sum->peer_subject = strdup(subject);
+	}
+	/* Detach last: it moves the secrets out, so nothing may fail after it. */
+	ks = (sni && !sum->sni) || (peer && !sum->peer_subject) ? NULL : ktls_detach(h->ssl);
+	if (!ks) {
+		free(sum->sni);
+		free(sum->peer_subject);
+		free(sum);
+		return -ENOMEM;
+	}
+	h->ks = ks;
+	h->summary = sum;
+	SSL_free(h->ssl);
+	h->ssl = NULL;
+	return 0;
 }
 
 uint32_t hop_events(const struct hop *h, bool want_read, bool want_write)

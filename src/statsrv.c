@@ -198,8 +198,21 @@ static void copy_hop(struct statsrv_hop *o, const struct hop *h)
 		if (fstat(h->fd, &stb) == 0)
 			o->inode = stb.st_ino;
 	}
-	if (h->ssl)
+	if (h->ssl) {
 		copy_ssl(o, h->ssl);
+	} else if (h->summary) {
+		/* Offloaded both ways: the SSL is gone, its summary stays. */
+		o->tls = o->tls_done = true;
+		snprintf(o->version, sizeof(o->version), "%s", h->summary->version);
+		snprintf(o->cipher, sizeof(o->cipher), "%s", h->summary->cipher);
+		if (h->summary->alpn_postgresql)
+			snprintf(o->alpn, sizeof(o->alpn), "postgresql");
+		if (h->summary->sni)
+			snprintf(o->sni, sizeof(o->sni), "%s", h->summary->sni);
+		if (h->summary->peer_subject)
+			snprintf(o->peer_subject, sizeof(o->peer_subject), "%s",
+				 h->summary->peer_subject);
+	}
 }
 
 /* Runs in the worker: copy every live connection, then hand the copy over. */

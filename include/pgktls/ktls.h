@@ -136,6 +136,29 @@ PGKTLS_MUSTCHECK int ktls_send_alert(int fd, uint8_t level, uint8_t desc);
 PGKTLS_MUSTCHECK int ktls_handle_handshake_record(SSL *ssl, int fd, const uint8_t *rec,
 						  size_t len);
 
+/* What stays of a session once OpenSSL's state is freed; see ktls_detach(). */
+struct ktls_session;
+
+/**
+ * ktls_detach() - keep only what a hop offloaded in both directions still
+ * needs of its TLS session (cipher, version and, for TLS 1.3, the traffic
+ * secrets a KeyUpdate is derived from), so that the SSL, some 17 KB of
+ * OpenSSL state, can be freed. The secrets move out of @ssl.
+ *
+ * Return: a session freed (and wiped) with ktls_session_free(), or NULL on ENOMEM.
+ */
+struct ktls_session *ktls_detach(SSL *ssl);
+
+/** ktls_session_free() - wipe and free @ks; NULL is fine. */
+void ktls_session_free(struct ktls_session *ks);
+
+/**
+ * ktls_session_handle_handshake_record() - ktls_handle_handshake_record() for
+ * a hop whose SSL was freed after ktls_detach().
+ */
+PGKTLS_MUSTCHECK int ktls_session_handle_handshake_record(struct ktls_session *ks, int fd,
+							  const uint8_t *rec, size_t len);
+
 /** ktls_forget() - wipe and free the secrets captured for @ssl (before SSL_free). */
 void ktls_forget(SSL *ssl);
 

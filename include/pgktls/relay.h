@@ -33,10 +33,24 @@ struct stats;
 /* Per-direction buffer: room for one full TLS record plus a rewritten message. */
 #define RELAY_BUF_SIZE (16384u + 1024u)
 
+/*
+ * What stays of a hop's TLS session for reporting once its SSL is freed
+ * (kTLS in both directions): see hop_release_ssl().
+ */
+struct hop_tls_summary {
+	const char *version;	/* "TLSv1.3": static in OpenSSL */
+	const char *cipher;	/* OpenSSL's name: static in OpenSSL */
+	bool alpn_postgresql;	/* ALPN "postgresql" was negotiated */
+	char *sni;		/* server name sent or received; owned, or NULL */
+	char *peer_subject;	/* peer certificate subject; owned, or NULL */
+};
+
 /* One side of a connection. */
 struct hop {
 	int fd;			/* owned; -1 once closed */
-	SSL *ssl;		/* owned; NULL if this hop has no TLS */
+	SSL *ssl;		/* owned; NULL if no TLS, or freed by hop_release_ssl() */
+	struct ktls_session *ks; /* owned; after hop_release_ssl(): what kTLS still needs */
+	struct hop_tls_summary *summary; /* owned; after hop_release_ssl(): for the stats */
 	struct ev_io io;
 	struct ktls_hop_state ktls; /* who does the crypto, per direction, and why */
 	bool is_tcp;		/* false for unix sockets */
@@ -116,6 +130,20 @@ PGKTLS_MUSTCHECK ssize_t hop_write(struct hop *h, const void *buf, size_t len);
  * Return: 0, -EAGAIN (retry when writable), or -errno.
  */
 PGKTLS_MUSTCHECK int hop_shutdown_write(struct hop *h);
+
+/** hop_has_tls() - whether this hop speaks TLS (through OpenSSL or the kernel). */
+static inline bool hop_has_tls(const struct hop *h)
+{
+	return h->ssl || h->ks;
+}
+
+/**
+ * hop_release_ssl() - free @h's SSL once both directions are in the kernel,
+ * keeping only what kTLS (KeyUpdate) and the stats still need: an idle
+ * offloaded hop then costs a few hundred bytes instead of OpenSSL's ~17 KB.
+ * Return: 0, or -ENOMEM (the SSL is kept; nothing is lost).
+ */
+PGKTLS_MUSTCHECK int hop_release_ssl(struct hop *h);
 
 /** hop_close() - free the SSL (wiping kTLS secrets) and close the fd. */
 void hop_close(struct ev_loop *loop, struct hop *h);
