@@ -10,8 +10,11 @@
 cut -d' ' -f1 /proc/uptime > /job/boot-time
 
 # tls for the tests; inet_diag/tcp_diag so `ss -tie` and netlink queries
-# see the ULP; overlay for the writable directories below.
-mods="tls inet_diag tcp_diag overlay"
+# see the ULP; overlay for the writable directories below. aesni_intel and
+# ghash_clmulni_intel first: without them the kernel's gcm(aes) is the generic
+# C code while OpenSSL in userspace uses AES-NI, which makes kTLS look slow.
+# (Loading may fail where the CPU lacks them; the generic code still works.)
+mods="aesni_intel ghash_clmulni_intel tls inet_diag tcp_diag overlay"
 if [ -f /job/no-tls ]; then
 	# A kernel whose tls module is missing (PGKTLS_VM_NO_TLS=1): delete it
 	# from this RAM root, so neither we nor the kernel's autoload (which runs
