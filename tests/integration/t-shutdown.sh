@@ -76,4 +76,47 @@ px_start idle "$CONF"
 stop_status idle INT
 is "$STATUS" 0 "SIGINT with nothing open: exit 0"
 
+# systemd's Type=notify: READY=1 once listening, STOPPING=1 when the drain starts.
+NOTIFY=$T/notify.sock
+"$PY" - "$NOTIFY" >"$T/notify.out" 2>&1 <<'PYEOF' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(20)
+try:
+    while True:
+        msg = s.recv(4096).decode()
+        print(msg, flush=True)
+        if "STOPPING=1" in msg:
+            break
+except socket.timeout:
+    pass
+PYEOF
+LISTENER=$!
+for _ in $(seq 1 50); do [ -S "$NOTIFY" ] && break; sleep 0.1; done
+px_config notify "$CONF"
+NOTIFY_SOCKET=$NOTIFY px_run notify -c "${PX_CONF[notify]}"
+ok $? "pgktls 'notify' starts with NOTIFY_SOCKET set"
+stop_status notify TERM
+wait "$LISTENER"
+like "$(cat "$T/notify.out")" "^READY=1" "NOTIFY_SOCKET gets READY=1"
+like "$(cat "$T/notify.out")" "^STOPPING=1" "... and STOPPING=1 on SIGTERM"
+
+# general.user: started as root, serving as the user after binding.
+if [ "$(id -u)" = 0 ]; then
+	chmod 755 "$CERTS"
+	chmod 644 "$CERTS/proxy.key"
+	px_start asuser "$CONF
+user = \"postgres\""
+	uid=$(awk '/^Uid:/{print $2 "," $3 "," $4 "," $5}' "/proc/${PX_PID[asuser]}/status")
+	want=$(id -u postgres)
+	is "$uid" "$want,$want,$want,$want" "user = postgres: every uid of the daemon is postgres's"
+	like "$(cat "${PX_LOG[asuser]}")" "running as postgres" "... and the log says so"
+	q_ok "... and it serves" "$(px_dsn asuser "$C")" "select 1" 1
+	px_stop asuser
+	chmod 600 "$CERTS/proxy.key"
+else
+	skip 3 "general.user needs to start as root"
+fi
+
 done_testing
