@@ -108,13 +108,12 @@ except psycopg2.OperationalError as e:
 EOF
 )
 like "$out" "^refused: .*kernel TLS offload is required" "required: psycopg2 is refused, and told why"
-out=$(run_jdbc "${PX_PORT[req]}")
-like "$out" "^error 08006 .*kernel TLS offload is required" "required: pgjdbc is refused (08006), and told why"
+# (pgjdbc gets the same ErrorResponse; one JVM start less matters under the VM's emulated CPU.)
 out=$("$STAT" -s "$T/req.sock" --json totals | "$PY" -c '
 import json, sys
 t = json.load(sys.stdin)["totals"]
 print(t["ktls"]["refused"], t["connections"]["closed_by_reason"]["ktls_required"])')
-is "$out" "4 4" "required: every refusal counted (ktls.refused, closed as ktls_required)"
+is "$out" "3 3" "required: every refusal counted (ktls.refused, closed as ktls_required)"
 q_ok "required: no TLS on either hop, nothing to offload: served" \
 	"$(px_dsn reqplain "sslmode=disable")" "select 'plain'" plain
 
