@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pgktls/authinspect.h"
 #include "pgktls/config.h"
 #include "pgktls/ktls.h"
 #include "pgktls/log.h"
@@ -39,12 +40,6 @@
 
 /* How long we keep trying to deliver our own ErrorResponse before giving up. */
 #define CONN_ERROR_FLUSH_MS 5000
-
-#define HINT_CHANNEL_BINDING                                                                  \
-	"pgktls terminates TLS, so the server's channel binding cannot match the certificate " \
-	"the client saw. Connect with channel_binding=disable, or give pgktls the server's "    \
-	"own certificate and key (tls_certificate, tls_private_key), or use a plaintext or "    \
-	"unix-socket upstream."
 
 static const char *const state_names[CONN__NSTATES] = {
 	[CONN_ACCEPTED] = "accepted",
@@ -572,80 +567,27 @@ static void on_server_event(struct conn *c, uint32_t events)
 
 /* ---- authentication inspection (server -> client until AuthenticationOk) ---- */
 
-static int rewrite_in_place(struct relay_dir *d, uint32_t at, size_t oldlen, const uint8_t *msg,
-			    size_t newlen)
-{
-	size_t rest = d->tail - at - oldlen;
-
-	if (at + newlen + rest > RELAY_BUF_SIZE)
-		return -ENOSPC;
-	memmove(d->buf + at + newlen, d->buf + at + oldlen, rest);
-	memcpy(d->buf + at, msg, newlen);
-	d->tail = (uint32_t)(at + newlen + rest);
-	return 0;
-}
-
 static int inspect_auth(void *arg, struct relay_dir *d)
 {
 	struct conn *c = arg;
-	uint8_t out[2048];
+	unsigned stripped = c->auth.stripped, hinted = c->auth.hinted;
 
-	while (d->scan < d->tail) {
-		uint8_t *msg = d->buf + d->scan;
-		size_t avail = d->tail - d->scan, total = 0, outlen = 0;
-		uint8_t type = 0;
-		uint32_t code;
-		int r;
-
-		if (c->inspect_skip) {
-			uint32_t n = avail < c->inspect_skip ? (uint32_t)avail : c->inspect_skip;
-
-			d->scan += n;
-			c->inspect_skip -= n;
-			continue;
-		}
-		r = pgproto_backend_msg(msg, avail, &type, &total);
-		if (r < 0) {
-			clog_warn(c, "malformed message from upstream during authentication");
-			return -EPROTO;
-		}
-		if (r == 0 && total == 0)
-			break;	/* header incomplete */
-		if (type != 'R' && type != 'E') {
-			/* Not ours to look at: let it stream through as it arrives. */
-			c->inspect_skip = (uint32_t)total;
-			continue;
-		}
-		if (r == 0) {
-			if (total > RELAY_BUF_SIZE)
-				c->inspect_skip = (uint32_t)total;	/* cannot hold it; pass */
-			break;
-		}
-		if (type == 'R' && pgproto_auth_code(msg, total, &code) == 0) {
-			if (code == PG_AUTH_OK) {
-				/* Authenticated: from here on bytes pass untouched. */
-				c->flags &= ~CONN_F_INSPECT;
-				c->relay.inspect[1] = NULL;
-				d->scan = d->tail;
-				return 0;
-			}
-			if (code == PG_AUTH_SASL && !hop_has_tls(&c->client) &&
-			    hop_has_tls(&c->server) &&
-			    pgproto_sasl_strip_plus(msg, total, out, sizeof(out), &outlen) == 1 &&
-			    rewrite_in_place(d, d->scan, total, out, outlen) == 0) {
-				STAT_INC(st(c), sasl_plus_stripped);
-				clog_debug(c, "removed SCRAM-SHA-256-PLUS: the client hop is plaintext");
-				total = outlen;
-			}
-		} else if (type == 'E' && pgproto_error_is_channel_binding(msg, total) &&
-			   pgproto_error_add_hint(msg, total, HINT_CHANNEL_BINDING, out, sizeof(out),
-						  &outlen) == 0 &&
-			   rewrite_in_place(d, d->scan, total, out, outlen) == 0) {
-			STAT_INC(st(c), channel_binding_hints);
-			clog_info(c, "server rejected SCRAM channel binding; hint added");
-			total = outlen;
-		}
-		d->scan += (uint32_t)total;
+	if (authinspect_run(&c->auth, d) < 0) {
+		clog_warn(c, "malformed message from upstream during authentication");
+		return -EPROTO;
+	}
+	if (c->auth.stripped != stripped) {
+		STAT_INC(st(c), sasl_plus_stripped);
+		clog_debug(c, "removed SCRAM-SHA-256-PLUS: the client hop is plaintext");
+	}
+	if (c->auth.hinted != hinted) {
+		STAT_INC(st(c), channel_binding_hints);
+		clog_info(c, "server rejected SCRAM channel binding; hint added");
+	}
+	if (c->auth.done) {
+		/* Authenticated: from here on bytes pass untouched. */
+		c->flags &= ~CONN_F_INSPECT;
+		c->relay.inspect[1] = NULL;
 	}
 	return 0;
 }
@@ -669,6 +611,7 @@ static void start_relay(struct conn *c)
 		c->relay.dir[1] = &c->s2c;
 		c->relay.inspect[0] = NULL;
 		c->relay.inspect[1] = inspect_auth;
+		c->auth.strip_plus = !hop_has_tls(&c->client) && hop_has_tls(&c->server);
 		c->relay.inspect_arg = c;
 		c->relay.stats = st(c);
 		c->relay.scratch = c->w->scratch;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pgktls/authinspect.h"
 #include "pgktls/ev.h"
 #include "pgktls/relay.h"
 #include "pgktls/sock.h"
@@ -70,7 +71,7 @@ struct conn {
 	struct relay_dir c2s;		/* client -> server (holds the startup packet first) */
 	struct relay_dir s2c;		/* server -> client (or our ErrorResponse) */
 	struct relay relay;		/* wiring of the above for relay_run() */
-	uint32_t inspect_skip;		/* bytes of an uninspected message still to pass */
+	struct authinspect auth;	/* server->client authentication, until AuthenticationOk */
 	struct ev_timer timer;		/* startup / connect / flush deadline */
 	struct ev_defer defer;		/* frees the conn after the dispatch round */
 	struct conn *prev, *next;	/* worker's list */

@@ -3,14 +3,12 @@
 /*
  * fuzz_auth.c - libFuzzer harness for the authentication-message inspector.
  *
- * conn.c's inspect_auth() is static and needs a live connection, so this
- * harness drives the same pgproto calls in the same order over the same
- * buffer discipline as conn.c and relay.c: a RELAY_BUF_SIZE direction
- * buffer that the server's bytes are read into in chunks, the inspector
- * advancing `scan` (rewriting AuthenticationSASL and channel-binding
- * ErrorResponses in place through a 2048-byte scratch buffer), a flush that
- * writes [head, scan) and slides a partial message to the front. Keep it in
- * step with inspect_auth() and flush_dir() when they change.
+ * It drives authinspect_run() (what conn.c's relay callback runs) over the
+ * buffer discipline of relay.c: a RELAY_BUF_SIZE direction buffer that the
+ * server's bytes are read into in chunks, the inspector advancing `scan`
+ * (rewriting AuthenticationSASL and channel-binding ErrorResponses in place),
+ * a flush that writes [head, scan) and slides a partial message to the
+ * front. Keep flush() in step with relay.c's flush_dir() when it changes.
  *
  * Input: byte 0 picks the hop layout (bit 0: client hop plaintext and server
  * hop TLS, where SCRAM-SHA-256-PLUS is stripped) and, with byte 1, the read
@@ -23,6 +21,7 @@
  */
 #include "config.h"
 
+#include "pgktls/authinspect.h"
 #include "pgktls/pgproto.h"
 #include "pgktls/relay.h"
 
@@ -40,89 +39,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			abort();                                                           \
 		}                                                                          \
 	} while (0)
-
-/* The hint conn.c adds; its length is what matters to the buffer arithmetic. */
-#define HINT                                                                                  \
-	"pgktls terminates TLS, so the server's channel binding cannot match the certificate " \
-	"the client saw. Connect with channel_binding=disable, or give pgktls the server's "    \
-	"own certificate and key (tls_certificate, tls_private_key), or use a plaintext or "    \
-	"unix-socket upstream."
-
-/* The inspector's state: conn.c keeps these in struct conn. */
-struct insp {
-	bool strip_plus;	/* client hop plaintext, server hop TLS */
-	bool done;		/* AuthenticationOk seen: inspection off */
-	uint32_t skip;		/* bytes of a message not ours to look at */
-};
-
-/* conn.c rewrite_in_place(). */
-static int rewrite(struct relay_dir *d, uint32_t at, size_t oldlen, const uint8_t *msg,
-		   size_t newlen)
-{
-	size_t rest = d->tail - at - oldlen;
-
-	if (at + newlen + rest > RELAY_BUF_SIZE)
-		return -ENOSPC;
-	memmove(d->buf + at + newlen, d->buf + at + oldlen, rest);
-	memcpy(d->buf + at, msg, newlen);
-	d->tail = (uint32_t)(at + newlen + rest);
-	return 0;
-}
-
-/* conn.c inspect_auth(), minus logging and counters. */
-static int inspect(struct insp *s, struct relay_dir *d)
-{
-	uint8_t out[2048];
-
-	while (d->scan < d->tail) {
-		uint8_t *msg = d->buf + d->scan;
-		size_t avail = d->tail - d->scan, total = 0, outlen = 0;
-		uint8_t type = 0;
-		uint32_t code;
-		int r;
-
-		if (s->skip) {
-			uint32_t n = avail < s->skip ? (uint32_t)avail : s->skip;
-
-			d->scan += n;
-			s->skip -= n;
-			continue;
-		}
-		r = pgproto_backend_msg(msg, avail, &type, &total);
-		if (r < 0)
-			return -EPROTO;
-		if (r == 0 && total == 0)
-			break;
-		if (type != 'R' && type != 'E') {
-			s->skip = (uint32_t)total;
-			continue;
-		}
-		if (r == 0) {
-			if (total > RELAY_BUF_SIZE)
-				s->skip = (uint32_t)total;
-			break;
-		}
-		FUZZ_CHECK(total <= avail);
-		if (type == 'R' && pgproto_auth_code(msg, total, &code) == 0) {
-			if (code == PG_AUTH_OK) {
-				s->done = true;
-				d->scan = d->tail;
-				return 0;
-			}
-			if (code == PG_AUTH_SASL && s->strip_plus &&
-			    pgproto_sasl_strip_plus(msg, total, out, sizeof(out), &outlen) == 1 &&
-			    rewrite(d, d->scan, total, out, outlen) == 0)
-				total = outlen;
-		} else if (type == 'E' && pgproto_error_is_channel_binding(msg, total) &&
-			   pgproto_error_add_hint(msg, total, HINT, out, sizeof(out),
-						  &outlen) == 0 &&
-			   rewrite(d, d->scan, total, out, outlen) == 0) {
-			total = outlen;
-		}
-		d->scan += (uint32_t)total;
-	}
-	return 0;
-}
 
 /* relay.c flush_dir() against a destination that takes everything. */
 static void flush(struct relay_dir *d, uint8_t *sent, size_t *nsent, size_t sentcap)
@@ -164,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t types_in[4096], types_out[4096];
 	struct relay_dir d = { 0 };
-	struct insp s = { 0 };
+	struct authinspect s = { 0 };
 	uint8_t *sent;
 	size_t chunk, off, nsent = 0, sentcap, nin, nout, used_in, used_out;
 	int ret = 0;
@@ -178,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	d.buf = malloc(RELAY_BUF_SIZE);
 	/* Each channel-binding hint can add its length once per message. */
-	sentcap = size * 2 + sizeof(HINT) * (size / 5 + 1) + 16;
+	sentcap = size * 2 + sizeof(AUTHINSPECT_HINT) * (size / 5 + 1) + 16;
 	sent = malloc(sentcap);
 	FUZZ_CHECK(d.buf && sent);
 
@@ -194,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(d.buf + d.tail, data + off, n);
 		d.tail += (uint32_t)n;
 		off += n;
-		ret = inspect(&s, &d);
+		ret = authinspect_run(&s, &d);
 		FUZZ_CHECK(d.head <= d.scan && d.scan <= d.tail && d.tail <= RELAY_BUF_SIZE);
 		if (ret)
 			break;
