@@ -7,7 +7,8 @@
 # a bounded time. Every stream's checksum must match, memory stays bounded (the peak per
 # connection is reported), and pgktls holds as many descriptors afterwards as before.
 #
-# Environment: PGKTLS_LOAD_CLIENTS (default 1000), PGKTLS_LOAD_SECONDS (default 30).
+# Environment: PGKTLS_LOAD_CLIENTS (default 1000), PGKTLS_LOAD_SECONDS (default 30),
+# PGKTLS_LOAD_ROWS (rows per COPY, default 20000).
 . "$(dirname "$0")/lib.sh"
 setup
 
@@ -16,6 +17,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null
 LIMIT=$(ulimit -n)
 N=${PGKTLS_LOAD_CLIENTS:-1000}
 SECS=${PGKTLS_LOAD_SECONDS:-30}
+ROWS=${PGKTLS_LOAD_ROWS:-20000}
 if [ $((N * 3 + 200)) -gt "$LIMIT" ]; then
 	N=$(((LIMIT - 200) / 3))
 	diag "ulimit -n is $LIMIT: $N clients"
@@ -41,7 +43,7 @@ RSS0=$(status_kb VmRSS)
 diag "before: $FD0 descriptors, VmRSS $RSS0 kB"
 
 timeout $((SECS + 180)) "$PY" "$PGKTLS_SRCDIR/tests/integration/abuse.py" 127.0.0.1 \
-	"${PX_PORT[px]}" load --clients "$N" --seconds "$SECS" --copy-every 10 --rows 20000 \
+	"${PX_PORT[px]}" load --clients "$N" --seconds "$SECS" --copy-every 10 --rows "$ROWS" \
 	--ca "$CERTS/ca.crt" --ready-file "$T/ready" >"$T/load.out" 2>&1 &
 LOAD=$!
 for ((i = 0; i < 1800; i++)); do [ -e "$T/ready" ] && break; sleep 0.1; done
