@@ -28,8 +28,11 @@ STAT=$PGKTLS_BUILDDIR/tools/pgktls-stat
 pg_setup main
 export PX_WORKERS=1
 
+# Generous timeouts: under the VM's emulated CPU a JVM's handshake can take seconds.
 CERT="tls_certificate = \"$CERTS/proxy.crt\"
-tls_private_key = \"$CERTS/proxy.key\""
+tls_private_key = \"$CERTS/proxy.key\"
+startup_timeout = 60000
+connect_timeout = 30000"
 VERIFY="tls_verify = \"verify_full\"
 tls_server_ca_certificate = \"$CERTS/ca.crt\""
 px_start auto "$CERT
