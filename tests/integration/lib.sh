@@ -18,6 +18,8 @@
 #   PGKTLS_TEST_KTLS            auto|off|required: `ktls = ...` in every config px_config
 #                               writes (unless the test sets ktls itself); the kTLS VM runs
 #                               the whole suite with `required`
+#   PGKTLS_TEST_SLOW            1: startup_timeout 60 s and connect_timeout 30 s unless a
+#                               test sets them (the kTLS VM's emulated CPU)
 
 set -u
 
@@ -404,6 +406,15 @@ port = ${PG_PORT[main]:-5432}"
 	# A test that chooses its own ktls keeps it (a key given twice is a config error).
 	if [ -n "${PGKTLS_TEST_KTLS:-}" ] && ! printf '%s\n' "$general" | grep -Eq '^ktls'; then
 		general="ktls = \"$PGKTLS_TEST_KTLS\"
+$general"
+	fi
+	# Under an emulated CPU a JVM can take over 10 s to handshake: longer default timeouts.
+	if [ "${PGKTLS_TEST_SLOW:-0}" = 1 ]; then
+		printf '%s\n' "$general" | grep -Eq '^startup_timeout' ||
+			general="startup_timeout = 60000
+$general"
+		printf '%s\n' "$general" | grep -Eq '^connect_timeout' ||
+			general="connect_timeout = 30000
 $general"
 	fi
 	cat >"${PX_CONF[$name]}" <<EOF

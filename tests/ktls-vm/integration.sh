@@ -10,7 +10,7 @@
 # that); works anywhere.
 #
 # Each test's TAP output goes to $TMPDIR/pgktls-vm-suite/NAME.log and is
-# printed only when the test fails (PGKTLS_SUITE_SHOW=1: as it runs). A test
+# printed when a test fails, as it ends (PGKTLS_SUITE_SHOW=1: as it runs). A test
 # fails on a non-zero exit status, a `not ok` line or a missing plan.
 # Exit status: 0 if all passed, 1 if not.
 set -u
@@ -64,8 +64,12 @@ run_one() {
 		rc=1
 	fi
 	echo "$rc $(($(date +%s) - t0))" >"$OUT/$name.rc"
-	# Progress on the console as each test ends: a whole run takes minutes.
+	# Progress on the console as each test ends: a whole run takes minutes. A failure's
+	# output at once too, so a run that hits the VM's timeout still says what failed.
 	echo "integration.sh: $name exit $rc after $(($(date +%s) - t0))s"
+	if [ $rc -ne 0 ] && [ "${PGKTLS_SUITE_SHOW:-0}" != 1 ]; then
+		sed "s/^/    $name: /" "$OUT/$name.log"
+	fi
 }
 
 start=$(date +%s)
@@ -88,8 +92,7 @@ for t in "$@"; do
 	if [ "$trc" = 0 ]; then
 		echo "ok     $name (${secs}s, plan $plan)"
 	else
-		echo "FAILED $name (${secs}s, exit $trc)"
-		[ "${PGKTLS_SUITE_SHOW:-0}" = 1 ] || sed 's/^/    /' "$OUT/$name.log"
+		echo "FAILED $name (${secs}s, exit $trc): its output is above"
 		rc=1
 	fi
 done
