@@ -42,6 +42,8 @@ done
 : "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
 export HOME
 export PGCONNECT_TIMEOUT=10
+# Hundreds of handshakes at once under an emulated CPU (the kTLS VM) take longer.
+[ "${PGKTLS_TEST_SLOW:-0}" = 1 ] && PGCONNECT_TIMEOUT=60
 export PGSYSCONFDIR=/nonexistent PGSERVICEFILE=/nonexistent PGPASSFILE=/nonexistent
 export LC_ALL=C.UTF-8
 

@@ -8,9 +8,10 @@
 # test that finds no kTLS fails instead of skipping.
 #
 # Without arguments, two boots:
-#   1. with the tls module: the kTLS unit tests, the whole integration suite
-#      with `ktls = required` in every config (integration.sh), and t-ktls.sh
-#      (the proof: every version and cipher, 256 MB COPYs, control records);
+#   1. with the tls module: the kTLS unit tests and t-ktls.sh (the proof:
+#      every version and cipher, 256 MB COPYs, control records), plus, with
+#      PGKTLS_VM_FULL_SUITE=1, the whole integration suite with
+#      `ktls = required` in every config (integration.sh);
 #   2. without the tls module (PGKTLS_VM_NO_TLS=1): t-ktls-fallback.sh.
 #
 # Exit status: 0 if every command passed, 1 if any failed, 77 if no VM can
