@@ -145,6 +145,19 @@ static ssize_t ktls_read(struct hop *h, void *buf, size_t len, struct stats *st)
 		if (type == KTLS_RECORD_HANDSHAKE) {
 			if (n >= 1 && ((const uint8_t *)buf)[0] == 4)	/* NewSessionTicket */
 				STAT_INC(st, tls_tickets);
+			if (n >= 1 && tx_in_kernel(h) &&
+			    (((const uint8_t *)buf)[0] == 1 ||
+			     (((const uint8_t *)buf)[0] == 0 && n == 4))) {
+				/*
+				 * A ClientHello (or a server's HelloRequest) after the
+				 * handshake asks for a TLS 1.2 renegotiation. OpenSSL in
+				 * userspace declines with a warning no_renegotiation alert
+				 * and carries on; the kernel sends no alerts, so we do.
+				 */
+				if (ktls_send_alert(h->fd, 1, 100) < 0)
+					return set_err(h, EPIPE, "no_renegotiation alert");
+				continue;
+			}
 			r = h->ks ? ktls_session_handle_handshake_record(h->ks, h->fd, buf,
 									  (size_t)n)
 				  : ktls_handle_handshake_record(h->ssl, h->fd, buf, (size_t)n);
