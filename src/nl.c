@@ -306,7 +306,11 @@ static int run_cb(const void *buf, size_t len, uint32_t seq, mnl_cb_t cb, void *
 	errno = 0;
 	r = mnl_cb_run(buf, len, seq, 0, cb, data);
 	if (r == MNL_CB_ERROR) {
-		if (*bad || errno == 0)
+		/*
+		 * libmnl negates the reply's error code into errno: a forged code
+		 * (0, positive, or INT_MIN, whose negation overflows) is no errno.
+		 */
+		if (*bad || errno <= 0 || errno > 4095)
 			return -EPROTO;
 		return -errno;
 	}

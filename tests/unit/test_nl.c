@@ -146,6 +146,33 @@ START_TEST(test_diag_truncated)
 END_TEST
 
 /*
+ * Regression (tests/fuzz/fuzz_nl): an NLMSG_ERROR whose code is INT_MIN,
+ * which libmnl negates into errno (overflow); and other codes that are no
+ * errno. Each is a malformed reply, never a negated errno from us.
+ */
+START_TEST(test_error_code_not_an_errno)
+{
+	static const int32_t codes[] = { INT32_MIN, 100000, -100000 };
+	struct {
+		struct nlmsghdr nlh;
+		struct nlmsgerr err;
+	} msg;
+	struct nl_sock_info si;
+
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		memset(&msg, 0, sizeof(msg));
+		msg.nlh.nlmsg_len = sizeof(msg);
+		msg.nlh.nlmsg_type = NLMSG_ERROR;
+		msg.err.error = codes[i];
+		ck_assert_int_eq(nl_diag_parse(&msg, sizeof(msg), 0, &si), -EPROTO);
+	}
+	/* A real errno still comes through as itself. */
+	msg.err.error = -EPERM;
+	ck_assert_int_eq(nl_diag_parse(&msg, sizeof(msg), 0, &si), -EPERM);
+}
+END_TEST
+
+/*
  * Regression (tests/fuzz/fuzz_nl): a second message whose length word is
  * above INT_MAX passed libmnl's signed check and sent the walk out of the
  * buffer (SIGSEGV). Every parser must refuse such a chain.
@@ -334,6 +361,7 @@ static Suite *nl_suite(void)
 	tcase_add_test(tc, test_diag_missing_and_seq);
 	tcase_add_test(tc, test_diag_truncated);
 	tcase_add_test(tc, test_huge_second_message);
+	tcase_add_test(tc, test_error_code_not_an_errno);
 	tcase_add_test(tc, test_ethtool_recorded);
 	tcase_add_test(tc, test_ethtool_tls_nic);
 	tcase_add_test(tc, test_tls_stat);
