@@ -420,8 +420,13 @@ static int splice_in(struct relay *r, int i, bool *progress)
 	ssize_t n;
 
 	if (d->pipe[0] < 0 && pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+		/*
+		 * Out of descriptors (a pipe costs two): this direction copies
+		 * through userspace instead. Slower, but nobody is dropped.
+		 */
 		d->pipe[0] = d->pipe[1] = -1;
-		return (int)set_err(src, errno, "pipe2");
+		d->no_pipe = true;
+		return 0;
 	}
 	if (d->pipe_len >= RELAY_PIPE_SIZE)
 		return 0;
@@ -582,7 +587,8 @@ static int step(struct relay *r, int i, bool *progress, struct hop **failed)
 		goto fail_dst;
 	if (!r->rx_ready[i])
 		goto eof;
-	if (!src->rx_eof && !r->inspect[i] && d->head == d->tail && can_splice_from(src) &&
+	if (!src->rx_eof && !r->inspect[i] && d->head == d->tail && !d->no_pipe &&
+	    can_splice_from(src) &&
 	    can_splice_to(dst)) {
 		ret = splice_in(r, i, progress);
 		if (ret < 0)
@@ -656,7 +662,8 @@ enum relay_status relay_run(struct relay *r, struct ev_loop *loop, struct hop **
 		struct relay_dir *d = r->dir[i];
 
 		bool buf_empty = d->head == d->tail;
-		bool splicing = can_splice_from(r->src[i]) && can_splice_to(r->dst[i]);
+		bool splicing = !d->no_pipe && can_splice_from(r->src[i]) &&
+				can_splice_to(r->dst[i]);
 
 		want_read[i] = !d->done && !r->src[i]->rx_eof &&
 			       ((buf_empty && (d->pipe_len == 0 ||

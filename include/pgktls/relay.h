@@ -72,6 +72,7 @@ struct relay_dir {
 	uint64_t bytes;		/* delivered to the destination */
 	int pipe[2];		/* splice() pipe, created on first use; -1 = none */
 	uint32_t pipe_len;	/* bytes sitting in the pipe */
+	bool no_pipe;		/* pipe2() failed (EMFILE): copy through userspace */
 	bool done;		/* EOF passed on to the destination */
 };
 
