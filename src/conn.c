@@ -292,6 +292,19 @@ static void fail(struct conn *c, enum conn_close_reason reason, const char *sqls
 /* ---- kTLS policy ---- */
 
 /*
+ * Userspace for good: let OpenSSL read ahead, one read(2) per burst
+ * instead of two per record (header, then body), into a buffer that holds
+ * a relay batch of records (see pass_through()). Safe only once no switch
+ * to the kernel can follow (it must find OpenSSL empty). With
+ * SSL_MODE_RELEASE_BUFFERS the buffer exists only while it holds bytes.
+ */
+static void read_ahead(struct hop *h)
+{
+	SSL_set_default_read_buffer_len(h->ssl, RELAY_BATCH_SIZE + 4 * SSL3_RT_MAX_ENCRYPTED_OVERHEAD);
+	SSL_set_read_ahead(h->ssl, 1);
+}
+
+/*
  * Engage kTLS on a hop that just finished its handshake, as @mode says.
  * Return: 0 to go on (offloaded or falling back), -EOPNOTSUPP if
  * ktls = required could not be met (the caller refuses the connection).
@@ -305,7 +318,7 @@ static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool clien
 	k->rx_reason = k->tx_reason = KTLS_R_NONE;
 	if (mode == CFG_KTLS_OFF) {
 		k->rx_reason = k->tx_reason = KTLS_R_DISABLED;
-		SSL_set_read_ahead(h->ssl, 1);	/* see below */
+		read_ahead(h);
 		count_ktls_dirs(c, k, client_side);
 		return 0;
 	}
@@ -327,13 +340,8 @@ static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool clien
 			return 0;
 		}
 	}
-	/*
-	 * Userspace for good: let OpenSSL read ahead, one read(2) per burst
-	 * instead of two per record (header, then body). Safe only now that
-	 * no switch to the kernel can follow (it must find OpenSSL empty).
-	 */
 	if (k->rx == KTLS_ENGINE_USERSPACE)
-		SSL_set_read_ahead(h->ssl, 1);
+		read_ahead(h);
 	STAT_INC(st(c), ktls_fallbacks);
 	count_ktls_dirs(c, k, client_side);
 	if (mode == CFG_KTLS_REQUIRED) {

@@ -327,15 +327,21 @@ uint32_t hop_events(const struct hop *h, bool want_read, bool want_write)
 	return ev;
 }
 
-int relay_dir_reserve(struct relay_dir *d)
+static int reserve(struct relay_dir *d, uint32_t size)
 {
 	if (d->buf)
 		return 0;
-	d->buf = malloc(RELAY_BUF_SIZE);
+	d->buf = malloc(size);
 	if (!d->buf)
 		return -ENOMEM;
+	d->cap = size;
 	d->head = d->scan = d->tail = 0;
 	return 0;
+}
+
+int relay_dir_reserve(struct relay_dir *d)
+{
+	return reserve(d, RELAY_BUF_SIZE);
 }
 
 static void count_bytes(struct relay *r, int i, size_t n)
@@ -357,6 +363,7 @@ void relay_dir_free(struct relay_dir *d)
 {
 	free(d->buf);
 	d->buf = NULL;
+	d->cap = 0;
 	d->head = d->scan = d->tail = 0;
 }
 
@@ -511,21 +518,43 @@ static void note_read(struct relay *r, int i, ssize_t n, size_t asked)
 		r->rx_ready[i] = (size_t)n == asked;
 }
 
-/* Read into scratch and write straight through; keep only what is left. */
+/*
+ * Whether a source that just returned data holds more that costs no
+ * syscall to get: only userspace TLS knows (a read-ahead burst sits in
+ * OpenSSL's buffer). A socket is read once per pass: a second read
+ * would most often return EAGAIN.
+ */
+static bool has_buffered(const struct hop *src)
+{
+	return src->ssl && !rx_in_kernel(src) && SSL_has_pending(src->ssl);
+}
+
+/*
+ * Read a batch into scratch and write straight through; keep only what is
+ * left. One SSL_read returns one record (8 KB from PostgreSQL); gathering
+ * what OpenSSL already holds lets the write side send 16 KB records, and
+ * fewer of them, for the same bytes. Nothing waits for data to arrive.
+ */
 static int pass_through(struct relay *r, int i, bool *progress)
 {
 	struct relay_dir *d = r->dir[i];
-	ssize_t n = hop_read(r->src[i], r->scratch, RELAY_BUF_SIZE, r->stats);
-	size_t off = 0;
+	struct hop *src = r->src[i];
+	size_t got = 0, off = 0;
+	ssize_t n;
 
-	note_read(r, i, n, RELAY_BUF_SIZE);
-	if (n == -EAGAIN)
-		return 0;
-	*progress = true;
-	if (n <= 0)
-		return (int)n;	/* 0: EOF, now in src->rx_eof */
-	while (off < (size_t)n) {
-		ssize_t w = hop_write(r->dst[i], r->scratch + off, (size_t)n - off);
+	do {
+		size_t room = RELAY_BATCH_SIZE - got;
+
+		n = hop_read(src, r->scratch + got, room, r->stats);
+		note_read(r, i, n, room);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	} while (RELAY_BATCH_SIZE - got >= RELAY_BUF_SIZE && has_buffered(src));
+	if (n != -EAGAIN || got > 0)
+		*progress = true;
+	while (off < got) {
+		ssize_t w = hop_write(r->dst[i], r->scratch + off, got - off);
 
 		if (w == -EAGAIN)
 			break;
@@ -534,14 +563,17 @@ static int pass_through(struct relay *r, int i, bool *progress)
 		off += (size_t)w;
 		count_bytes(r, i, (size_t)w);
 	}
-	if (off < (size_t)n) {
-		if (relay_dir_reserve(d) < 0)
+	if (off < got) {
+		/* The destination is full: stash the rest (at most one batch). */
+		if (reserve(d, (uint32_t)(got - off > RELAY_BUF_SIZE ? got - off
+								      : RELAY_BUF_SIZE)) < 0)
 			return -ENOMEM;
-		memcpy(d->buf, r->scratch + off, (size_t)n - off);
+		memcpy(d->buf, r->scratch + off, got - off);
 		d->head = 0;
-		d->scan = d->tail = (uint32_t)((size_t)n - off);
+		d->scan = d->tail = (uint32_t)(got - off);
 	}
-	return 0;
+	/* A read that failed after others succeeded: their bytes went first. */
+	return n < 0 && n != -EAGAIN ? (int)n : 0;
 }
 
 /* Read into the direction's own buffer (inspection needs whole messages). */
@@ -552,10 +584,10 @@ static int read_buffered(struct relay *r, int i, bool *progress)
 
 	if (relay_dir_reserve(d) < 0)
 		return -ENOMEM;
-	if (d->tail >= RELAY_BUF_SIZE)
+	if (d->tail >= d->cap)
 		return 0;
-	n = hop_read(r->src[i], d->buf + d->tail, RELAY_BUF_SIZE - d->tail, r->stats);
-	note_read(r, i, n, RELAY_BUF_SIZE - d->tail);
+	n = hop_read(r->src[i], d->buf + d->tail, d->cap - d->tail, r->stats);
+	note_read(r, i, n, d->cap - d->tail);
 	if (n == -EAGAIN)
 		return 0;
 	*progress = true;

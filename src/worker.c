@@ -199,7 +199,7 @@ int worker_init(struct worker *w, unsigned idx, struct runtime *rt)
 	w->loop = ev_loop_new();
 	if (!w->loop)
 		return -errno;
-	w->scratch = malloc(RELAY_BUF_SIZE);
+	w->scratch = malloc(RELAY_BATCH_SIZE);
 	if (!w->scratch) {
 		ev_loop_free(w->loop);
 		return -ENOMEM;

@@ -32,6 +32,12 @@ struct stats;
 
 /* Per-direction buffer: room for one full TLS record plus a rewritten message. */
 #define RELAY_BUF_SIZE (16384u + 1024u)
+/*
+ * The worker-wide bounce buffer: what one pass may gather from a source
+ * before writing it on. Four full records: a burst that OpenSSL has
+ * already read ahead goes out in 16 KB records, not in the sender's.
+ */
+#define RELAY_BATCH_SIZE (4u * 16384u)
 
 /*
  * What stays of a hop's TLS session for reporting once its SSL is freed
@@ -65,7 +71,8 @@ struct hop {
 
 /* One direction of traffic, from one hop to the other. */
 struct relay_dir {
-	uint8_t *buf;		/* RELAY_BUF_SIZE bytes while in use, else NULL */
+	uint8_t *buf;		/* cap bytes while in use, else NULL */
+	uint32_t cap;		/* RELAY_BUF_SIZE, or up to RELAY_BATCH_SIZE for a stash */
 	uint32_t head;		/* next byte to write to the destination */
 	uint32_t scan;		/* bytes before this may be written (inspection boundary) */
 	uint32_t tail;		/* next free byte */
@@ -98,7 +105,7 @@ struct relay {
 	bool rx_ready[2];
 	void *inspect_arg;
 	struct stats *stats;	/* the worker's counters */
-	uint8_t *scratch;	/* worker-wide bounce buffer, RELAY_BUF_SIZE */
+	uint8_t *scratch;	/* worker-wide bounce buffer, RELAY_BATCH_SIZE */
 };
 
 enum relay_status {

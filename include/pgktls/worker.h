@@ -70,7 +70,7 @@ struct worker {
 	size_t n_listeners;
 	struct conn *conns;		/* doubly linked list of live connections */
 	struct stats stats;		/* written only by this thread */
-	uint8_t *scratch;		/* RELAY_BUF_SIZE bounce buffer */
+	uint8_t *scratch;		/* RELAY_BATCH_SIZE bounce buffer */
 	bool stopping;
 	pthread_mutex_t calls_lock;	/* guards calls: the one cross-thread queue */
 	struct worker_call *calls;	/* posted by worker_call(), run by the worker */

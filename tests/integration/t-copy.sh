@@ -57,6 +57,24 @@ for px in tls plain; do
 	is "$via" "$direct" "$px: COPY TO STDOUT through pgktls matches the direct output"
 	is "$(printf '%s' "$via" | cut -d' ' -f1)" "$(sha256sum <"$T/data.tsv" | cut -d' ' -f1)" \
 		"$px: ... and the file that went in"
+
+	# A reader that stalls, then trickles: pgktls's writes to the client come back
+	# short or EAGAIN in the middle of its batches, and what it had read stays stashed.
+	via=$(timeout 300 "$PGBIN/psql" -X -d "$D" -c "copy t to stdout" | "$PY" -c '
+import hashlib, sys, time
+h, got, inp = hashlib.sha256(), 0, sys.stdin.buffer
+time.sleep(1)
+while True:
+    b = inp.read(4096)
+    if not b:
+        break
+    h.update(b)
+    got += len(b)
+    if got < 16 << 20 and got % (256 << 10) < 4096:
+        time.sleep(0.02)
+print(h.hexdigest())')
+	is "$via" "$(printf '%s' "$direct" | cut -d' ' -f1)" \
+		"$px: COPY TO a stalling, trickling reader arrives byte for byte"
 done
 
 done_testing
