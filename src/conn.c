@@ -623,6 +623,7 @@ static void start_relay(struct conn *c)
 		c->relay.inspect_arg = c;
 		c->relay.stats = st(c);
 		c->relay.scratch = c->w->scratch;
+		c->relay.pipes = &c->w->pipes;
 		c->relay.rx_ready[0] = c->relay.rx_ready[1] = true;
 		/* The startup packet (and anything after it) waits in c2s. */
 		c->c2s.scan = c->c2s.tail;

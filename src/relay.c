@@ -391,11 +391,52 @@ static bool can_splice_to(const struct hop *h)
 	return !h->ssl || tx_in_kernel(h);
 }
 
-/* Drain the pipe into the destination. */
+void relay_pipes_fini(struct relay_pipes *p)
+{
+	while (p->n > 0) {
+		p->n--;
+		close(p->fd[p->n][0]);
+		close(p->fd[p->n][1]);
+	}
+}
+
+/* Borrow an empty pipe for @d: a spare if there is one. Return: 0 or -errno. */
+static int pipe_take(struct relay_pipes *p, struct relay_dir *d)
+{
+	if (p->n > 0) {
+		p->n--;
+		d->pipe[0] = p->fd[p->n][0];
+		d->pipe[1] = p->fd[p->n][1];
+		return 0;
+	}
+	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+		d->pipe[0] = d->pipe[1] = -1;
+		return -errno;
+	}
+	return 0;
+}
+
+/* @d's pipe is empty: back to the spares, or closed if there are enough. */
+static void pipe_give(struct relay_pipes *p, struct relay_dir *d)
+{
+	if (p->n < RELAY_SPARE_PIPES) {
+		p->fd[p->n][0] = d->pipe[0];
+		p->fd[p->n][1] = d->pipe[1];
+		p->n++;
+	} else {
+		close(d->pipe[0]);
+		close(d->pipe[1]);
+	}
+	d->pipe[0] = d->pipe[1] = -1;
+}
+
+/* Drain the pipe into the destination; an emptied pipe goes back to the worker. */
 static int splice_out(struct relay *r, int i, bool *progress)
 {
 	struct relay_dir *d = r->dir[i];
 
+	if (d->pipe[0] >= 0 && d->pipe_len == 0)
+		pipe_give(r->pipes, d);
 	while (d->pipe_len) {
 		ssize_t n = splice(d->pipe[0], NULL, r->dst[i]->fd, NULL, d->pipe_len,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -405,6 +446,8 @@ static int splice_out(struct relay *r, int i, bool *progress)
 			count_bytes(r, i, (size_t)n);
 			STAT_ADD(r->stats, bytes_spliced, (uint64_t)n);
 			*progress = true;
+			if (d->pipe_len == 0)
+				pipe_give(r->pipes, d);
 			continue;
 		}
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
@@ -426,12 +469,11 @@ static int splice_in(struct relay *r, int i, bool *progress)
 	struct hop *src = r->src[i];
 	ssize_t n;
 
-	if (d->pipe[0] < 0 && pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+	if (d->pipe[0] < 0 && pipe_take(r->pipes, d) < 0) {
 		/*
 		 * Out of descriptors (a pipe costs two): this direction copies
 		 * through userspace instead. Slower, but nobody is dropped.
 		 */
-		d->pipe[0] = d->pipe[1] = -1;
 		d->no_pipe = true;
 		return 0;
 	}

@@ -259,6 +259,7 @@ void worker_fini(struct worker *w)
 	free(w->listeners);
 	ev_loop_free(w->loop);
 	free(w->scratch);
+	relay_pipes_fini(&w->pipes);
 	runtime_put(w->rt);
 	memset(w, 0, sizeof(*w));
 }

@@ -77,11 +77,25 @@ struct relay_dir {
 	uint32_t scan;		/* bytes before this may be written (inspection boundary) */
 	uint32_t tail;		/* next free byte */
 	uint64_t bytes;		/* delivered to the destination */
-	int pipe[2];		/* splice() pipe, created on first use; -1 = none */
+	int pipe[2];		/* splice() pipe while it holds bytes; -1 = none */
 	uint32_t pipe_len;	/* bytes sitting in the pipe */
 	bool no_pipe;		/* pipe2() failed (EMFILE): copy through userspace */
 	bool done;		/* EOF passed on to the destination */
 };
+
+/*
+ * Empty pipes a worker keeps for splice(). A direction borrows a pipe only
+ * while bytes sit in it and gives it back once splice has drained it, so
+ * an idle connection, offloaded or not, holds just its two sockets.
+ */
+#define RELAY_SPARE_PIPES 32
+struct relay_pipes {
+	int fd[RELAY_SPARE_PIPES][2];
+	unsigned n;		/* spares in fd[0..n) */
+};
+
+/** relay_pipes_fini() - close every spare pipe in @p. */
+void relay_pipes_fini(struct relay_pipes *p);
 
 /*
  * relay_inspect_cb - called when new bytes arrive in @d while the owner
@@ -106,6 +120,7 @@ struct relay {
 	void *inspect_arg;
 	struct stats *stats;	/* the worker's counters */
 	uint8_t *scratch;	/* worker-wide bounce buffer, RELAY_BATCH_SIZE */
+	struct relay_pipes *pipes; /* the worker's spare pipes */
 };
 
 enum relay_status {

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "pgktls/compiler.h"
+#include "pgktls/relay.h"
 #include "pgktls/sock.h"
 #include "pgktls/stats.h"
 #include "pgktls/tls.h"
@@ -71,6 +72,7 @@ struct worker {
 	struct conn *conns;		/* doubly linked list of live connections */
 	struct stats stats;		/* written only by this thread */
 	uint8_t *scratch;		/* RELAY_BATCH_SIZE bounce buffer */
+	struct relay_pipes pipes;	/* spare empty pipes for splice() */
 	bool stopping;
 	pthread_mutex_t calls_lock;	/* guards calls: the one cross-thread queue */
 	struct worker_call *calls;	/* posted by worker_call(), run by the worker */

@@ -7,7 +7,7 @@
 # teardown: clients that vanish and backends that are terminated.
 . "$(dirname "$0")/lib.sh"
 setup
-pg_setup main
+pg_setup main max_connections=150
 # Backends notice a vanished client even while a query runs (PostgreSQL 14+).
 pg_sql main "alter system set client_connection_check_interval = '200ms'" >/dev/null
 pg_sql main "select pg_reload_conf()" >/dev/null
@@ -79,5 +79,41 @@ wait "$sess"
 is "$(cat "$T/restart.out")" "old session: OperationalError" \
 	"PostgreSQL restarted: the old session fails cleanly"
 q_ok "PostgreSQL restarted: new sessions work again" "$D" "select 1" 1
+
+# Splice borrows a pipe only while bytes sit in it: sessions that moved data both ways
+# and went idle hold their two sockets, not two pipes each on top. The sessions run one
+# after the other, so each worker keeps at most two spare pipes (four descriptors).
+px_start splice "tls_verify = \"disable\""
+N=60
+fds() { ls -l "/proc/${PX_PID[splice]}/fd" | grep -c "$1"; }
+sock0=$(fds 'socket:') pipe0=$(fds 'pipe:')
+cat >"$T/splice.py" <<'PYEOF'
+import sys, psycopg2
+port, n, ready = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+conns, ok = [], 0
+for _ in range(n):
+    c = psycopg2.connect(host="127.0.0.1", port=port, dbname="postgres", user="trusty",
+                         sslmode="disable")
+    cur = c.cursor()
+    cur.execute("select length(repeat('x', 300000)), length(%s)", ("y" * 300000,))
+    ok += cur.fetchone() == (300000, 300000)
+    conns.append(c)
+open(ready, "w").close()
+sys.stdin.read()
+print(ok)
+PYEOF
+mkfifo "$T/splice.go"
+"$PY" "$T/splice.py" "${PX_PORT[splice]}" "$N" "$T/splice.ready" <"$T/splice.go" >"$T/splice.out" &
+held=$!
+exec 7>"$T/splice.go"
+for ((i = 0; i < 300; i++)); do [ -e "$T/splice.ready" ] && break; sleep 0.1; done
+sleep 0.5
+sock1=$(fds 'socket:') pipe1=$(fds 'pipe:')
+exec 7>&-
+wait "$held"
+is "$(cat "$T/splice.out")" "$N" "$N plaintext sessions move 300 KB each way through splice"
+is "$((sock1 - sock0))" "$((2 * N))" "... and, idle, hold their two sockets each"
+ok $((pipe1 - pipe0 <= 2 * 4 ? 0 : 1)) \
+	"... and no pipes of their own ($((pipe1 - pipe0)) pipe descriptors in all; the spares allow 8)"
 
 done_testing
