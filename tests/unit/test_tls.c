@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 
 #include "pgktls/config.h"
+#include "pgktls/ktls.h"
 #include "pgktls/relay.h"
 #include "pgktls/stats.h"
 #include "pgktls/tls.h"
@@ -276,6 +277,39 @@ START_TEST(test_hop_io_over_tls)
 }
 END_TEST
 
+/*
+ * A context gets the keylog hook (and libssl's hex formatting of every
+ * secret) only where kTLS can engage: its hop's ktls mode is not off and the
+ * kernel has kTLS.
+ */
+START_TEST(test_keylog_only_where_ktls_can_engage)
+{
+	const char *off[] = { "tls_certificate", path("server-chain.pem"), "tls_private_key",
+			      path("server.key"), "tls_verify", "prefer", "ktls", "off", NULL };
+	const char *mixed[] = { "tls_certificate", path("server-chain.pem"), "tls_private_key",
+				path("server.key"), "tls_verify", "prefer", "ktls_client", "auto",
+				"ktls_server", "off", NULL };
+	struct pgktls_config *cfg = cfg_with(off);
+	struct tls_contexts t;
+	char err[1024];
+
+	ck_assert_int_eq(tls_contexts_build(cfg, &t, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(t.client_side);
+	ck_assert_ptr_nonnull(t.server_side);
+	ck_assert(SSL_CTX_get_keylog_callback(t.client_side) == NULL);
+	ck_assert(SSL_CTX_get_keylog_callback(t.server_side) == NULL);
+	tls_contexts_fini(&t);
+	config_free(cfg);
+
+	cfg = cfg_with(mixed);
+	ck_assert_int_eq(tls_contexts_build(cfg, &t, err, sizeof(err)), 0);
+	ck_assert(ktls_probe() == (SSL_CTX_get_keylog_callback(t.client_side) != NULL));
+	ck_assert(SSL_CTX_get_keylog_callback(t.server_side) == NULL);
+	tls_contexts_fini(&t);
+	config_free(cfg);
+}
+END_TEST
+
 static Suite *tls_suite(void)
 {
 	Suite *s = suite_create("tls");
@@ -288,6 +322,7 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, test_alpn);
 	tcase_add_test(tc, test_upstream_verify_modes);
 	tcase_add_test(tc, test_hop_io_over_tls);
+	tcase_add_test(tc, test_keylog_only_where_ktls_can_engage);
 	suite_add_tcase(s, tc);
 	return s;
 }
