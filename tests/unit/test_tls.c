@@ -280,7 +280,7 @@ END_TEST
 /*
  * A context gets the keylog hook (and libssl's hex formatting of every
  * secret) only where kTLS can engage: its hop's ktls mode is not off and the
- * kernel has kTLS.
+ * kernel has kTLS. Everywhere else OpenSSL reads ahead from the start.
  */
 START_TEST(test_keylog_only_where_ktls_can_engage)
 {
@@ -298,6 +298,9 @@ START_TEST(test_keylog_only_where_ktls_can_engage)
 	ck_assert_ptr_nonnull(t.server_side);
 	ck_assert(SSL_CTX_get_keylog_callback(t.client_side) == NULL);
 	ck_assert(SSL_CTX_get_keylog_callback(t.server_side) == NULL);
+	/* Userspace for good: read-ahead from the first handshake byte. */
+	ck_assert_int_eq(SSL_CTX_get_read_ahead(t.client_side), 1);
+	ck_assert_int_eq(SSL_CTX_get_read_ahead(t.server_side), 1);
 	tls_contexts_fini(&t);
 	config_free(cfg);
 
@@ -305,6 +308,9 @@ START_TEST(test_keylog_only_where_ktls_can_engage)
 	ck_assert_int_eq(tls_contexts_build(cfg, &t, err, sizeof(err)), 0);
 	ck_assert(ktls_probe() == (SSL_CTX_get_keylog_callback(t.client_side) != NULL));
 	ck_assert(SSL_CTX_get_keylog_callback(t.server_side) == NULL);
+	/* kTLS may take the client hop over: no read-ahead before conn.c decides. */
+	ck_assert_int_eq(SSL_CTX_get_read_ahead(t.client_side), ktls_probe() ? 0 : 1);
+	ck_assert_int_eq(SSL_CTX_get_read_ahead(t.server_side), 1);
 	tls_contexts_fini(&t);
 	config_free(cfg);
 }
