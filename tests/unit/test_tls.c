@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 
 #include "pgktls/config.h"
+#include "pgktls/ktls.h"
 #include "pgktls/relay.h"
 #include "pgktls/stats.h"
 #include "pgktls/tls.h"
@@ -172,6 +173,8 @@ START_TEST(test_alpn)
 }
 END_TEST
 
+static long last_verify_result;	/* of the last upstream_handshake() */
+
 /* pgktls as the upstream client against a server using @cert, with tls_verify = @mode. */
 static int upstream_handshake(const char *mode, const char *ca, const char *name, char *why,
 			      size_t whylen)
@@ -196,6 +199,7 @@ static int upstream_handshake(const char *mode, const char *ca, const char *name
 	cli = tls_new_upstream(&t, sv[1]);
 	ck_assert_ptr_nonnull(cli);
 	r = handshake(cli, srv);
+	last_verify_result = SSL_get_verify_result(cli);
 	tls_error_string(cli, why, whylen);
 	SSL_free(srv);
 	SSL_free(cli);
@@ -225,6 +229,11 @@ START_TEST(test_upstream_verify_modes)
 	ck_assert_int_ne(upstream_handshake("verify_ca", other, "localhost", why, sizeof(why)), 0);
 	ck_assert_msg(strstr(why, "certificate"), "%s", why);
 	ck_assert_int_eq(upstream_handshake("prefer", other, "localhost", why, sizeof(why)), 0);
+	/*
+	 * prefer does not build the chain at all: the result is not the
+	 * "unable to get local issuer" that X509_verify_cert() would leave.
+	 */
+	ck_assert_int_eq(last_verify_result, X509_V_OK);
 }
 END_TEST
 
@@ -276,6 +285,45 @@ START_TEST(test_hop_io_over_tls)
 }
 END_TEST
 
+/*
+ * A context gets the keylog hook (and libssl's hex formatting of every
+ * secret) only where kTLS can engage: its hop's ktls mode is not off and the
+ * kernel has kTLS. Everywhere else OpenSSL reads ahead from the start.
+ */
+START_TEST(test_keylog_only_where_ktls_can_engage)
+{
+	const char *off[] = { "tls_certificate", path("server-chain.pem"), "tls_private_key",
+			      path("server.key"), "tls_verify", "prefer", "ktls", "off", NULL };
+	const char *mixed[] = { "tls_certificate", path("server-chain.pem"), "tls_private_key",
+				path("server.key"), "tls_verify", "prefer", "ktls_client", "auto",
+				"ktls_server", "off", NULL };
+	struct pgktls_config *cfg = cfg_with(off);
+	struct tls_contexts t;
+	char err[1024];
+
+	ck_assert_int_eq(tls_contexts_build(cfg, &t, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(t.client_side);
+	ck_assert_ptr_nonnull(t.server_side);
+	ck_assert(SSL_CTX_get_keylog_callback(t.client_side) == NULL);
+	ck_assert(SSL_CTX_get_keylog_callback(t.server_side) == NULL);
+	/* Userspace for good: read-ahead from the first handshake byte. */
+	ck_assert_int_eq(SSL_CTX_get_read_ahead(t.client_side), 1);
+	ck_assert_int_eq(SSL_CTX_get_read_ahead(t.server_side), 1);
+	tls_contexts_fini(&t);
+	config_free(cfg);
+
+	cfg = cfg_with(mixed);
+	ck_assert_int_eq(tls_contexts_build(cfg, &t, err, sizeof(err)), 0);
+	ck_assert(ktls_probe() == (SSL_CTX_get_keylog_callback(t.client_side) != NULL));
+	ck_assert(SSL_CTX_get_keylog_callback(t.server_side) == NULL);
+	/* kTLS may take the client hop over: no read-ahead before conn.c decides. */
+	ck_assert_int_eq(SSL_CTX_get_read_ahead(t.client_side), ktls_probe() ? 0 : 1);
+	ck_assert_int_eq(SSL_CTX_get_read_ahead(t.server_side), 1);
+	tls_contexts_fini(&t);
+	config_free(cfg);
+}
+END_TEST
+
 static Suite *tls_suite(void)
 {
 	Suite *s = suite_create("tls");
@@ -288,6 +336,7 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, test_alpn);
 	tcase_add_test(tc, test_upstream_verify_modes);
 	tcase_add_test(tc, test_hop_io_over_tls);
+	tcase_add_test(tc, test_keylog_only_where_ktls_can_engage);
 	suite_add_tcase(s, tc);
 	return s;
 }
