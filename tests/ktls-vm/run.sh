@@ -16,9 +16,7 @@
 #
 # Environment: PGKTLS_VM_TIMEOUT (seconds, default 900: then qemu is
 # killed), PGKTLS_VM_CACHE (see prepare.sh), PGKTLS_VM_MEM (MB, 2048),
-# PGKTLS_VM_SMP (2), PGKTLS_VM_ICOUNT=1 (count instructions: the guest's
-# clock advances 1 ns per instruction executed, so CPU times measured in
-# the guest no longer depend on the host's load; for benchmarks, slower).
+# PGKTLS_VM_SMP (2).
 # Exit status: COMMAND's, 77 if no VM can be run here, 124 on timeout,
 # 1 if the VM died without reporting a status.
 set -u
@@ -77,9 +75,7 @@ say "booting $(cat "$DIR/kver") (TCG, timeout ${TIMEOUT}s): $(echo "${cmd:0:72}"
 start=$(date +%s)
 # stdin from /dev/null: qemu must not grab the caller's terminal. sed -u, not
 # tr: the console must reach a log file line by line, not 4 KB at a time.
-icount=()
-[ "${PGKTLS_VM_ICOUNT:-0}" = 1 ] && icount=(-icount shift=0,align=off,sleep=off)
-timeout -k 10 "$TIMEOUT" "$QEMU" "${icount[@]}" \
+timeout -k 10 "$TIMEOUT" "$QEMU" \
 	-accel tcg -cpu max -m "${PGKTLS_VM_MEM:-2048}" -smp "${PGKTLS_VM_SMP:-2}" \
 	-nodefaults -display none -no-reboot -serial stdio \
 	-kernel "$DIR/vmlinuz" -initrd "$DIR/initrd.gz" \
