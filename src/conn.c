@@ -292,6 +292,24 @@ static void fail(struct conn *c, enum conn_close_reason reason, const char *sqls
 /* ---- kTLS policy ---- */
 
 /*
+ * A hop whose records stay in userspace: pgktls's own record layer takes
+ * over from OpenSSL's and the SSL is freed (2.5 KB per idle hop instead of
+ * 13 KB or more). Where it cannot (a cipher or version it does not do,
+ * bytes already inside OpenSSL), OpenSSL carries on with read-ahead: one
+ * read(2) per burst instead of two per record (header, then body), safe
+ * only now that no switch to the kernel can follow.
+ */
+static void userspace_records(struct conn *c, struct hop *h)
+{
+	int r = hop_use_tlsrec(h);
+
+	if (r == 0)
+		return;
+	clog_debug(c, "%s hop: OpenSSL keeps the records: %s", h->name, strerror(-r));
+	SSL_set_read_ahead(h->ssl, 1);
+}
+
+/*
  * Engage kTLS on a hop that just finished its handshake, as @mode says.
  * Return: 0 to go on (offloaded or falling back), -EOPNOTSUPP if
  * ktls = required could not be met (the caller refuses the connection).
@@ -305,7 +323,7 @@ static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool clien
 	k->rx_reason = k->tx_reason = KTLS_R_NONE;
 	if (mode == CFG_KTLS_OFF) {
 		k->rx_reason = k->tx_reason = KTLS_R_DISABLED;
-		SSL_set_read_ahead(h->ssl, 1);	/* see below */
+		userspace_records(c, h);
 		count_ktls_dirs(c, k, client_side);
 		return 0;
 	}
@@ -327,12 +345,10 @@ static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool clien
 			return 0;
 		}
 	}
-	/*
-	 * Userspace for good: let OpenSSL read ahead, one read(2) per burst
-	 * instead of two per record (header, then body). Safe only now that
-	 * no switch to the kernel can follow (it must find OpenSSL empty).
-	 */
-	if (k->rx == KTLS_ENGINE_USERSPACE)
+	/* Userspace for good: see userspace_records(). */
+	if (k->rx == KTLS_ENGINE_USERSPACE && k->tx == KTLS_ENGINE_USERSPACE)
+		userspace_records(c, h);
+	else if (k->rx == KTLS_ENGINE_USERSPACE)
 		SSL_set_read_ahead(h->ssl, 1);
 	STAT_INC(st(c), ktls_fallbacks);
 	count_ktls_dirs(c, k, client_side);
