@@ -295,17 +295,21 @@ static void fail(struct conn *c, enum conn_close_reason reason, const char *sqls
  * A hop whose records stay in userspace: pgktls's own record layer takes
  * over from OpenSSL's and the SSL is freed (2.5 KB per idle hop instead of
  * 13 KB or more). Where it cannot (a cipher or version it does not do,
- * bytes already inside OpenSSL), OpenSSL carries on with read-ahead: one
+ * bytes already inside OpenSSL), or openssl_records is set, OpenSSL
+ * carries on with read-ahead: one
  * read(2) per burst instead of two per record (header, then body), safe
  * only now that no switch to the kernel can follow.
  */
 static void userspace_records(struct conn *c, struct hop *h)
 {
-	int r = hop_use_tlsrec(h);
+	int r;
 
-	if (r == 0)
-		return;
-	clog_debug(c, "%s hop: OpenSSL keeps the records: %s", h->name, strerror(-r));
+	if (!cfg(c)->openssl_records) {
+		r = hop_use_tlsrec(h);
+		if (r == 0)
+			return;
+		clog_debug(c, "%s hop: OpenSSL keeps the records: %s", h->name, strerror(-r));
+	}
 	SSL_set_read_ahead(h->ssl, 1);
 }
 
