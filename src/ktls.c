@@ -43,10 +43,8 @@
 #define HS_NEW_SESSION_TICKET 4
 #define HS_KEY_UPDATE 24
 
-/* Longest secret (SHA-384) and key (AES-256, ChaCha20) we ever derive. */
+/* Longest secret (SHA-384) we ever derive. */
 #define KTLS_MAX_SECRET 48
-#define KTLS_MAX_KEY 32
-#define KTLS_IV_LEN 12
 
 /* One cipher the kernel can take, and how its key material is laid out. */
 struct ktls_cipher {
@@ -56,12 +54,14 @@ struct ktls_cipher {
 	uint8_t fixed_iv_len;	/* TLS 1.2 implicit IV from the key block: 4 GCM, 12 ChaCha */
 	uint8_t salt_len;	/* kernel's salt field: 4 GCM, 0 ChaCha (the whole IV is "iv") */
 	const char *name;	/* for logs, as `ss -tie` spells it */
+	const char *evp;	/* the EVP cipher, for pgktls's own record layer (tlsrec.c) */
 };
 
 static const struct ktls_cipher ktls_ciphers[] = {
-	{ NID_aes_128_gcm, TLS_CIPHER_AES_GCM_128, 16, 4, 4, "aes-gcm-128" },
-	{ NID_aes_256_gcm, TLS_CIPHER_AES_GCM_256, 32, 4, 4, "aes-gcm-256" },
-	{ NID_chacha20_poly1305, TLS_CIPHER_CHACHA20_POLY1305, 32, 12, 0, "chacha20-poly1305" },
+	{ NID_aes_128_gcm, TLS_CIPHER_AES_GCM_128, 16, 4, 4, "aes-gcm-128", "AES-128-GCM" },
+	{ NID_aes_256_gcm, TLS_CIPHER_AES_GCM_256, 32, 4, 4, "aes-gcm-256", "AES-256-GCM" },
+	{ NID_chacha20_poly1305, TLS_CIPHER_CHACHA20_POLY1305, 32, 12, 0, "chacha20-poly1305",
+	  "ChaCha20-Poly1305" },
 };
 
 /* Every struct the kernel may get; setsockopt is passed the one that matches. */
@@ -283,12 +283,6 @@ static int hkdf_expand_label(const char *md, const uint8_t *secret, size_t secre
 	return kdf_derive("HKDF", params, out, out_len);
 }
 
-/* Write key and 12-byte IV of one direction, before the kernel struct is filled. */
-struct ktls_dir_keys {
-	uint8_t key[KTLS_MAX_KEY];
-	uint8_t iv[KTLS_IV_LEN];	/* TLS 1.3 write_iv; TLS 1.2: fixed_iv_len bytes used */
-};
-
 static int tls13_dir_keys(const struct ktls_cipher *kc, const char *md, const uint8_t *secret,
 			  size_t secret_len, struct ktls_dir_keys *k)
 {
@@ -413,23 +407,80 @@ static void set_reason(struct ktls_hop_state *st, enum ktls_reason r, int err)
 	st->err = err;
 }
 
-int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
+/*
+ * Both directions' keys of an established session, and what they are for.
+ * Shared by the kernel path and pgktls's own record layer. On failure
+ * *reason says why (KTLS_R_*) and nothing is left in @rx or @tx.
+ */
+static int session_keys(SSL *ssl, const struct ktls_cipher **kcp, int *versionp,
+			struct ktls_dir_keys *rx, struct ktls_dir_keys *tx,
+			enum ktls_reason *reason)
 {
-	struct ktls_dir_keys client, server, *rx, *tx;
+	struct ktls_dir_keys client, server;
 	const struct ktls_cipher *kc;
 	struct ktls_secrets *s;
 	const char *md;
-	uint16_t version;
-	uint64_t seq;
-	int domain;
+	int ret;
+
+	memset(&client, 0, sizeof(client));
+	memset(&server, 0, sizeof(server));
+	*versionp = SSL_version(ssl);
+	if (*versionp != TLS1_2_VERSION && *versionp != TLS1_3_VERSION) {
+		*reason = KTLS_R_VERSION;
+		return -EOPNOTSUPP;
+	}
+	kc = cipher_lookup(ssl);
+	md = cipher_md_name(ssl);
+	if (!kc || !md) {
+		*reason = KTLS_R_CIPHER;
+		return -EOPNOTSUPP;
+	}
+	/* Bytes OpenSSL already pulled from the socket would be lost to the new reader. */
+	if (SSL_has_pending(ssl) || SSL_pending(ssl) > 0) {
+		*reason = KTLS_R_PENDING;
+		return -EBUSY;
+	}
+	if (*versionp == TLS1_3_VERSION) {
+		s = secrets_get(ssl);
+		if (!s || !s->client_len || !s->server_len) {
+			*reason = KTLS_R_NO_SECRETS;
+			return -ENOKEY;
+		}
+		ret = tls13_dir_keys(kc, md, s->client, s->client_len, &client);
+		if (!ret)
+			ret = tls13_dir_keys(kc, md, s->server, s->server_len, &server);
+	} else {
+		ret = tls12_keys(ssl, kc, md, &client, &server);
+	}
+	if (ret) {
+		*reason = KTLS_R_NO_SECRETS;
+		goto out;
+	}
+	*kcp = kc;
+	*rx = SSL_is_server(ssl) ? client : server;
+	*tx = SSL_is_server(ssl) ? server : client;
+out:
+	OPENSSL_cleanse(&client, sizeof(client));
+	OPENSSL_cleanse(&server, sizeof(server));
+	return ret;
+}
+
+int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
+{
+	struct ktls_dir_keys rx, tx;
+	const struct ktls_cipher *kc = NULL;
+	enum ktls_reason reason = KTLS_R_NONE;
+	int version, domain;
 	socklen_t dlen = sizeof(domain);
+	uint16_t kversion;
+	uint64_t seq;
 	int ret;
 
 	memset(st, 0, sizeof(*st));
 	st->rx = KTLS_ENGINE_USERSPACE;
 	st->tx = KTLS_ENGINE_USERSPACE;
-	memset(&client, 0, sizeof(client));
-	memset(&server, 0, sizeof(server));
+	memset(&rx, 0, sizeof(rx));
+	memset(&tx, 0, sizeof(tx));
 
 	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == -1) {
 		ret = -errno;
@@ -441,58 +492,14 @@ int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
 		ret = -EOPNOTSUPP;
 		goto out;
 	}
-	switch (SSL_version(ssl)) {
-	case TLS1_2_VERSION:
-		version = TLS_1_2_VERSION;
-		seq = 1;
-		break;
-	case TLS1_3_VERSION:
-		version = TLS_1_3_VERSION;
-		seq = 0;
-		break;
-	default:
-		set_reason(st, KTLS_R_VERSION, 0);
-		ret = -EOPNOTSUPP;
-		goto out;
-	}
-	kc = cipher_lookup(ssl);
-	md = cipher_md_name(ssl);
-	if (!kc || !md) {
-		set_reason(st, KTLS_R_CIPHER, 0);
-		ret = -EOPNOTSUPP;
-		goto out;
-	}
-	/* Bytes OpenSSL already pulled from the socket would be lost to the kernel. */
-	if (SSL_has_pending(ssl) || SSL_pending(ssl) > 0) {
-		set_reason(st, KTLS_R_PENDING, 0);
-		ret = -EBUSY;
-		goto out;
-	}
-
-	if (version == TLS_1_3_VERSION) {
-		s = secrets_get(ssl);
-		if (!s || !s->client_len || !s->server_len) {
-			set_reason(st, KTLS_R_NO_SECRETS, 0);
-			ret = -ENOKEY;
-			goto out;
-		}
-		ret = tls13_dir_keys(kc, md, s->client, s->client_len, &client);
-		if (!ret)
-			ret = tls13_dir_keys(kc, md, s->server, s->server_len, &server);
-	} else {
-		ret = tls12_keys(ssl, kc, md, &client, &server);
-	}
+	ret = session_keys(ssl, &kc, &version, &rx, &tx, &reason);
 	if (ret) {
-		set_reason(st, KTLS_R_NO_SECRETS, 0);
+		set_reason(st, reason, 0);
 		goto out;
 	}
-	if (SSL_is_server(ssl)) {
-		rx = &client;
-		tx = &server;
-	} else {
-		rx = &server;
-		tx = &client;
-	}
+	/* TLS 1.2 starts both ways at 1 (Finished used 0), TLS 1.3 at 0. */
+	kversion = version == TLS1_3_VERSION ? TLS_1_3_VERSION : TLS_1_2_VERSION;
+	seq = version == TLS1_3_VERSION ? 0 : 1;
 
 	ret = attach_ulp(fd);
 	if (ret) {
@@ -500,13 +507,13 @@ int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
 		goto out;
 	}
 	/* RX first: if it fails, nothing is in the kernel and OpenSSL can go on. */
-	ret = set_dir(fd, TLS_RX, kc, version, rx, seq);
+	ret = set_dir(fd, TLS_RX, kc, kversion, &rx, seq);
 	if (ret) {
 		set_reason(st, KTLS_R_SETSOCKOPT, -ret);
 		goto out;
 	}
 	st->rx = KTLS_ENGINE_KERNEL;
-	ret = set_dir(fd, TLS_TX, kc, version, tx, seq);
+	ret = set_dir(fd, TLS_TX, kc, kversion, &tx, seq);
 	if (ret) {
 		st->tx_reason = KTLS_R_SETSOCKOPT;
 		st->err = -ret;
@@ -514,9 +521,37 @@ int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
 	}
 	st->tx = KTLS_ENGINE_KERNEL;
 out:
-	OPENSSL_cleanse(&client, sizeof(client));
-	OPENSSL_cleanse(&server, sizeof(server));
+	OPENSSL_cleanse(&rx, sizeof(rx));
+	OPENSSL_cleanse(&tx, sizeof(tx));
 	return ret;
+}
+
+int ktls_export_keys(SSL *ssl, struct ktls_keys *k)
+{
+	const struct ktls_cipher *kc = NULL;
+	enum ktls_reason reason = KTLS_R_NONE;
+	SSL_SESSION *sess = SSL_get_session(ssl);
+	uint8_t mfl = sess ? SSL_SESSION_get_max_fragment_length(sess) : 0;
+	int ret;
+
+	memset(k, 0, sizeof(*k));
+	ret = session_keys(ssl, &kc, &k->version, &k->rx, &k->tx, &reason);
+	if (ret) {
+		OPENSSL_cleanse(k, sizeof(*k));
+		k->reason = reason;
+		return ret;
+	}
+	k->evp_cipher = kc->evp;
+	k->key_len = kc->key_len;
+	/* TLS 1.2 AES-GCM: 4 implicit bytes, the other 8 travel in each record. */
+	k->iv_len = k->version == TLS1_3_VERSION ? KTLS_IV_LEN : kc->fixed_iv_len;
+	k->seq = k->version == TLS1_3_VERSION ? 0 : 1;
+	/* RFC 6066 max_fragment_length, if the client asked for it: 2^(8 + code). */
+	k->max_fragment = mfl >= TLSEXT_max_fragment_length_512 &&
+				  mfl <= TLSEXT_max_fragment_length_4096
+			  ? (uint16_t)(256u << mfl)
+			  : 16384;
+	return 0;
 }
 
 /* One record of @type through a kTLS TX socket. */
@@ -692,6 +727,33 @@ static int handle_records(const struct ktls_session *ks, int fd, const uint8_t *
 		off += 4 + body;
 	}
 	return result;
+}
+
+int ktls_session_next_keys(struct ktls_session *ks, bool tx, struct ktls_dir_keys *k)
+{
+	struct ktls_secrets *s = ks->sec;
+	uint8_t next[KTLS_MAX_SECRET];
+	uint8_t *secret;
+	size_t len;
+	int ret;
+
+	memset(k, 0, sizeof(*k));
+	if (ks->version != TLS1_3_VERSION || !ks->kc || !ks->md)
+		return -EPROTO;
+	if (!s || !s->client_len || !s->server_len)
+		return -ENOKEY;
+	/* A server sends with the server secret and reads with the client's. */
+	secret = ks->is_server == tx ? s->server : s->client;
+	len = ks->is_server == tx ? s->server_len : s->client_len;
+	ret = hkdf_expand_label(ks->md, secret, len, "traffic upd", next, len);
+	if (!ret)
+		ret = tls13_dir_keys(ks->kc, ks->md, next, len, k);
+	if (!ret)
+		memcpy(secret, next, len);
+	else
+		OPENSSL_cleanse(k, sizeof(*k));
+	OPENSSL_cleanse(next, sizeof(next));
+	return ret;
 }
 
 /* A view of a live SSL as a session (the secrets stay the SSL's). */

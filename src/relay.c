@@ -29,6 +29,7 @@
 
 #include "pgktls/stats.h"
 #include "pgktls/tls.h"
+#include "pgktls/tlsrec.h"
 
 /* Passes over both directions per wakeup: bounds the time one connection holds the loop. */
 #define RELAY_MAX_PASSES 64
@@ -191,6 +192,16 @@ ssize_t hop_read(struct hop *h, void *buf, size_t len, struct stats *st)
 		return 0;
 	if (rx_in_kernel(h))
 		return ktls_read(h, buf, len, st);
+	if (h->rec) {
+		n = tlsrec_read(h->rec, h->fd, buf, len, st, h->err, sizeof(h->err));
+		/* Records it queued (a KeyUpdate answer) need the socket writable. */
+		h->rd_wants_write = tlsrec_wants_write(h->rec);
+		if (n == 0) {
+			h->rx_eof = true;
+			h->clean_eof = tlsrec_clean_eof(h->rec);
+		}
+		return n;
+	}
 	if (h->ssl) {
 		h->rd_wants_write = false;
 		r = SSL_read(h->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
@@ -216,6 +227,8 @@ ssize_t hop_write(struct hop *h, const void *buf, size_t len)
 	ssize_t n;
 	int r;
 
+	if (h->rec)
+		return tlsrec_write(h->rec, h->fd, buf, len, h->err, sizeof(h->err));
 	if (h->ssl && !tx_in_kernel(h)) {
 		h->wr_wants_read = false;
 		r = SSL_write(h->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
@@ -242,6 +255,10 @@ int hop_shutdown_write(struct hop *h)
 		r = ktls_send_alert(h->fd, 1, 0);
 		if (r == -EAGAIN)
 			return -EAGAIN;
+	} else if (h->rec) {
+		/* A failure means the peer is gone: nobody to notify. */
+		if (tlsrec_shutdown(h->rec, h->fd) == -EAGAIN)
+			return -EAGAIN;
 	} else if (h->ssl) {
 		r = SSL_shutdown(h->ssl);
 		if (r < 0) {
@@ -259,6 +276,15 @@ int hop_shutdown_write(struct hop *h)
 	return 0;
 }
 
+static void summary_free(struct hop_tls_summary *sum)
+{
+	if (!sum)
+		return;
+	free(sum->sni);
+	free(sum->peer_subject);
+	free(sum);
+}
+
 void hop_close(struct ev_loop *loop, struct hop *h)
 {
 	if (h->io.fd >= 0)
@@ -270,30 +296,28 @@ void hop_close(struct ev_loop *loop, struct hop *h)
 	}
 	ktls_session_free(h->ks);
 	h->ks = NULL;
-	if (h->summary) {
-		free(h->summary->sni);
-		free(h->summary->peer_subject);
-		free(h->summary);
-		h->summary = NULL;
-	}
+	tlsrec_free(h->rec);
+	h->rec = NULL;
+	summary_free(h->summary);
+	h->summary = NULL;
 	if (h->fd >= 0)
 		close(h->fd);
 	h->fd = -1;
 	h->io.fd = -1;
 }
 
-int hop_release_ssl(struct hop *h)
+/* What the stats show of @h's TLS session once its SSL is gone; NULL on ENOMEM. */
+static struct hop_tls_summary *summarize(SSL *ssl)
 {
 	struct hop_tls_summary *sum = calloc(1, sizeof(*sum));
-	const char *sni = SSL_get_servername(h->ssl, TLSEXT_NAMETYPE_host_name);
-	X509 *peer = SSL_get0_peer_certificate(h->ssl);
-	struct ktls_session *ks;
+	const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	X509 *peer = SSL_get0_peer_certificate(ssl);
 
 	if (!sum)
-		return -ENOMEM;
-	sum->version = SSL_get_version(h->ssl);
-	sum->cipher = SSL_get_cipher_name(h->ssl);
-	sum->alpn_postgresql = tls_alpn_is_postgresql(h->ssl);
+		return NULL;
+	sum->version = SSL_get_version(ssl);
+	sum->cipher = SSL_get_cipher_name(ssl);
+	sum->alpn_postgresql = tls_alpn_is_postgresql(ssl);
 	sum->sni = sni ? strdup(sni) : NULL;
 	if (peer) {
 		char subject[256];
@@ -301,18 +325,51 @@ int hop_release_ssl(struct hop *h)
 		X509_NAME_oneline(X509_get_subject_name(peer), subject, sizeof(subject));
 		sum->peer_subject = strdup(subject);
 	}
+	if ((sni && !sum->sni) || (peer && !sum->peer_subject)) {
+		summary_free(sum);
+		return NULL;
+	}
+	return sum;
+}
+
+int hop_release_ssl(struct hop *h)
+{
+	struct hop_tls_summary *sum = summarize(h->ssl);
+	struct ktls_session *ks;
+
+	if (!sum)
+		return -ENOMEM;
 	/* Detach last: it moves the secrets out, so nothing may fail after it. */
-	ks = (sni && !sum->sni) || (peer && !sum->peer_subject) ? NULL : ktls_detach(h->ssl);
+	ks = ktls_detach(h->ssl);
 	if (!ks) {
-		free(sum->sni);
-		free(sum->peer_subject);
-		free(sum);
+		summary_free(sum);
 		return -ENOMEM;
 	}
 	h->ks = ks;
 	h->summary = sum;
 	SSL_free(h->ssl);
 	h->ssl = NULL;
+	return 0;
+}
+
+int hop_use_tlsrec(struct hop *h)
+{
+	struct hop_tls_summary *sum = summarize(h->ssl);
+	int r;
+
+	if (!sum)
+		return -ENOMEM;
+	/* Last: on success the secrets have moved out of the SSL. */
+	r = tlsrec_new(h->ssl, &h->rec);
+	if (r < 0) {
+		summary_free(sum);
+		return r;
+	}
+	h->summary = sum;
+	/* Anything queued for OpenSSL's peer went out during the handshake. */
+	SSL_free(h->ssl);
+	h->ssl = NULL;
+	h->rd_wants_write = h->wr_wants_read = false;
 	return 0;
 }
 
@@ -383,12 +440,12 @@ void relay_dir_fini(struct relay_dir *d)
 /* Whether bytes can leave @h's socket without OpenSSL (plaintext or kTLS RX). */
 static bool can_splice_from(const struct hop *h)
 {
-	return !h->ssl || rx_in_kernel(h);
+	return (!h->ssl && !h->rec) || rx_in_kernel(h);
 }
 
 static bool can_splice_to(const struct hop *h)
 {
-	return !h->ssl || tx_in_kernel(h);
+	return (!h->ssl && !h->rec) || tx_in_kernel(h);
 }
 
 void relay_pipes_fini(struct relay_pipes *p)
@@ -554,6 +611,8 @@ static void note_read(struct relay *r, int i, ssize_t n, size_t asked)
 
 	if (n == -EAGAIN || n <= 0)
 		r->rx_ready[i] = n != -EAGAIN && !src->rx_eof;
+	else if (src->rec)
+		r->rx_ready[i] = tlsrec_has_pending(src->rec) || (size_t)n == asked;
 	else if (src->ssl && !rx_in_kernel(src))
 		r->rx_ready[i] = SSL_has_pending(src->ssl) || (size_t)n == asked;
 	else
@@ -563,11 +622,13 @@ static void note_read(struct relay *r, int i, ssize_t n, size_t asked)
 /*
  * Whether a source that just returned data holds more that costs no
  * syscall to get: only userspace TLS knows (a read-ahead burst sits in
- * OpenSSL's buffer). A socket is read once per pass: a second read
+ * OpenSSL's or tlsrec's buffer). A socket is read once per pass: a second read
  * would most often return EAGAIN.
  */
 static bool has_buffered(const struct hop *src)
 {
+	if (src->rec)
+		return tlsrec_has_pending(src->rec);
 	return src->ssl && !rx_in_kernel(src) && SSL_has_pending(src->ssl);
 }
 

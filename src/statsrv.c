@@ -201,7 +201,7 @@ static void copy_hop(struct statsrv_hop *o, const struct hop *h)
 	if (h->ssl) {
 		copy_ssl(o, h->ssl);
 	} else if (h->summary) {
-		/* Offloaded both ways: the SSL is gone, its summary stays. */
+		/* The SSL is gone (kTLS both ways, or tlsrec.c): its summary stays. */
 		o->tls = o->tls_done = true;
 		snprintf(o->version, sizeof(o->version), "%s", h->summary->version);
 		snprintf(o->cipher, sizeof(o->cipher), "%s", h->summary->cipher);

@@ -195,23 +195,24 @@ static int ctx_common(SSL_CTX *ctx, const struct pgktls_config *cfg, const char 
 		snprintf(key, sizeof(key), "%sgroups", pfx);
 		return ctx_fail(cfg, key, "invalid groups list", groups, err, errlen);
 	}
-	if (ktls == CFG_KTLS_OFF || !ktls_probe()) {
+	if ((ktls == CFG_KTLS_OFF || !ktls_probe()) && cfg->openssl_records) {
 		/*
-		 * This hop stays in userspace for good, so OpenSSL may read ahead
+		 * OpenSSL keeps this hop's records for good, so it may read ahead
 		 * from the first byte: one read(2) per burst during the handshake
-		 * instead of two per record (header, then body). Where kTLS may
-		 * follow, read-ahead waits until conn.c knows (offload()): the
-		 * kernel must find every record after the handshake still in the
-		 * socket.
+		 * instead of two per record (header, then body). Where kTLS or
+		 * tlsrec may follow, read-ahead waits until conn.c knows
+		 * (offload()): they must find every record after the handshake
+		 * still in the socket.
 		 */
 		SSL_CTX_set_read_ahead(ctx, 1);
 		return 0;
 	}
 	/*
-	 * The keylog callback is how kTLS gets TLS 1.3 secrets, but once one is
-	 * set libssl hex-formats every secret of every handshake for it (about
-	 * 400 sprintf calls per handshake, 6 % of a handshake's instructions).
-	 * Only hook the contexts whose sessions can actually be offloaded.
+	 * The keylog callback is how kTLS and tlsrec get TLS 1.3 secrets, but
+	 * once one is set libssl hex-formats every secret of every handshake
+	 * for it (about 400 sprintf calls per handshake, 6 % of a handshake's
+	 * instructions). Only hook the contexts whose sessions can leave
+	 * OpenSSL.
 	 */
 	if (ktls_ctx_prepare(ctx) < 0) {
 		snprintf(err, errlen, "out of memory preparing kTLS");

@@ -84,6 +84,7 @@ struct pgktls_config {
 	enum cfg_ktls ktls;		/* default for both hops */
 	enum cfg_ktls ktls_client;	/* client hop; defaults to ktls */
 	enum cfg_ktls ktls_server;	/* upstream hop; defaults to ktls */
+	bool openssl_records;		/* userspace hops keep OpenSSL's record layer, not tlsrec */
 
 	/* stats endpoint (issue 4); NULL = off */
 	char *stats_socket;

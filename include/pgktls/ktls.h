@@ -54,6 +54,16 @@ struct ktls_hop_state {
 	int err;		/* errno of a failed setsockopt, else 0 */
 };
 
+/* Longest write key (AES-256, ChaCha20) and the AEAD nonce length of every cipher we take. */
+#define KTLS_MAX_KEY 32
+#define KTLS_IV_LEN 12
+
+/* Write key and 12-byte IV of one direction. */
+struct ktls_dir_keys {
+	uint8_t key[KTLS_MAX_KEY];
+	uint8_t iv[KTLS_IV_LEN];	/* TLS 1.3 write_iv; TLS 1.2: fixed_iv_len bytes used */
+};
+
 /* TLS record content types as the kernel reports them in TLS_GET_RECORD_TYPE. */
 #define KTLS_RECORD_ALERT 21
 #define KTLS_RECORD_HANDSHAKE 22
@@ -95,6 +105,33 @@ bool ktls_probe(void);
  * (-EOPNOTSUPP, -ENOENT, -EPROTO...) with @st saying what happened.
  */
 PGKTLS_MUSTCHECK int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st);
+
+/*
+ * An established session's keys, for pgktls's own userspace record layer
+ * (tlsrec.c), which takes over from OpenSSL's where the kernel does not.
+ */
+struct ktls_keys {
+	const char *evp_cipher;	/* "AES-128-GCM", "AES-256-GCM" or "ChaCha20-Poly1305" */
+	int version;		/* TLS1_2_VERSION or TLS1_3_VERSION */
+	uint8_t key_len;	/* bytes of each write key */
+	uint8_t iv_len;		/* implicit IV bytes: 12, or 4 for TLS 1.2 AES-GCM */
+	uint16_t max_fragment;	/* largest plaintext we may send in one record */
+	uint64_t seq;		/* first sequence number, both ways: TLS 1.2 1, TLS 1.3 0 */
+	struct ktls_dir_keys rx; /* the peer's write key and IV */
+	struct ktls_dir_keys tx; /* ours */
+	uint8_t reason;		/* on failure: enum ktls_reason */
+};
+
+/**
+ * ktls_export_keys() - both directions' keys of an established session, with
+ * the same preconditions as ktls_install() but no socket involved.
+ * @ssl: handshake complete, nothing read or written through it since
+ * @k: out; the caller wipes it with OPENSSL_cleanse() once the keys are in use
+ *
+ * Return: 0, or -EOPNOTSUPP (version, cipher), -EBUSY (OpenSSL holds unread
+ * bytes), -ENOKEY, -EPROTO, with k->reason saying which; @k holds no key then.
+ */
+PGKTLS_MUSTCHECK int ktls_export_keys(SSL *ssl, struct ktls_keys *k);
 
 /**
  * ktls_recv_record() - read one record from a kTLS RX socket, with its type.
@@ -158,6 +195,18 @@ void ktls_session_free(struct ktls_session *ks);
  */
 PGKTLS_MUSTCHECK int ktls_session_handle_handshake_record(struct ktls_session *ks, int fd,
 							  const uint8_t *rec, size_t len);
+
+/**
+ * ktls_session_next_keys() - TLS 1.3 KeyUpdate (RFC 8446 7.2) for a
+ * userspace record layer: advance @ks's traffic secret for one direction and
+ * derive its next key and IV into @k (the caller wipes @k).
+ * @tx: true for the secret we send with, false for the peer's
+ *
+ * Return: 0, or -EPROTO (not TLS 1.3), -ENOKEY (no secrets); the secret is
+ * left as it was on failure.
+ */
+PGKTLS_MUSTCHECK int ktls_session_next_keys(struct ktls_session *ks, bool tx,
+					    struct ktls_dir_keys *k);
 
 /** ktls_forget() - wipe and free the secrets captured for @ssl (before SSL_free). */
 void ktls_forget(SSL *ssl);

@@ -39,9 +39,9 @@
 	X(ktls_server_engaged, "upstream hops with both directions in the kernel")          \
 	X(ktls_fallbacks, "hops that stayed in userspace TLS")                              \
 	X(ktls_refused, "connections refused because ktls = required could not be met")     \
-	X(tls_control_records, "non-data TLS records seen on kTLS sockets")                 \
-	X(tls_tickets, "TLS 1.3 NewSessionTickets seen (and ignored) on kTLS sockets")      \
-	X(tls_alerts, "TLS alerts seen on kTLS sockets (close_notify included)")           \
+	X(tls_control_records, "non-data TLS records seen by kTLS or tlsrec")               \
+	X(tls_tickets, "TLS 1.3 NewSessionTickets seen (and ignored) by kTLS or tlsrec")    \
+	X(tls_alerts, "TLS alerts seen by kTLS or tlsrec (close_notify included)")          \
 	X(tls_key_updates, "TLS 1.3 KeyUpdates handled by rekeying")                        \
 	X(tls_key_updates_refused, "connections closed on a KeyUpdate the kernel cannot follow") \
 	X(accept_backoffs, "times accept() hit a descriptor limit and backed off")

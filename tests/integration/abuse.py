@@ -361,7 +361,10 @@ def sc_garbage_records(a):
 
 def sc_garbage_session(a):
     ss = tls_session(a, "garbage-session")
-    ss.sendall(os.urandom(4096))
+    # Random bytes, but the first is no frontend message type: a valid type drawn at
+    # random ('Q', 'P', 'B', 'F', 'd') with a length under PostgreSQL's 1 GB limit left
+    # the backend waiting for the rest of that message (about one run in 200).
+    ss.sendall(b"\xff" + os.urandom(4095))
     print(how_it_ended(ss, time.monotonic()))
     return 0
 

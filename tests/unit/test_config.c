@@ -191,6 +191,7 @@ static const char all_keys_text[] =
 	"ktls = \"required\"\n"
 	"ktls_client = \"off\"\n"
 	"ktls_server = \"auto\"\n"
+	"openssl_records = true\n"
 	"stats_socket = \"/run/s.sock\"\n"
 	"shutdown_timeout = 0\n"
 	"watch_certificates = true\n"
@@ -242,6 +243,7 @@ START_TEST(test_every_key_parses)
 	ck_assert_int_eq(cfg->ktls, CFG_KTLS_REQUIRED);
 	ck_assert_int_eq(cfg->ktls_client, CFG_KTLS_OFF);
 	ck_assert_int_eq(cfg->ktls_server, CFG_KTLS_AUTO);
+	ck_assert(cfg->openssl_records);
 	ck_assert_str_eq(cfg->stats_socket, "/run/s.sock");
 	ck_assert_uint_eq(cfg->shutdown_timeout, 0);
 	ck_assert(cfg->watch_certificates);
@@ -258,13 +260,13 @@ START_TEST(test_every_key_parses)
 		ck_assert_msg(strncmp(where, "t.toml:", 7) == 0, "key %s not covered: %s", *names,
 			      where);
 	}
-	ck_assert_uint_eq(n, 38);
+	ck_assert_uint_eq(n, 39);
 	ck_assert_str_eq(config_where(cfg, "tls_private_key", where, sizeof(where)),
 			 "t.toml:8: tls_private_key");
 	ck_assert_str_eq(config_where(cfg, "general.port", where, sizeof(where)),
 			 "t.toml:4: port");
 	ck_assert_str_eq(config_where(cfg, "upstream.port", where, sizeof(where)),
-			 "t.toml:41: upstream.port");
+			 "t.toml:42: upstream.port");
 	config_free(cfg);
 }
 END_TEST

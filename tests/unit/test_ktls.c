@@ -10,10 +10,16 @@
  * fallbacks are checked; tests/ktls-vm/run-tests.sh runs this binary under
  * a stock Debian kernel with PGKTLS_REQUIRE_KTLS=1, which turns those skips
  * into failures.
+ *
+ * The "tlsrec" cases run everywhere: one end (or both) hands its keys to
+ * pgktls's own userspace record layer (tlsrec.c, keyed by ktls_export_keys())
+ * instead of the kernel, and talks to OpenSSL on the other end.
  */
 #include "config.h"
 
 #include "pgktls/ktls.h"
+#include "pgktls/stats.h"
+#include "pgktls/tlsrec.h"
 
 #include <sys/socket.h>
 #include <linux/tls.h>
@@ -72,6 +78,10 @@ struct ep {
 	int fd;
 	bool ktls;	/* records go through the kernel: use fd, never ssl */
 	int tickets;	/* NewSessionTickets seen as kTLS handshake records */
+	struct tlsrec *rec; /* records go through tlsrec: ssl is freed */
+	struct stats st;    /* what tlsrec counted */
+	int eagain;	/* tlsrec writes that had to be retried */
+	char err[160];	/* tlsrec's last error */
 };
 
 struct conn_pair {
@@ -206,8 +216,12 @@ static void pair_open(struct conn_pair *p, int version, const char *suite, int n
 
 static void pair_close(struct conn_pair *p)
 {
-	ktls_forget(p->s.ssl);
-	ktls_forget(p->c.ssl);
+	if (p->s.ssl)
+		ktls_forget(p->s.ssl);
+	if (p->c.ssl)
+		ktls_forget(p->c.ssl);
+	tlsrec_free(p->s.rec);
+	tlsrec_free(p->c.rec);
 	SSL_free(p->s.ssl);
 	SSL_free(p->c.ssl);
 	SSL_CTX_free(p->sctx);
@@ -256,6 +270,15 @@ static size_t ep_write(struct ep *e, const void *buf, size_t len)
 	ssize_t n;
 	int r;
 
+	if (e->rec) {
+		n = tlsrec_write(e->rec, e->fd, buf, len, e->err, sizeof(e->err));
+		if (n == -EAGAIN) {
+			e->eagain++;
+			return 0;
+		}
+		ck_assert_msg(n > 0, "tlsrec_write: %zd %s", n, e->err);
+		return (size_t)n;
+	}
 	if (e->ktls) {
 		n = write(e->fd, buf, len);
 		if (n == -1) {
@@ -282,6 +305,13 @@ static ssize_t ep_read(struct ep *e, void *buf, size_t len)
 	ssize_t n;
 	int r;
 
+	if (e->rec) {
+		n = tlsrec_read(e->rec, e->fd, buf, len, &e->st, e->err, sizeof(e->err));
+		if (n == -EAGAIN)
+			return 0;
+		ck_assert_msg(n > 0, "tlsrec_read: %s", n ? e->err : "EOF");
+		return n;
+	}
 	if (e->ktls) {
 		n = ktls_recv_record(e->fd, buf, len, &type);
 		if (n == -EAGAIN)
@@ -796,6 +826,215 @@ START_TEST(test_probe)
 }
 END_TEST
 
+
+/* ---- tlsrec: pgktls's userspace record layer against OpenSSL ---- */
+
+/* Hand @e's records to tlsrec and free its SSL, as hop_use_tlsrec() does. */
+static void use_tlsrec(struct ep *e)
+{
+	int ret = tlsrec_new(e->ssl, &e->rec);
+
+	ck_assert_msg(ret == 0, "tlsrec_new: %s", strerror(-ret));
+	ck_assert_ptr_nonnull(e->rec);
+	ktls_forget(e->ssl);
+	SSL_free(e->ssl);
+	e->ssl = NULL;
+}
+
+/* Read from a tlsrec end until it returns something other than -EAGAIN. */
+static ssize_t rec_read_wait(struct ep *e, void *buf, size_t len)
+{
+	for (int idle = 0; idle < 100; idle++) {
+		ssize_t n = tlsrec_read(e->rec, e->fd, buf, len, &e->st, e->err, sizeof(e->err));
+
+		if (n != -EAGAIN)
+			return n;
+		wait_readable(e->fd);
+	}
+	ck_abort_msg("tlsrec_read stalled");
+	return -1;
+}
+
+/* Every version and cipher; tlsrec on the server, the client, or both ends. */
+START_TEST(test_tlsrec_bulk)
+{
+	const struct combo *cb = &combos[_i % PGKTLS_ARRAY_SIZE(combos)];
+	int ends = _i / (int)PGKTLS_ARRAY_SIZE(combos);	/* 0 server, 1 client, 2 both */
+	struct conn_pair p;
+
+	pair_open(&p, cb->version, cb->suite, 0);
+	if (ends != 1)
+		use_tlsrec(&p.s);
+	if (ends != 0)
+		use_tlsrec(&p.c);
+	send_msg(&p.c, &p.s, "hello through tlsrec");
+	send_msg(&p.s, &p.c, "and back");
+	pump(&p.c, &p.s, 1024 * 1024 + 7, 0x11);
+	pump(&p.s, &p.c, 1024 * 1024 + 13, 0x22);
+	ck_assert(!tlsrec_has_pending(ends != 1 ? p.s.rec : p.c.rec));
+	pair_close(&p);
+}
+END_TEST
+
+/* A small send buffer forces short writes: the retry contract must keep bytes in order. */
+START_TEST(test_tlsrec_short_writes)
+{
+	const struct combo *cb = &combos[_i];
+	struct conn_pair p;
+	int small = 4096;
+
+	pair_open(&p, cb->version, cb->suite, 0);
+	/* Only the sender's buffer: a tiny receive window would stall TCP itself. */
+	ck_assert_int_eq(setsockopt(p.s.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	use_tlsrec(&p.s);
+	pump(&p.s, &p.c, 2 * 1024 * 1024, 0x33);
+	ck_assert_int_gt(p.s.eagain, 0);
+	ck_assert(!tlsrec_wants_write(p.s.rec));
+	pair_close(&p);
+}
+END_TEST
+
+/* NewSessionTickets from an OpenSSL server are skipped and counted. */
+START_TEST(test_tlsrec_tickets)
+{
+	struct conn_pair p;
+
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_256_GCM_SHA384", 2);
+	use_tlsrec(&p.c);
+	send_msg(&p.s, &p.c, "after the tickets");
+	ck_assert_uint_eq(p.c.st.tls_tickets, 2);
+	ck_assert_uint_eq(p.c.st.tls_control_records, 2);
+	send_msg(&p.c, &p.s, "and back");
+	pair_close(&p);
+}
+END_TEST
+
+/*
+ * The OpenSSL end sends a KeyUpdate (requested, or not); the tlsrec end
+ * rekeys RX, answers and rekeys TX when asked, and both keep talking.
+ */
+START_TEST(test_tlsrec_key_update)
+{
+	const struct combo *cb = &combos[3 + _i % 3];
+	bool requested = _i >= 3;
+	struct conn_pair p;
+
+	pair_open(&p, cb->version, cb->suite, 0);
+	use_tlsrec(&p.s);
+	send_msg(&p.c, &p.s, "before");
+	for (int round = 1; round <= 3; round++) {
+		ck_assert_int_eq(SSL_key_update(p.c.ssl, requested ? SSL_KEY_UPDATE_REQUESTED
+								   : SSL_KEY_UPDATE_NOT_REQUESTED),
+				 1);
+		send_msg(&p.c, &p.s, "after");
+		ck_assert_uint_eq(p.s.st.tls_key_updates, (uint64_t)round);
+		send_msg(&p.s, &p.c, "reply under whichever key applies");
+		pump(&p.c, &p.s, 100 * 1000, 0x44);
+		pump(&p.s, &p.c, 100 * 1000, 0x45);
+	}
+	pair_close(&p);
+}
+END_TEST
+
+/* close_notify both ways, and a bare FIN, are told apart. */
+START_TEST(test_tlsrec_eof)
+{
+	const struct combo *cb = &combos[_i];
+	struct conn_pair p;
+	char buf[64];
+	ssize_t n;
+	int r;
+
+	pair_open(&p, cb->version, cb->suite, 0);
+	use_tlsrec(&p.s);
+	send_msg(&p.c, &p.s, "last words");
+	/* OpenSSL's close_notify: EOF, clean. */
+	ck_assert_int_ge(SSL_shutdown(p.c.ssl), 0);
+	n = rec_read_wait(&p.s, buf, sizeof(buf));
+	ck_assert_int_eq(n, 0);
+	ck_assert(tlsrec_clean_eof(p.s.rec));
+	ck_assert_uint_eq(p.s.st.tls_alerts, 1);
+	/* Ours: OpenSSL sees SSL_ERROR_ZERO_RETURN. */
+	ck_assert_int_eq(tlsrec_shutdown(p.s.rec, p.s.fd), 0);
+	wait_readable(p.c.fd);
+	r = SSL_read(p.c.ssl, buf, sizeof(buf));
+	ck_assert_int_le(r, 0);
+	ck_assert_int_eq(SSL_get_error(p.c.ssl, r), SSL_ERROR_ZERO_RETURN);
+	pair_close(&p);
+
+	/* A FIN without close_notify is EOF, but not a clean one. */
+	pair_open(&p, cb->version, cb->suite, 0);
+	use_tlsrec(&p.s);
+	send_msg(&p.c, &p.s, "then the line drops");
+	ck_assert_int_eq(shutdown(p.c.fd, SHUT_WR), 0);
+	n = rec_read_wait(&p.s, buf, sizeof(buf));
+	ck_assert_int_eq(n, 0);
+	ck_assert(!tlsrec_clean_eof(p.s.rec));
+	pair_close(&p);
+}
+END_TEST
+
+/* A forged record fails authentication; a malformed header is refused. */
+START_TEST(test_tlsrec_forged)
+{
+	const struct combo *cb = &combos[_i];
+	uint8_t rec[5 + 40], buf[64];
+	struct conn_pair p;
+	ssize_t n;
+
+	memset(rec, 0xa5, sizeof(rec));
+	rec[0] = 23;
+	rec[1] = 3;
+	rec[2] = 3;
+	rec[3] = 0;
+	rec[4] = 40;
+	pair_open(&p, cb->version, cb->suite, 0);
+	use_tlsrec(&p.s);
+	send_msg(&p.c, &p.s, "genuine");
+	ck_assert_int_eq(write(p.c.fd, rec, sizeof(rec)), (ssize_t)sizeof(rec));
+	n = rec_read_wait(&p.s, buf, sizeof(buf));
+	ck_assert_int_eq(n, -EBADMSG);
+	ck_assert_str_eq(p.s.err, "TLS record failed authentication");
+	pair_close(&p);
+
+	pair_open(&p, cb->version, cb->suite, 0);
+	use_tlsrec(&p.s);
+	rec[2] = 1;	/* TLS 1.0 in the header */
+	ck_assert_int_eq(write(p.c.fd, rec, sizeof(rec)), (ssize_t)sizeof(rec));
+	n = rec_read_wait(&p.s, buf, sizeof(buf));
+	ck_assert_int_eq(n, -EPROTO);
+	pair_close(&p);
+}
+END_TEST
+
+/* Bytes already inside OpenSSL: tlsrec refuses and OpenSSL carries on. */
+START_TEST(test_tlsrec_pending_refused)
+{
+	struct conn_pair p;
+	struct tlsrec *rec = (struct tlsrec *)&p;
+	char buf[64];
+	int r;
+
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	SSL_set_read_ahead(p.s.ssl, 1);
+	ck_assert_uint_eq(ep_write(&p.c, "one", 3), 3);
+	ck_assert_uint_eq(ep_write(&p.c, "two", 3), 3);
+	wait_readable(p.s.fd);
+	usleep(20000);
+	ck_assert_int_eq(SSL_read(p.s.ssl, buf, 1), 1);
+	ck_assert_int_eq(tlsrec_new(p.s.ssl, &rec), -EBUSY);
+	ck_assert_ptr_null(rec);
+	r = SSL_read(p.s.ssl, buf, sizeof(buf));
+	ck_assert_int_eq(r, 2);
+	ck_assert_mem_eq(buf, "ne", 2);
+	r = SSL_read(p.s.ssl, buf, sizeof(buf));
+	ck_assert_int_eq(r, 3);
+	ck_assert_mem_eq(buf, "two", 3);
+	send_msg(&p.c, &p.s, "OpenSSL still works");
+	pair_close(&p);
+}
+END_TEST
+
 static Suite *ktls_suite(void)
 {
 	Suite *s = suite_create("ktls");
@@ -810,6 +1049,17 @@ static Suite *ktls_suite(void)
 	tcase_add_test(tc, test_forget);
 	tcase_add_loop_test(tc, test_no_kernel_fallback, 0, (int)PGKTLS_ARRAY_SIZE(combos));
 	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("tlsrec");
+	tcase_add_loop_test(tc, test_tlsrec_bulk, 0, 3 * (int)PGKTLS_ARRAY_SIZE(combos));
+	tcase_add_loop_test(tc, test_tlsrec_short_writes, 0, (int)PGKTLS_ARRAY_SIZE(combos));
+	tcase_add_test(tc, test_tlsrec_tickets);
+	tcase_add_loop_test(tc, test_tlsrec_key_update, 0, 6);
+	tcase_add_loop_test(tc, test_tlsrec_eof, 0, (int)PGKTLS_ARRAY_SIZE(combos));
+	tcase_add_loop_test(tc, test_tlsrec_forged, 0, (int)PGKTLS_ARRAY_SIZE(combos));
+	tcase_add_test(tc, test_tlsrec_pending_refused);
+	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("kernel");

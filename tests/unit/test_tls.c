@@ -287,16 +287,21 @@ END_TEST
 
 /*
  * A context gets the keylog hook (and libssl's hex formatting of every
- * secret) only where kTLS can engage: its hop's ktls mode is not off and the
- * kernel has kTLS. Everywhere else OpenSSL reads ahead from the start.
+ * secret) only where a hop's records can leave OpenSSL: to the kernel (its
+ * ktls mode is not off and the kernel has kTLS) or to tlsrec (the default:
+ * openssl_records = false). Only where OpenSSL keeps the records for good
+ * does it read ahead from the first handshake byte.
  */
-START_TEST(test_keylog_only_where_ktls_can_engage)
+START_TEST(test_keylog_only_where_records_leave_openssl)
 {
 	const char *off[] = { "tls_certificate", path("server-chain.pem"), "tls_private_key",
-			      path("server.key"), "tls_verify", "prefer", "ktls", "off", NULL };
+			      path("server.key"), "tls_verify", "prefer", "ktls", "off",
+			      "openssl_records", "true", NULL };
 	const char *mixed[] = { "tls_certificate", path("server-chain.pem"), "tls_private_key",
 				path("server.key"), "tls_verify", "prefer", "ktls_client", "auto",
-				"ktls_server", "off", NULL };
+				"ktls_server", "off", "openssl_records", "true", NULL };
+	const char *tlsrec[] = { "tls_certificate", path("server-chain.pem"), "tls_private_key",
+				 path("server.key"), "tls_verify", "prefer", "ktls", "off", NULL };
 	struct pgktls_config *cfg = cfg_with(off);
 	struct tls_contexts t;
 	char err[1024];
@@ -306,7 +311,7 @@ START_TEST(test_keylog_only_where_ktls_can_engage)
 	ck_assert_ptr_nonnull(t.server_side);
 	ck_assert(SSL_CTX_get_keylog_callback(t.client_side) == NULL);
 	ck_assert(SSL_CTX_get_keylog_callback(t.server_side) == NULL);
-	/* Userspace for good: read-ahead from the first handshake byte. */
+	/* OpenSSL's records for good: read-ahead from the first handshake byte. */
 	ck_assert_int_eq(SSL_CTX_get_read_ahead(t.client_side), 1);
 	ck_assert_int_eq(SSL_CTX_get_read_ahead(t.server_side), 1);
 	tls_contexts_fini(&t);
@@ -319,6 +324,16 @@ START_TEST(test_keylog_only_where_ktls_can_engage)
 	/* kTLS may take the client hop over: no read-ahead before conn.c decides. */
 	ck_assert_int_eq(SSL_CTX_get_read_ahead(t.client_side), ktls_probe() ? 0 : 1);
 	ck_assert_int_eq(SSL_CTX_get_read_ahead(t.server_side), 1);
+	tls_contexts_fini(&t);
+	config_free(cfg);
+
+	/* tlsrec takes the records (the default): it needs the secrets and an empty OpenSSL. */
+	cfg = cfg_with(tlsrec);
+	ck_assert_int_eq(tls_contexts_build(cfg, &t, err, sizeof(err)), 0);
+	ck_assert(SSL_CTX_get_keylog_callback(t.client_side) != NULL);
+	ck_assert(SSL_CTX_get_keylog_callback(t.server_side) != NULL);
+	ck_assert_int_eq(SSL_CTX_get_read_ahead(t.client_side), 0);
+	ck_assert_int_eq(SSL_CTX_get_read_ahead(t.server_side), 0);
 	tls_contexts_fini(&t);
 	config_free(cfg);
 }
@@ -336,7 +351,7 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, test_alpn);
 	tcase_add_test(tc, test_upstream_verify_modes);
 	tcase_add_test(tc, test_hop_io_over_tls);
-	tcase_add_test(tc, test_keylog_only_where_ktls_can_engage);
+	tcase_add_test(tc, test_keylog_only_where_records_leave_openssl);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The pgktls developers */
+/*
+ * tlsrec.h - pgktls's own TLS record layer, in userspace, for an established
+ * hop whose records the kernel does not take.
+ *
+ * Once a handshake is done, a relay only needs record protection: AEAD with
+ * the traffic keys, a sequence number per direction, and a few
+ * post-handshake messages (KeyUpdate, NewSessionTicket, alerts). OpenSSL's
+ * SSL object keeps far more for that (about 13 KB per TLS 1.3 session in
+ * OpenSSL 3.0, more with a peer certificate). This module takes the keys out
+ * of the SSL, the way kTLS does (ktls.c derives them), so the SSL can be
+ * freed: an idle hop then holds its two keyed cipher contexts and a few
+ * hundred bytes. Buffers exist only while bytes are in flight.
+ *
+ * Scope: TLS 1.2 and 1.3 with AES-GCM or ChaCha20-Poly1305, the ciphers
+ * pgktls negotiates. Crypto is libcrypto's EVP AEAD; this module does the
+ * framing, nonces, padding and post-handshake messages (RFC 8446 5 and 7.2,
+ * RFC 5246 6.2, RFC 5288, RFC 7905).
+ */
+#ifndef PGKTLS_TLSREC_H
+#define PGKTLS_TLSREC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <openssl/ssl.h>
+
+#include "pgktls/compiler.h"
+
+struct stats;
+struct tlsrec;
+
+/**
+ * tlsrec_new() - take over record protection from an established @ssl.
+ * @ssl: handshake complete, nothing read or written through it since
+ *	(ktls_export_keys()'s preconditions); the TLS 1.3 secrets move out of
+ *	it on success, after which the caller must not use it for records
+ *	again and should free it
+ * @out: the new record layer, freed (and wiped) by tlsrec_free();
+ *	NULL on failure
+ *
+ * Return: 0, -ENOMEM, or ktls_export_keys()'s errors (version, cipher,
+ * unread bytes in OpenSSL): @ssl is then untouched and can go on.
+ */
+PGKTLS_MUSTCHECK int tlsrec_new(SSL *ssl, struct tlsrec **out);
+
+/** tlsrec_free() - wipe and free @t (keys, secrets, buffers); NULL is fine. */
+void tlsrec_free(struct tlsrec *t);
+
+/**
+ * tlsrec_read() - read decrypted application data from @fd.
+ * @st: the worker's counters (control records, alerts, tickets, KeyUpdates)
+ * @err: where a failure is described, @errlen bytes
+ *
+ * Reads ahead as much as one buffer holds. Handshake records after the
+ * handshake are handled here: NewSessionTicket is ignored, a TLS 1.3
+ * KeyUpdate rekeys (and is answered if the peer asks), a TLS 1.2
+ * renegotiation request gets a no_renegotiation warning. Records this
+ * queues for the peer go out as the socket allows: see tlsrec_wants_write().
+ *
+ * Return: bytes read (> 0); 0 at EOF (tlsrec_clean_eof() says whether it
+ * came with close_notify); -EAGAIN; -EBADMSG (a record failed
+ * authentication), -ECONNRESET (a fatal alert), -EPROTO or another -errno.
+ */
+PGKTLS_MUSTCHECK ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t len,
+				     struct stats *st, char *err, size_t errlen);
+
+/**
+ * tlsrec_write() - encrypt and send at most one record of @buf.
+ *
+ * SSL_write()'s contract with SSL_MODE_ENABLE_PARTIAL_WRITE and
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER: after -EAGAIN, call again with the
+ * same bytes first (more may follow, anywhere in memory); the return value
+ * then counts the bytes of the record that went out.
+ *
+ * Return: bytes taken (> 0), -EAGAIN, or -errno with @err set.
+ */
+PGKTLS_MUSTCHECK ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len,
+				      char *err, size_t errlen);
+
+/**
+ * tlsrec_shutdown() - queue a close_notify alert (once) and send what is queued.
+ * Return: 0, -EAGAIN (call again when @fd is writable), or -errno.
+ */
+PGKTLS_MUSTCHECK int tlsrec_shutdown(struct tlsrec *t, int fd);
+
+/** tlsrec_has_pending() - whether a read can return bytes without the socket. */
+bool tlsrec_has_pending(const struct tlsrec *t);
+
+/** tlsrec_wants_write() - whether records wait for @fd to become writable. */
+bool tlsrec_wants_write(const struct tlsrec *t);
+
+/** tlsrec_clean_eof() - whether the EOF tlsrec_read() returned came with close_notify. */
+bool tlsrec_clean_eof(const struct tlsrec *t);
+
+#endif /* PGKTLS_TLSREC_H */

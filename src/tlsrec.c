@@ -1,0 +1,666 @@
+// SPDX-License-Identifier: MIT
+/* Copyright (c) 2026 The pgktls developers */
+/*
+ * tlsrec.c - pgktls's own TLS record layer for established hops (see tlsrec.h).
+ *
+ * Record formats, after the handshake:
+ *  - TLS 1.3 (RFC 8446 5.2): header 23 03 03 len; the AEAD input is
+ *    content || type || zero padding; nonce = iv XOR seq; AAD = the header.
+ *  - TLS 1.2 AES-GCM (RFC 5288): header type 03 03 len; 8 explicit nonce
+ *    bytes (we send the sequence number, as OpenSSL does) then ciphertext;
+ *    nonce = 4-byte implicit iv || explicit; AAD = seq || type || 03 03 || len.
+ *  - TLS 1.2 ChaCha20-Poly1305 (RFC 7905): nonce = iv XOR seq, AAD as above.
+ * Every record ends with a 16-byte tag. Sequence numbers are per direction
+ * and never wrap: at 2^64 - 1 the connection ends.
+ */
+#include "config.h"
+
+#include "pgktls/tlsrec.h"
+
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "pgktls/ktls.h"
+#include "pgktls/stats.h"
+
+#define REC_HDR 5
+#define REC_TAG 16
+#define REC_EXPLICIT 8		/* TLS 1.2 AES-GCM explicit nonce */
+#define REC_MAX_PLAIN 16384u
+/* RFC 5246 6.2.3 allows 2048 bytes of expansion; TLS 1.3 allows 256. */
+#define REC_MAX_CIPHER (REC_MAX_PLAIN + 2048u)
+/*
+ * Read-ahead buffer: four TLS 1.3 records of the largest size, so that a
+ * burst costs one read(2) and the relay can gather a batch from it (at
+ * least one whole record of TLS 1.2's largest, which this also holds).
+ * It exists only while it holds bytes.
+ */
+#define REC_RBUF (4u * (REC_HDR + REC_MAX_PLAIN + 256u))
+/* A control record (alert or KeyUpdate): 4 bytes of content at most. */
+#define REC_CTRL (REC_HDR + REC_EXPLICIT + 4 + 1 + REC_TAG)
+/* One data record, and room for control records queued behind it. */
+#define REC_TBUF (REC_HDR + REC_EXPLICIT + REC_MAX_PLAIN + 1 + REC_TAG + 8 * REC_CTRL)
+
+#define TYPE_ALERT 21
+#define TYPE_HANDSHAKE 22
+#define TYPE_DATA 23
+#define HS_HELLO_REQUEST 0
+#define HS_CLIENT_HELLO 1
+#define HS_NEW_SESSION_TICKET 4
+#define HS_KEY_UPDATE 24
+
+/* One direction's AEAD state. */
+struct rec_dir {
+	EVP_CIPHER_CTX *ctx;		/* keyed; the nonce is set per record */
+	uint8_t iv[KTLS_IV_LEN];	/* implicit IV: 12 bytes, or 4 for TLS 1.2 AES-GCM */
+	uint64_t seq;			/* next record's sequence number */
+};
+
+struct tlsrec {
+	struct ktls_session *ks;	/* TLS 1.3 secrets (for KeyUpdate); owned */
+	struct rec_dir rx, tx;
+	bool tls13;
+	bool explicit_nonce;		/* TLS 1.2 AES-GCM */
+	bool close_queued;		/* our close_notify is in tbuf (or sent) */
+	bool clean_eof;			/* the peer's EOF came with close_notify */
+	uint16_t max_fragment;		/* largest plaintext per record we send */
+	uint8_t *rbuf;			/* REC_RBUF bytes while any are unread, else NULL */
+	uint32_t rhead;			/* next record to open */
+	uint32_t rtail;			/* end of bytes read from the socket */
+	uint32_t pt_off;		/* plaintext of the last opened record, not yet delivered */
+	uint32_t pt_len;
+	uint8_t *tbuf;			/* REC_TBUF bytes while records wait for the socket */
+	uint32_t thead, ttail;		/* records not yet sent */
+	uint32_t tx_taken;		/* plaintext in the data record queued in tbuf */
+};
+
+/* The EVP ciphers, fetched once: a fetch per connection costs locks and lookups. */
+static const char *const cipher_names[] = {
+	"AES-128-GCM",
+	"AES-256-GCM",
+	"ChaCha20-Poly1305",
+};
+static EVP_CIPHER *ciphers[PGKTLS_ARRAY_SIZE(cipher_names)];
+static pthread_once_t ciphers_once = PTHREAD_ONCE_INIT;
+
+static void ciphers_fetch(void)
+{
+	for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(cipher_names); i++)
+		ciphers[i] = EVP_CIPHER_fetch(NULL, cipher_names[i], NULL);
+}
+
+static EVP_CIPHER *cipher_get(const char *name)
+{
+	pthread_once(&ciphers_once, ciphers_fetch);
+	for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(cipher_names); i++)
+		if (!strcmp(cipher_names[i], name))
+			return ciphers[i];
+	return NULL;
+}
+
+static void put_be16(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* TLS 1.3 and ChaCha20: the 12-byte IV with the sequence number XORed into its end. */
+static void xor_nonce(uint8_t nonce[KTLS_IV_LEN], const uint8_t iv[KTLS_IV_LEN], uint64_t seq)
+{
+	uint8_t s[8];
+
+	put_be64(s, seq);
+	memcpy(nonce, iv, KTLS_IV_LEN);
+	for (int i = 0; i < 8; i++)
+		nonce[KTLS_IV_LEN - 8 + i] ^= s[i];
+}
+
+/* Key @d for @enc (1 seal, 0 open) with @k. Return 0 or -ENOMEM/-EPROTO. */
+static int dir_key(struct rec_dir *d, EVP_CIPHER *cipher, const struct ktls_dir_keys *k,
+		   size_t iv_len, int enc)
+{
+	if (!d->ctx) {
+		d->ctx = EVP_CIPHER_CTX_new();
+		if (!d->ctx)
+			return -ENOMEM;
+		if (EVP_CipherInit_ex(d->ctx, cipher, NULL, NULL, NULL, enc) != 1)
+			return -EPROTO;
+	}
+	if (EVP_CipherInit_ex(d->ctx, NULL, NULL, k->key, NULL, enc) != 1)
+		return -EPROTO;
+	memset(d->iv, 0, sizeof(d->iv));
+	memcpy(d->iv, k->iv, iv_len);
+	return 0;
+}
+
+int tlsrec_new(SSL *ssl, struct tlsrec **out)
+{
+	struct ktls_keys k;
+	struct tlsrec *t;
+	EVP_CIPHER *cipher;
+	int ret;
+
+	*out = NULL;
+	ret = ktls_export_keys(ssl, &k);
+	if (ret)
+		return ret;
+	cipher = cipher_get(k.evp_cipher);
+	t = calloc(1, sizeof(*t));
+	if (!cipher || !t) {
+		ret = cipher ? -ENOMEM : -EOPNOTSUPP;
+		goto err;
+	}
+	t->tls13 = k.version == TLS1_3_VERSION;
+	t->explicit_nonce = !t->tls13 && k.iv_len == 4;
+	t->max_fragment = k.max_fragment;
+	t->rx.seq = t->tx.seq = k.seq;
+	ret = dir_key(&t->rx, cipher, &k.rx, k.iv_len, 0);
+	if (!ret)
+		ret = dir_key(&t->tx, cipher, &k.tx, k.iv_len, 1);
+	if (ret)
+		goto err;
+	/* Last: it moves the secrets out of @ssl, so nothing may fail after it. */
+	t->ks = ktls_detach(ssl);
+	if (!t->ks) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	OPENSSL_cleanse(&k, sizeof(k));
+	*out = t;
+	return 0;
+err:
+	OPENSSL_cleanse(&k, sizeof(k));
+	tlsrec_free(t);
+	return ret;
+}
+
+void tlsrec_free(struct tlsrec *t)
+{
+	if (!t)
+		return;
+	EVP_CIPHER_CTX_free(t->rx.ctx);
+	EVP_CIPHER_CTX_free(t->tx.ctx);
+	ktls_session_free(t->ks);
+	/* Record buffers hold data, not keys: not wiped, like the relay's own buffers. */
+	free(t->rbuf);
+	free(t->tbuf);
+	OPENSSL_cleanse(t, sizeof(*t));
+	free(t);
+}
+
+bool tlsrec_has_pending(const struct tlsrec *t)
+{
+	return t->pt_len > 0 || t->rtail > t->rhead;
+}
+
+bool tlsrec_wants_write(const struct tlsrec *t)
+{
+	return t->ttail > t->thead;
+}
+
+bool tlsrec_clean_eof(const struct tlsrec *t)
+{
+	return t->clean_eof;
+}
+
+/* ---- sending ---- */
+
+/* Seal one record of @type with @len bytes of @data into tbuf. Return 0 or -errno. */
+static int seal(struct tlsrec *t, uint8_t type, const uint8_t *data, uint32_t len)
+{
+	struct rec_dir *d = &t->tx;
+	uint8_t nonce[KTLS_IV_LEN], aad[13], *rec, *p;
+	uint32_t ctlen, need;
+	int outl;
+
+	if (d->seq == UINT64_MAX)
+		return -EOVERFLOW;
+	if (t->tls13)
+		ctlen = len + 1 + REC_TAG;
+	else
+		ctlen = len + REC_TAG + (t->explicit_nonce ? REC_EXPLICIT : 0);
+	need = REC_HDR + ctlen;
+	if (!t->tbuf) {
+		t->tbuf = malloc(REC_TBUF);
+		if (!t->tbuf)
+			return -ENOMEM;
+		t->thead = t->ttail = 0;
+	}
+	if (t->thead > 0 && REC_TBUF - t->ttail < need) {
+		memmove(t->tbuf, t->tbuf + t->thead, t->ttail - t->thead);
+		t->ttail -= t->thead;
+		t->thead = 0;
+	}
+	if (REC_TBUF - t->ttail < need)
+		return -ENOBUFS;	/* a peer that asks for KeyUpdates and never reads */
+	rec = t->tbuf + t->ttail;
+	rec[0] = t->tls13 ? TYPE_DATA : type;
+	rec[1] = 3;
+	rec[2] = 3;
+	put_be16(rec + 3, ctlen);
+	p = rec + REC_HDR;
+	if (t->tls13) {
+		xor_nonce(nonce, d->iv, d->seq);
+		memcpy(aad, rec, REC_HDR);
+	} else {
+		if (t->explicit_nonce) {
+			memcpy(nonce, d->iv, 4);
+			put_be64(nonce + 4, d->seq);
+			memcpy(p, nonce + 4, REC_EXPLICIT);
+			p += REC_EXPLICIT;
+		} else {
+			xor_nonce(nonce, d->iv, d->seq);
+		}
+		put_be64(aad, d->seq);
+		aad[8] = type;
+		aad[9] = 3;
+		aad[10] = 3;
+		put_be16(aad + 11, len);
+	}
+	if (EVP_CipherInit_ex(d->ctx, NULL, NULL, NULL, nonce, 1) != 1 ||
+	    EVP_CipherUpdate(d->ctx, NULL, &outl, aad, t->tls13 ? REC_HDR : 13) != 1 ||
+	    (len && EVP_CipherUpdate(d->ctx, p, &outl, data, (int)len) != 1) ||
+	    (t->tls13 && EVP_CipherUpdate(d->ctx, p + len, &outl, &type, 1) != 1) ||
+	    EVP_CipherFinal_ex(d->ctx, p + len + (t->tls13 ? 1 : 0), &outl) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_AEAD_GET_TAG, REC_TAG,
+				p + len + (t->tls13 ? 1 : 0)) != 1)
+		return -EPROTO;
+	d->seq++;
+	t->ttail += need;
+	return 0;
+}
+
+/* Send what is queued. Return 0 when all is out (tbuf freed), -EAGAIN, or -errno. */
+static int flush(struct tlsrec *t, int fd)
+{
+	while (t->ttail > t->thead) {
+		ssize_t n = send(fd, t->tbuf + t->thead, t->ttail - t->thead, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			t->thead += (uint32_t)n;
+			continue;
+		}
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return -EAGAIN;
+		return n == -1 ? -errno : -EPIPE;
+	}
+	free(t->tbuf);
+	t->tbuf = NULL;
+	t->thead = t->ttail = 0;
+	return 0;
+}
+
+ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, char *err,
+		     size_t errlen)
+{
+	uint32_t n;
+	int r;
+
+	r = flush(t, fd);
+	if (r == -EAGAIN)
+		return -EAGAIN;
+	if (r < 0) {
+		snprintf(err, errlen, "TLS write: %s", strerror(-r));
+		return r;
+	}
+	if (t->tx_taken) {
+		/* The record made of the caller's first bytes is out now. */
+		n = t->tx_taken;
+		t->tx_taken = 0;
+		if (n > len) {
+			snprintf(err, errlen, "TLS write: retried with fewer bytes than before");
+			return -EIO;
+		}
+		return n;
+	}
+	if (len == 0)
+		return 0;
+	n = len > t->max_fragment ? t->max_fragment : (uint32_t)len;
+	r = seal(t, TYPE_DATA, buf, n);
+	if (r < 0) {
+		snprintf(err, errlen, "TLS write: %s", strerror(-r));
+		return r;
+	}
+	r = flush(t, fd);
+	if (r == 0)
+		return n;
+	if (r == -EAGAIN) {
+		t->tx_taken = n;
+		return -EAGAIN;
+	}
+	snprintf(err, errlen, "TLS write: %s", strerror(-r));
+	return r;
+}
+
+int tlsrec_shutdown(struct tlsrec *t, int fd)
+{
+	static const uint8_t close_notify[2] = { 1, 0 };
+
+	if (!t->close_queued) {
+		int r = seal(t, TYPE_ALERT, close_notify, sizeof(close_notify));
+
+		if (r < 0)
+			return r;
+		t->close_queued = true;
+	}
+	return flush(t, fd);
+}
+
+/* ---- receiving ---- */
+
+/*
+ * Open the record at rbuf + rhead (header and @ctlen bytes, all present):
+ * decrypt in place, set pt_off/pt_len and *type. Return 0 or -errno.
+ */
+static int open_record(struct tlsrec *t, uint32_t ctlen, uint8_t *type, char *err,
+		       size_t errlen)
+{
+	struct rec_dir *d = &t->rx;
+	uint8_t *rec = t->rbuf + t->rhead, *p = rec + REC_HDR;
+	uint8_t nonce[KTLS_IV_LEN], aad[13], tag[REC_TAG];
+	uint32_t n = ctlen, plen;
+	int outl;
+
+	if (d->seq == UINT64_MAX) {
+		snprintf(err, errlen, "TLS read: sequence number exhausted");
+		return -EOVERFLOW;
+	}
+	if (t->tls13) {
+		if (rec[0] != TYPE_DATA || n < REC_TAG + 1) {
+			snprintf(err, errlen, "TLS read: malformed TLS 1.3 record (%u, %u bytes)",
+				 rec[0], n);
+			return -EPROTO;
+		}
+		xor_nonce(nonce, d->iv, d->seq);
+	} else if (t->explicit_nonce) {
+		if (n < REC_EXPLICIT + REC_TAG) {
+			snprintf(err, errlen, "TLS read: record too short (%u bytes)", n);
+			return -EPROTO;
+		}
+		memcpy(nonce, d->iv, 4);
+		memcpy(nonce + 4, p, REC_EXPLICIT);
+		p += REC_EXPLICIT;
+		n -= REC_EXPLICIT;
+	} else {
+		if (n < REC_TAG) {
+			snprintf(err, errlen, "TLS read: record too short (%u bytes)", n);
+			return -EPROTO;
+		}
+		xor_nonce(nonce, d->iv, d->seq);
+	}
+	plen = n - REC_TAG;
+	if (t->tls13) {
+		memcpy(aad, rec, REC_HDR);
+	} else {
+		put_be64(aad, d->seq);
+		aad[8] = rec[0];
+		aad[9] = rec[1];
+		aad[10] = rec[2];
+		put_be16(aad + 11, plen);
+	}
+	memcpy(tag, p + plen, REC_TAG);
+	if (EVP_CipherInit_ex(d->ctx, NULL, NULL, NULL, nonce, 0) != 1 ||
+	    EVP_CipherUpdate(d->ctx, NULL, &outl, aad, t->tls13 ? REC_HDR : 13) != 1 ||
+	    (plen && EVP_CipherUpdate(d->ctx, p, &outl, p, (int)plen) != 1) ||
+	    EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_AEAD_SET_TAG, REC_TAG, tag) != 1 ||
+	    EVP_CipherFinal_ex(d->ctx, p + plen, &outl) != 1) {
+		snprintf(err, errlen, "TLS record failed authentication");
+		return -EBADMSG;
+	}
+	d->seq++;
+	if (t->tls13) {
+		/* TLSInnerPlaintext: content, type, zeros. */
+		while (plen > 0 && p[plen - 1] == 0)
+			plen--;
+		if (plen == 0) {
+			snprintf(err, errlen, "TLS read: record without a content type");
+			return -EPROTO;
+		}
+		*type = p[--plen];
+	} else {
+		*type = rec[0];
+	}
+	if (plen > REC_MAX_PLAIN) {
+		snprintf(err, errlen, "TLS read: record of %u bytes exceeds 16384", plen);
+		return -EMSGSIZE;
+	}
+	t->pt_off = (uint32_t)(p - t->rbuf);
+	t->pt_len = plen;
+	return 0;
+}
+
+/* TLS 1.3 KeyUpdate from the peer: rekey RX; answer and rekey TX if asked. */
+static int key_update(struct tlsrec *t, uint8_t request_update, char *err, size_t errlen)
+{
+	/* Our own KeyUpdate, update_not_requested: type, 24-bit length 1, body. */
+	static const uint8_t our_update[5] = { HS_KEY_UPDATE, 0, 0, 1, 0 };
+	struct ktls_dir_keys k;
+	int r;
+
+	if (!t->tls13 || request_update > 1) {
+		snprintf(err, errlen, "TLS read: malformed KeyUpdate");
+		return -EPROTO;
+	}
+	r = ktls_session_next_keys(t->ks, false, &k);
+	if (!r && EVP_CipherInit_ex(t->rx.ctx, NULL, NULL, k.key, NULL, 0) != 1)
+		r = -EPROTO;
+	if (!r) {
+		memcpy(t->rx.iv, k.iv, KTLS_IV_LEN);
+		t->rx.seq = 0;
+	}
+	if (!r && request_update) {
+		/* Sealed under the old key, before TX moves on. */
+		r = seal(t, TYPE_HANDSHAKE, our_update, sizeof(our_update));
+		if (!r)
+			r = ktls_session_next_keys(t->ks, true, &k);
+		if (!r && EVP_CipherInit_ex(t->tx.ctx, NULL, NULL, k.key, NULL, 1) != 1)
+			r = -EPROTO;
+		if (!r) {
+			memcpy(t->tx.iv, k.iv, KTLS_IV_LEN);
+			t->tx.seq = 0;
+		}
+	}
+	OPENSSL_cleanse(&k, sizeof(k));
+	if (r)
+		snprintf(err, errlen, "TLS KeyUpdate: %s", strerror(-r));
+	return r;
+}
+
+/* Post-handshake handshake messages; each must be whole in its record. */
+static int handshake_msgs(struct tlsrec *t, const uint8_t *m, uint32_t len, struct stats *st,
+			  char *err, size_t errlen)
+{
+	static const uint8_t no_renegotiation[2] = { 1, 100 };
+	uint32_t off = 0;
+	int r;
+
+	if (len == 0)
+		goto bad;
+	while (off < len) {
+		uint32_t body;
+
+		if (len - off < 4)
+			goto bad;
+		body = (uint32_t)m[off + 1] << 16 | (uint32_t)m[off + 2] << 8 | m[off + 3];
+		if (body > len - off - 4)
+			goto bad;
+		switch (m[off]) {
+		case HS_NEW_SESSION_TICKET:
+			/* pgktls never resumes: nothing to keep. */
+			STAT_INC(st, tls_tickets);
+			break;
+		case HS_KEY_UPDATE:
+			if (body != 1)
+				goto bad;
+			r = key_update(t, m[off + 4], err, errlen);
+			if (r)
+				return r;
+			STAT_INC(st, tls_key_updates);
+			break;
+		case HS_HELLO_REQUEST:
+		case HS_CLIENT_HELLO:
+			if (t->tls13)
+				goto bad;
+			/* A TLS 1.2 renegotiation: declined with a warning, as OpenSSL does. */
+			r = seal(t, TYPE_ALERT, no_renegotiation, sizeof(no_renegotiation));
+			if (r) {
+				snprintf(err, errlen, "no_renegotiation alert: %s", strerror(-r));
+				return r;
+			}
+			break;
+		default:
+			goto bad;
+		}
+		off += 4 + body;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "post-handshake message: %s", strerror(EPROTO));
+	return -EPROTO;
+}
+
+/* Drop the read buffer once it holds nothing: an idle hop keeps none. */
+static void rbuf_release(struct tlsrec *t)
+{
+	if (t->rbuf && t->pt_len == 0 && t->rhead == t->rtail) {
+		free(t->rbuf);
+		t->rbuf = NULL;
+		t->rhead = t->rtail = 0;
+	}
+}
+
+/*
+ * Act on the record just opened (its plaintext at pt_off, pt_len).
+ * Return: 1 to read on (data left in pt_len is delivered first), 0 at
+ * close_notify, or -errno.
+ */
+static int on_record(struct tlsrec *t, int fd, uint8_t type, struct stats *st, char *err,
+		     size_t errlen)
+{
+	const uint8_t *m = t->rbuf + t->pt_off;
+	uint32_t len = t->pt_len;
+	int r;
+
+	if (type == TYPE_DATA)
+		return 1;	/* an empty one is legal, and is not EOF */
+	t->pt_len = 0;
+	STAT_INC(st, tls_control_records);
+	if (type == TYPE_ALERT) {
+		STAT_INC(st, tls_alerts);
+		if (len == 2 && m[1] == 0) {
+			t->clean_eof = true;
+			return 0;
+		}
+		snprintf(err, errlen, "peer sent TLS alert %u/%u", len >= 1 ? m[0] : 0,
+			 len >= 2 ? m[1] : 0);
+		return -ECONNRESET;
+	}
+	if (type != TYPE_HANDSHAKE) {
+		snprintf(err, errlen, "unexpected TLS record type %u", type);
+		return -EPROTO;
+	}
+	r = handshake_msgs(t, m, len, st, err, errlen);
+	if (r)
+		return r;
+	r = flush(t, fd);
+	if (r < 0 && r != -EAGAIN) {
+		snprintf(err, errlen, "TLS write: %s", strerror(-r));
+		return r;
+	}
+	return 1;
+}
+
+ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t len, struct stats *st, char *err,
+		    size_t errlen)
+{
+	ssize_t n;
+	int r;
+
+	/* Records a previous read queued (KeyUpdate answer, alert) go first. */
+	r = flush(t, fd);
+	if (r < 0 && r != -EAGAIN) {
+		snprintf(err, errlen, "TLS write: %s", strerror(-r));
+		return r;
+	}
+	for (;;) {
+		uint32_t avail = t->rtail - t->rhead, ctlen = 0;
+		uint8_t type;
+
+		if (t->pt_len > 0) {
+			uint32_t k = len < t->pt_len ? (uint32_t)len : t->pt_len;
+
+			memcpy(buf, t->rbuf + t->pt_off, k);
+			t->pt_off += k;
+			t->pt_len -= k;
+			rbuf_release(t);
+			return k;
+		}
+		if (avail >= REC_HDR) {
+			const uint8_t *h = t->rbuf + t->rhead;
+
+			ctlen = (uint32_t)h[3] << 8 | h[4];
+			if (h[1] != 3 || h[2] != 3 || ctlen > REC_MAX_CIPHER) {
+				snprintf(err, errlen, "TLS read: bad header %02x %02x%02x %u",
+					 h[0], h[1], h[2], ctlen);
+				return -EPROTO;
+			}
+		}
+		if (avail >= REC_HDR && avail >= REC_HDR + ctlen) {
+			r = open_record(t, ctlen, &type, err, errlen);
+			if (r)
+				return r;
+			t->rhead += REC_HDR + ctlen;
+			r = on_record(t, fd, type, st, err, errlen);
+			rbuf_release(t);
+			if (r <= 0)
+				return r;
+			continue;
+		}
+		/* Need more bytes: make room at the front, then read ahead. */
+		if (!t->rbuf) {
+			t->rbuf = malloc(REC_RBUF);
+			if (!t->rbuf) {
+				snprintf(err, errlen, "TLS read: %s", strerror(ENOMEM));
+				return -ENOMEM;
+			}
+			t->rhead = t->rtail = 0;
+		} else if (t->rhead > 0) {
+			memmove(t->rbuf, t->rbuf + t->rhead, t->rtail - t->rhead);
+			t->rtail -= t->rhead;
+			t->rhead = 0;
+		}
+		n = read(fd, t->rbuf + t->rtail, REC_RBUF - t->rtail);
+		if (n > 0) {
+			t->rtail += (uint32_t)n;
+			continue;
+		}
+		if (n == 0) {
+			/* TCP FIN without close_notify (mid-record or not): EOF, not clean. */
+			t->rhead = t->rtail = 0;
+			rbuf_release(t);
+			return 0;
+		}
+		if (errno == EAGAIN || errno == EINTR) {
+			rbuf_release(t);
+			return -EAGAIN;
+		}
+		r = -errno;
+		snprintf(err, errlen, "TLS read: %s", strerror(errno));
+		return r;
+	}
+}
