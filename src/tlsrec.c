@@ -72,6 +72,8 @@ struct tlsrec {
 	bool explicit_nonce;		/* TLS 1.2 AES-GCM */
 	bool close_queued;		/* our close_notify is in tbuf (or sent) */
 	bool clean_eof;			/* the peer's EOF came with close_notify */
+	bool rx_done;			/* reading ended (EOF, close_notify or a failure) */
+	int rx_err;			/* and how: 0 or -errno, returned again by every read */
 	uint16_t max_fragment;		/* largest plaintext per record we send */
 	uint8_t *rbuf;			/* REC_RBUF bytes while any are unread, else NULL */
 	uint32_t rhead;			/* next record to open */
@@ -585,8 +587,8 @@ static int on_record(struct tlsrec *t, int fd, uint8_t type, struct stats *st, c
 	return 1;
 }
 
-ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t len, struct stats *st, char *err,
-		    size_t errlen)
+static ssize_t read_records(struct tlsrec *t, int fd, void *buf, size_t len, struct stats *st,
+			    char *err, size_t errlen)
 {
 	ssize_t n;
 	int r;
@@ -663,4 +665,28 @@ ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t len, struct stat
 		snprintf(err, errlen, "TLS read: %s", strerror(errno));
 		return r;
 	}
+}
+
+/*
+ * The end of the input is final: after close_notify, data that follows is
+ * ignored (RFC 8446 6.1), and after a fatal alert or a record that failed
+ * nothing more is read (RFC 8446 6.2, RFC 5246 7.2.2), however often the
+ * caller asks.
+ */
+ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t len, struct stats *st, char *err,
+		    size_t errlen)
+{
+	ssize_t n;
+
+	if (t->rx_done) {
+		if (t->rx_err)
+			snprintf(err, errlen, "TLS read after a failure: %s", strerror(-t->rx_err));
+		return t->rx_err;
+	}
+	n = read_records(t, fd, buf, len, st, err, errlen);
+	if (n <= 0 && n != -EAGAIN) {
+		t->rx_done = true;
+		t->rx_err = (int)n;
+	}
+	return n;
 }

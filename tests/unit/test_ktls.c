@@ -974,6 +974,36 @@ START_TEST(test_tlsrec_eof)
 }
 END_TEST
 
+/*
+ * Data after close_notify is ignored (RFC 8446 6.1), however often the
+ * reader asks: EOF is final. The writer is tlsrec too, as only it can be
+ * made to send a record after its close_notify. (Found by fuzz_tlsrec.)
+ */
+START_TEST(test_tlsrec_data_after_close)
+{
+	const struct combo *cb = &combos[_i];
+	struct conn_pair p;
+	char buf[64];
+	ssize_t n;
+
+	pair_open(&p, cb->version, cb->suite, 0);
+	use_tlsrec(&p.s);
+	use_tlsrec(&p.c);
+	send_msg(&p.c, &p.s, "before");
+	ck_assert_int_eq(tlsrec_shutdown(p.c.rec, p.c.fd), 0);
+	ck_assert_int_eq(ep_write(&p.c, "after", 5), 5);
+	n = rec_read_wait(&p.s, buf, sizeof(buf));
+	ck_assert_int_eq(n, 0);
+	ck_assert(tlsrec_clean_eof(p.s.rec));
+	/* "after" sits in the socket or in tlsrec's buffer: neither may come out. */
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(tlsrec_read(p.s.rec, p.s.fd, buf, sizeof(buf), &p.s.st, p.s.err,
+					     sizeof(p.s.err)),
+				 0);
+	pair_close(&p);
+}
+END_TEST
+
 /* A forged record fails authentication; a malformed header is refused. */
 START_TEST(test_tlsrec_forged)
 {
@@ -1058,6 +1088,7 @@ static Suite *ktls_suite(void)
 	tcase_add_loop_test(tc, test_tlsrec_key_update, 0, 6);
 	tcase_add_loop_test(tc, test_tlsrec_eof, 0, (int)PGKTLS_ARRAY_SIZE(combos));
 	tcase_add_loop_test(tc, test_tlsrec_forged, 0, (int)PGKTLS_ARRAY_SIZE(combos));
+	tcase_add_loop_test(tc, test_tlsrec_data_after_close, 0, (int)PGKTLS_ARRAY_SIZE(combos));
 	tcase_add_test(tc, test_tlsrec_pending_refused);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
