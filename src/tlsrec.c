@@ -483,7 +483,12 @@ static int key_update(struct tlsrec *t, uint8_t request_update, char *err, size_
 	return r;
 }
 
-/* Post-handshake handshake messages; each must be whole in its record. */
+/*
+ * Post-handshake handshake messages; each must be whole in its record, and
+ * a KeyUpdate must end it (RFC 8446 5.1: what follows a key change is
+ * protected with the new key, so bytes behind it in the same record are
+ * refused, as OpenSSL refuses them).
+ */
 static int handshake_msgs(struct tlsrec *t, const uint8_t *m, uint32_t len, struct stats *st,
 			  char *err, size_t errlen)
 {
@@ -507,7 +512,7 @@ static int handshake_msgs(struct tlsrec *t, const uint8_t *m, uint32_t len, stru
 			STAT_INC(st, tls_tickets);
 			break;
 		case HS_KEY_UPDATE:
-			if (body != 1)
+			if (body != 1 || off + 4 + body != len)
 				goto bad;
 			r = key_update(t, m[off + 4], err, errlen);
 			if (r)

@@ -476,7 +476,8 @@ static uint32_t model_handshake(struct fz *f, const uint8_t *m, uint32_t len, bo
 				f->tickets++;
 			break;
 		case HS_KEY_UPDATE:
-			if (body != 1 || !f->tls13 || m[off + 4] > 1)
+			/* RFC 8446 5.1: a key change ends the record. */
+			if (body != 1 || off + 5 != len || !f->tls13 || m[off + 4] > 1)
 				goto bad;
 			rekeys++;
 			if (m[off + 4] && !model_answer(f, OUT_KEY_UPDATE, used, dry))

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include "testlib.h"
@@ -1004,6 +1005,49 @@ START_TEST(test_tlsrec_data_after_close)
 }
 END_TEST
 
+/*
+ * A KeyUpdate must end its record (RFC 8446 5.1). OpenSSL never sends
+ * anything else, so the record is sealed here with the client's keys: a
+ * KeyUpdate, then an empty NewSessionTicket. (Found writing fuzz_tlsrec's model.)
+ */
+START_TEST(test_tlsrec_key_update_mid_record)
+{
+	static const uint8_t inner[] = { 24, 0, 0, 1, 0, 4, 0, 0, 0, 22 };
+	uint8_t rec[5 + sizeof(inner) + 16], buf[64];
+	EVP_CIPHER_CTX *ctx;
+	struct conn_pair p;
+	struct ktls_keys k;
+	int outl;
+
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	ck_assert_int_eq(ktls_export_keys(p.c.ssl, &k), 0);
+	use_tlsrec(&p.s);
+	rec[0] = 23;
+	rec[1] = 3;
+	rec[2] = 3;
+	rec[3] = 0;
+	rec[4] = sizeof(inner) + 16;
+	/* The client's first record: sequence number 0, so the nonce is the IV. */
+	ctx = EVP_CIPHER_CTX_new();
+	ck_assert_ptr_nonnull(ctx);
+	ck_assert_int_eq(EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, k.tx.key, k.tx.iv), 1);
+	ck_assert_int_eq(EVP_EncryptUpdate(ctx, NULL, &outl, rec, 5), 1);
+	ck_assert_int_eq(EVP_EncryptUpdate(ctx, rec + 5, &outl, inner, sizeof(inner)), 1);
+	ck_assert_int_eq(EVP_EncryptFinal_ex(ctx, rec + 5 + sizeof(inner), &outl), 1);
+	ck_assert_int_eq(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16,
+					     rec + 5 + sizeof(inner)),
+			 1);
+	EVP_CIPHER_CTX_free(ctx);
+	OPENSSL_cleanse(&k, sizeof(k));
+	ck_assert_int_eq(write(p.c.fd, rec, sizeof(rec)), (ssize_t)sizeof(rec));
+	/* Then EOF: an accepted record would end in a plain EOF, not wait for more. */
+	ck_assert_int_eq(shutdown(p.c.fd, SHUT_WR), 0);
+	ck_assert_int_eq(rec_read_wait(&p.s, buf, sizeof(buf)), -EPROTO);
+	ck_assert_uint_eq(p.s.st.tls_key_updates, 0);
+	pair_close(&p);
+}
+END_TEST
+
 /* A forged record fails authentication; a malformed header is refused. */
 START_TEST(test_tlsrec_forged)
 {
@@ -1089,6 +1133,7 @@ static Suite *ktls_suite(void)
 	tcase_add_loop_test(tc, test_tlsrec_eof, 0, (int)PGKTLS_ARRAY_SIZE(combos));
 	tcase_add_loop_test(tc, test_tlsrec_forged, 0, (int)PGKTLS_ARRAY_SIZE(combos));
 	tcase_add_loop_test(tc, test_tlsrec_data_after_close, 0, (int)PGKTLS_ARRAY_SIZE(combos));
+	tcase_add_test(tc, test_tlsrec_key_update_mid_record);
 	tcase_add_test(tc, test_tlsrec_pending_refused);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
