@@ -33,8 +33,9 @@
  * start just below 2^64 - 1 (byte 2: how far below, RX low nibble, TX high),
  * bit 6 TLS 1.2 AES-GCM explicit nonces that are not the sequence number,
  * bit 7 one more tlsrec_read() after the end, which must return the end
- * again (relay.c never asks: it stops at EOF and closes on an error). Byte 1: the read size. Then ops,
- * each an opcode byte (% 10) and its operands (missing bytes read as 0):
+ * again (relay.c never asks: it stops at EOF and closes on an error).
+ * Byte 1: the read size. Then ops, each an opcode byte (% 10) and its
+ * operands (missing bytes read as 0):
  *   0 DATA l0 l1 pad: application data, (l1 << 8 | l0) % 18700 bytes (the
  *     input's next bytes, then a pattern), TLS 1.3 padding from pad
  *   1 ALERT n level desc: an alert of n % 4 bytes, TLS 1.3 padding n >> 2
@@ -170,7 +171,8 @@ struct fz {
 	int err;			/* T_ERR */
 	uint8_t *data;			/* the application data the target must return */
 	uint32_t data_len;
-	uint32_t maybe_nobufs[MAX_ANSWER_RECS];	/* small buffer: data offsets where -ENOBUFS may end it */
+	/* Tiny send buffer: the data offsets at which -ENOBUFS may end reading. */
+	uint32_t maybe_nobufs[MAX_ANSWER_RECS];
 	uint32_t nmaybe;
 	uint64_t tx_seq;		/* the target's TX sequence number */
 	uint32_t queued;		/* answers left in its queue by the record that failed */
@@ -375,7 +377,7 @@ static uint32_t peer_seal(struct fz *f, uint8_t type, const uint8_t *pt, uint32_
 		memcpy(aad, out, REC_HDR);
 	} else {
 		if (f->p->explicit_nonce) {
-			/* RFC 5288: any value, unique per key; OpenSSL sends the sequence number. */
+			/* RFC 5288: any value unique per key; OpenSSL sends the sequence number. */
 			memcpy(nonce, d->iv, 4);
 			put_be64(nonce + 4, d->seq ^ (f->xnonce ? 0x0123456789abcdefu : 0));
 			memcpy(c, nonce + 4, REC_EXPLICIT);
@@ -758,8 +760,9 @@ static void script(struct fz *f)
 									    : f->t->max_fragment;
 
 				FUZZ_CHECK(f->nout < MAX_OUT_RECS);
-				f->out[f->nout++] = (struct out_rec){ OUT_DATA, f->write_bytes + off,
-								      n };
+				f->out[f->nout++] = (struct out_rec){
+					.kind = OUT_DATA, .off = f->write_bytes + off, .len = n
+				};
 				f->tx_seq++;
 			}
 			f->write_bytes += len;
@@ -898,7 +901,8 @@ static void check_output(struct fz *f, int shut, bool exact)
 			FUZZ_CHECK(type == TYPE_DATA && p->pt_len == f->out[i].len);
 			FUZZ_CHECK(!memcmp(m, pattern + f->out[i].off, p->pt_len));
 		} else if (f->out[i].kind == OUT_NO_RENEG) {
-			FUZZ_CHECK(type == TYPE_ALERT && p->pt_len == 2 && m[0] == 1 && m[1] == 100);
+			FUZZ_CHECK(type == TYPE_ALERT && p->pt_len == 2);
+			FUZZ_CHECK(m[0] == 1 && m[1] == 100);
 		} else {
 			FUZZ_CHECK(type == TYPE_HANDSHAKE && p->pt_len == 5);
 			FUZZ_CHECK(!memcmp(m, "\x18\0\0\1\0", 5));
@@ -1030,7 +1034,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ssize_t n = tlsrec_read(f->t, f->fd[0], buf, sizeof(buf), &f->st, f->err_msg,
 					sizeof(f->err_msg));
 
-		/* Nothing after close_notify, a fatal alert or a failure (RFC 8446 6): the end again. */
+		/* Nothing after close_notify, a fatal alert or a failure (RFC 8446 6). */
 		FUZZ_CHECK(n == f->result);
 		FUZZ_CHECK(tlsrec_clean_eof(f->t) == (f->term == T_CLOSE && f->result == 0));
 		drain(f);
