@@ -352,10 +352,18 @@ ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, char
 int tlsrec_shutdown(struct tlsrec *t, int fd)
 {
 	static const uint8_t close_notify[2] = { 1, 0 };
+	int r;
 
 	if (!t->close_queued) {
-		int r = seal(t, TYPE_ALERT, close_notify, sizeof(close_notify));
-
+		/*
+		 * What is queued goes out first: it may fill the queue (answers to
+		 * a peer that did not read), and a record half sent must be ended
+		 * before anything else, close_notify or FIN, follows it.
+		 */
+		r = flush(t, fd);
+		if (r < 0)
+			return r;
+		r = seal(t, TYPE_ALERT, close_notify, sizeof(close_notify));
 		if (r < 0)
 			return r;
 		t->close_queued = true;

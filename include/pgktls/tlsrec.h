@@ -83,7 +83,7 @@ PGKTLS_MUSTCHECK ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf,
 				      char *err, size_t errlen);
 
 /**
- * tlsrec_shutdown() - queue a close_notify alert (once) and send what is queued.
+ * tlsrec_shutdown() - send what is queued, then a close_notify alert (queued once).
  * Return: 0, -EAGAIN (call again when @fd is writable), or -errno.
  */
 PGKTLS_MUSTCHECK int tlsrec_shutdown(struct tlsrec *t, int fd);

@@ -1048,6 +1048,68 @@ START_TEST(test_tlsrec_key_update_mid_record)
 }
 END_TEST
 
+/* Move what is readable on @from to @to (a test's hand-carried wire). */
+static void carry(int from, int to)
+{
+	char buf[65536];
+	ssize_t n, w;
+
+	while ((n = read(from, buf, sizeof(buf))) > 0) {
+		for (ssize_t off = 0; off < n; off += w) {
+			w = write(to, buf + off, (size_t)(n - off));
+			ck_assert_int_gt(w, 0);
+		}
+	}
+	ck_assert(n == -1 && errno == EAGAIN);
+}
+
+/*
+ * A peer that asks for KeyUpdates and reads nothing fills tlsrec's queue
+ * until reading fails with -ENOBUFS. tlsrec_shutdown() must still send the
+ * queue whole (a record half sent must not be cut off) and then its
+ * close_notify, as the socket allows. tlsrec talks over a socketpair whose
+ * other end the test carries to the client by hand, so that "the peer reads
+ * nothing" is exact. (Found by fuzz_tlsrec.)
+ */
+START_TEST(test_tlsrec_shutdown_full_queue)
+{
+	struct conn_pair p;
+	int small = 4096, u[2], r = 0, i;
+	char buf[256];
+	ssize_t n = -EAGAIN;
+
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	use_tlsrec(&p.s);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, u), 0);
+	ck_assert_int_eq(setsockopt(u[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	for (i = 0; i < 10000 && n == -EAGAIN; i++) {
+		ck_assert_int_eq(SSL_key_update(p.c.ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+		ck_assert_int_eq(SSL_do_handshake(p.c.ssl), 1);
+		wait_readable(p.s.fd);
+		carry(p.s.fd, u[1]);
+		n = tlsrec_read(p.s.rec, u[0], buf, sizeof(buf), &p.s.st, p.s.err,
+				sizeof(p.s.err));
+	}
+	ck_assert_msg(n == -ENOBUFS, "tlsrec_read: %zd %s", n, p.s.err);
+	/* The client takes each answer (a KeyUpdate for it), then the close_notify. */
+	for (i = 0; i < 10000; i++) {
+		r = tlsrec_shutdown(p.s.rec, u[0]);
+		ck_assert_msg(r == 0 || r == -EAGAIN, "tlsrec_shutdown: %s", strerror(-r));
+		carry(u[1], p.s.fd);
+		r = SSL_read(p.c.ssl, buf, sizeof(buf));
+		ck_assert_int_le(r, 0);
+		r = SSL_get_error(p.c.ssl, r);
+		if (r == SSL_ERROR_ZERO_RETURN)
+			break;
+		ck_assert_msg(r == SSL_ERROR_WANT_READ, "SSL_read: SSL error %d", r);
+	}
+	ck_assert_int_eq(r, SSL_ERROR_ZERO_RETURN);
+	close(u[0]);
+	close(u[1]);
+	pair_close(&p);
+}
+END_TEST
+
 /* A forged record fails authentication; a malformed header is refused. */
 START_TEST(test_tlsrec_forged)
 {
@@ -1134,6 +1196,7 @@ static Suite *ktls_suite(void)
 	tcase_add_loop_test(tc, test_tlsrec_forged, 0, (int)PGKTLS_ARRAY_SIZE(combos));
 	tcase_add_loop_test(tc, test_tlsrec_data_after_close, 0, (int)PGKTLS_ARRAY_SIZE(combos));
 	tcase_add_test(tc, test_tlsrec_key_update_mid_record);
+	tcase_add_test(tc, test_tlsrec_shutdown_full_queue);
 	tcase_add_test(tc, test_tlsrec_pending_refused);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
