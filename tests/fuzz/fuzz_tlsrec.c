@@ -799,9 +799,14 @@ static void drive(struct fz *f)
 	int stalls = 0;
 
 	while (!f->ended) {
-		ssize_t n = tlsrec_read(f->t, f->fd[0], buf, f->rlen, &f->st, f->err_msg,
-					sizeof(f->err_msg));
-		bool ww = tlsrec_wants_write(f->t);
+		ssize_t n;
+		bool ww;
+
+		/* Every failure says what happened, in this call. */
+		f->err_msg[0] = '\0';
+		n = tlsrec_read(f->t, f->fd[0], buf, f->rlen, &f->st, f->err_msg,
+				sizeof(f->err_msg));
+		ww = tlsrec_wants_write(f->t);
 
 		drain(f);
 		if (n > 0) {
@@ -1020,11 +1025,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	exact = check_end(f);
 	if (f->probe) {
 		uint8_t buf[64];
-		ssize_t n = tlsrec_read(f->t, f->fd[0], buf, sizeof(buf), &f->st, f->err_msg,
-					sizeof(f->err_msg));
+		ssize_t n;
 
+		f->err_msg[0] = '\0';
+		n = tlsrec_read(f->t, f->fd[0], buf, sizeof(buf), &f->st, f->err_msg,
+				sizeof(f->err_msg));
 		/* Nothing after close_notify, a fatal alert or a failure (RFC 8446 6). */
 		FUZZ_CHECK(n == f->result);
+		FUZZ_CHECK(n == 0 || f->err_msg[0] != '\0');
 		FUZZ_CHECK(tlsrec_clean_eof(f->t) == (f->term == T_CLOSE && f->result == 0));
 		drain(f);
 	}
