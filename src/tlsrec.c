@@ -700,6 +700,10 @@ ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t len, struct stat
 	if (n <= 0 && n != -EAGAIN) {
 		t->rx_done = true;
 		t->rx_err = (int)n;
+		/* Nothing more will be read from it: tlsrec_has_pending() is false from now on. */
+		free(t->rbuf);
+		t->rbuf = NULL;
+		t->rhead = t->rtail = t->pt_off = t->pt_len = 0;
 	}
 	return n;
 }

@@ -920,6 +920,8 @@ static bool check_end(struct fz *f)
 
 	FUZZ_CHECK(f->ended);
 	FUZZ_CHECK(f->result <= 0 && f->result != -EAGAIN);
+	/* What follows the end is never read: relay.c must not be told otherwise. */
+	FUZZ_CHECK(!tlsrec_has_pending(f->t));
 	FUZZ_CHECK(!memcmp(f->got, f->data, f->got_len < f->data_len ? f->got_len
 									 : f->data_len));
 	if (f->small && f->result == -ENOBUFS) {

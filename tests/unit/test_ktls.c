@@ -996,7 +996,8 @@ START_TEST(test_tlsrec_data_after_close)
 	n = rec_read_wait(&p.s, buf, sizeof(buf));
 	ck_assert_int_eq(n, 0);
 	ck_assert(tlsrec_clean_eof(p.s.rec));
-	/* "after" sits in the socket or in tlsrec's buffer: neither may come out. */
+	/* "after" sat in the socket or in tlsrec's buffer: neither may come out. */
+	ck_assert(!tlsrec_has_pending(p.s.rec));
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(tlsrec_read(p.s.rec, p.s.fd, buf, sizeof(buf), &p.s.st, p.s.err,
 					     sizeof(p.s.err)),
