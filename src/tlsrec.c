@@ -36,8 +36,9 @@
 #define REC_TAG 16
 #define REC_EXPLICIT 8		/* TLS 1.2 AES-GCM explicit nonce */
 #define REC_MAX_PLAIN 16384u
-/* RFC 5246 6.2.3 allows 2048 bytes of expansion; TLS 1.3 allows 256. */
+/* RFC 5246 6.2.3 allows 2048 bytes of expansion; TLS 1.3 allows 256 (RFC 8446 5.2). */
 #define REC_MAX_CIPHER (REC_MAX_PLAIN + 2048u)
+#define REC_MAX_CIPHER13 (REC_MAX_PLAIN + 256u)
 /*
  * Read-ahead buffer: four TLS 1.3 records of the largest size, so that a
  * burst costs one read(2) and the relay can gather a batch from it (at
@@ -629,7 +630,8 @@ static ssize_t read_records(struct tlsrec *t, int fd, void *buf, size_t len, str
 			const uint8_t *h = t->rbuf + t->rhead;
 
 			ctlen = (uint32_t)h[3] << 8 | h[4];
-			if (h[1] != 3 || h[2] != 3 || ctlen > REC_MAX_CIPHER) {
+			if (h[1] != 3 || h[2] != 3 ||
+			    ctlen > (t->tls13 ? REC_MAX_CIPHER13 : REC_MAX_CIPHER)) {
 				snprintf(err, errlen, "TLS read: bad header %02x %02x%02x %u",
 					 h[0], h[1], h[2], ctlen);
 				return -EPROTO;

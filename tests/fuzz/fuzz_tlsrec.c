@@ -516,7 +516,7 @@ static uint32_t model_record(struct fz *f, uint8_t type, const uint8_t *pt, uint
 {
 	uint32_t used;
 
-	if (ctlen > REC_MAX_CIPHER) {
+	if (ctlen > (f->tls13 ? REC_MAX_PLAIN + 256 : REC_MAX_CIPHER)) {
 		model_end(f, T_ERR, -EPROTO);
 		return 0;
 	}

@@ -1007,6 +1007,45 @@ START_TEST(test_tlsrec_data_after_close)
 END_TEST
 
 /*
+ * The client's first TLS 1.3 record (sequence number 0: the nonce is the
+ * IV), sealed here with its exported keys from @inner (content, type,
+ * padding) into @rec. Return: the record's size.
+ */
+static size_t seal13_first(SSL *client, const uint8_t *inner, size_t len, uint8_t *rec)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	struct ktls_keys k;
+	int outl;
+
+	ck_assert_ptr_nonnull(ctx);
+	ck_assert_int_eq(ktls_export_keys(client, &k), 0);
+	ck_assert_str_eq(k.evp_cipher, "AES-128-GCM");
+	rec[0] = 23;
+	rec[1] = 3;
+	rec[2] = 3;
+	rec[3] = (uint8_t)((len + 16) >> 8);
+	rec[4] = (uint8_t)(len + 16);
+	ck_assert_int_eq(EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, k.tx.key, k.tx.iv), 1);
+	ck_assert_int_eq(EVP_EncryptUpdate(ctx, NULL, &outl, rec, 5), 1);
+	ck_assert_int_eq(EVP_EncryptUpdate(ctx, rec + 5, &outl, inner, (int)len), 1);
+	ck_assert_int_eq(EVP_EncryptFinal_ex(ctx, rec + 5 + len, &outl), 1);
+	ck_assert_int_eq(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, rec + 5 + len), 1);
+	EVP_CIPHER_CTX_free(ctx);
+	OPENSSL_cleanse(&k, sizeof(k));
+	return 5 + len + 16;
+}
+
+/* Send @rec from the client's socket, then FIN: an accepted record would end in plain EOF. */
+static ssize_t send_sealed(struct conn_pair *p, const uint8_t *rec, size_t len)
+{
+	char buf[64];
+
+	ck_assert_int_eq(write(p->c.fd, rec, len), (ssize_t)len);
+	ck_assert_int_eq(shutdown(p->c.fd, SHUT_WR), 0);
+	return rec_read_wait(&p->s, buf, sizeof(buf));
+}
+
+/*
  * A KeyUpdate must end its record (RFC 8446 5.1). OpenSSL never sends
  * anything else, so the record is sealed here with the client's keys: a
  * KeyUpdate, then an empty NewSessionTicket. (Found writing fuzz_tlsrec's model.)
@@ -1014,37 +1053,48 @@ END_TEST
 START_TEST(test_tlsrec_key_update_mid_record)
 {
 	static const uint8_t inner[] = { 24, 0, 0, 1, 0, 4, 0, 0, 0, 22 };
-	uint8_t rec[5 + sizeof(inner) + 16], buf[64];
-	EVP_CIPHER_CTX *ctx;
+	uint8_t rec[5 + sizeof(inner) + 16];
 	struct conn_pair p;
-	struct ktls_keys k;
-	int outl;
+	size_t len;
 
 	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
-	ck_assert_int_eq(ktls_export_keys(p.c.ssl, &k), 0);
+	len = seal13_first(p.c.ssl, inner, sizeof(inner), rec);
 	use_tlsrec(&p.s);
-	rec[0] = 23;
-	rec[1] = 3;
-	rec[2] = 3;
-	rec[3] = 0;
-	rec[4] = sizeof(inner) + 16;
-	/* The client's first record: sequence number 0, so the nonce is the IV. */
-	ctx = EVP_CIPHER_CTX_new();
-	ck_assert_ptr_nonnull(ctx);
-	ck_assert_int_eq(EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, k.tx.key, k.tx.iv), 1);
-	ck_assert_int_eq(EVP_EncryptUpdate(ctx, NULL, &outl, rec, 5), 1);
-	ck_assert_int_eq(EVP_EncryptUpdate(ctx, rec + 5, &outl, inner, sizeof(inner)), 1);
-	ck_assert_int_eq(EVP_EncryptFinal_ex(ctx, rec + 5 + sizeof(inner), &outl), 1);
-	ck_assert_int_eq(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16,
-					     rec + 5 + sizeof(inner)),
-			 1);
-	EVP_CIPHER_CTX_free(ctx);
-	OPENSSL_cleanse(&k, sizeof(k));
-	ck_assert_int_eq(write(p.c.fd, rec, sizeof(rec)), (ssize_t)sizeof(rec));
-	/* Then EOF: an accepted record would end in a plain EOF, not wait for more. */
-	ck_assert_int_eq(shutdown(p.c.fd, SHUT_WR), 0);
-	ck_assert_int_eq(rec_read_wait(&p.s, buf, sizeof(buf)), -EPROTO);
+	ck_assert_int_eq(send_sealed(&p, rec, len), -EPROTO);
 	ck_assert_uint_eq(p.s.st.tls_key_updates, 0);
+	pair_close(&p);
+}
+END_TEST
+
+/*
+ * TLS 1.3 records are at most 2^14 + 256 bytes after the header (RFC 8446
+ * 5.2), whatever the padding; TLS 1.2's 2^14 + 2048 does not apply. A
+ * record one byte over, of one data byte and padding, is refused.
+ */
+START_TEST(test_tlsrec_tls13_record_overflow)
+{
+	static uint8_t inner[16384 + 256 - 16 + 1], rec[5 + sizeof(inner) + 16];
+	struct conn_pair p;
+	char buf[64];
+	size_t len;
+
+	memset(inner, 0, sizeof(inner));
+	inner[0] = 'x';
+	inner[1] = 23;
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	len = seal13_first(p.c.ssl, inner, sizeof(inner), rec);
+	use_tlsrec(&p.s);
+	ck_assert_int_eq(send_sealed(&p, rec, len), -EPROTO);
+	ck_assert_msg(strstr(p.s.err, "bad header"), "%s", p.s.err);
+	pair_close(&p);
+
+	/* At the limit: accepted. */
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	len = seal13_first(p.c.ssl, inner, sizeof(inner) - 1, rec);
+	use_tlsrec(&p.s);
+	ck_assert_int_eq(write(p.c.fd, rec, len), (ssize_t)len);
+	ck_assert_int_eq(rec_read_wait(&p.s, buf, sizeof(buf)), 1);
+	ck_assert_int_eq(buf[0], 'x');
 	pair_close(&p);
 }
 END_TEST
@@ -1180,6 +1230,7 @@ static Suite *ktls_suite(void)
 	tcase_add_loop_test(tc, test_tlsrec_forged, 0, (int)PGKTLS_ARRAY_SIZE(combos));
 	tcase_add_loop_test(tc, test_tlsrec_data_after_close, 0, (int)PGKTLS_ARRAY_SIZE(combos));
 	tcase_add_test(tc, test_tlsrec_key_update_mid_record);
+	tcase_add_test(tc, test_tlsrec_tls13_record_overflow);
 	tcase_add_test(tc, test_tlsrec_shutdown_full_queue);
 	tcase_add_test(tc, test_tlsrec_pending_refused);
 	tcase_set_timeout(tc, 120);
