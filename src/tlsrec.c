@@ -36,8 +36,9 @@
 #define REC_TAG 16
 #define REC_EXPLICIT 8		/* TLS 1.2 AES-GCM explicit nonce */
 #define REC_MAX_PLAIN 16384u
-/* RFC 5246 6.2.3 allows 2048 bytes of expansion; TLS 1.3 allows 256. */
+/* RFC 5246 6.2.3 allows 2048 bytes of expansion; TLS 1.3 allows 256 (RFC 8446 5.2). */
 #define REC_MAX_CIPHER (REC_MAX_PLAIN + 2048u)
+#define REC_MAX_CIPHER13 (REC_MAX_PLAIN + 256u)
 /*
  * Read-ahead buffer: four TLS 1.3 records of the largest size, so that a
  * burst costs one read(2) and the relay can gather a batch from it (at
@@ -72,6 +73,8 @@ struct tlsrec {
 	bool explicit_nonce;		/* TLS 1.2 AES-GCM */
 	bool close_queued;		/* our close_notify is in tbuf (or sent) */
 	bool clean_eof;			/* the peer's EOF came with close_notify */
+	bool rx_done;			/* reading ended (EOF, close_notify or a failure) */
+	int rx_err;			/* and how: 0 or -errno, returned again by every read */
 	uint16_t max_fragment;		/* largest plaintext per record we send */
 	uint8_t *rbuf;			/* REC_RBUF bytes while any are unread, else NULL */
 	uint32_t rhead;			/* next record to open */
@@ -350,10 +353,18 @@ ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, char
 int tlsrec_shutdown(struct tlsrec *t, int fd)
 {
 	static const uint8_t close_notify[2] = { 1, 0 };
+	int r;
 
 	if (!t->close_queued) {
-		int r = seal(t, TYPE_ALERT, close_notify, sizeof(close_notify));
-
+		/*
+		 * What is queued goes out first: it may fill the queue (answers to
+		 * a peer that did not read), and a record half sent must be ended
+		 * before anything else, close_notify or FIN, follows it.
+		 */
+		r = flush(t, fd);
+		if (r < 0)
+			return r;
+		r = seal(t, TYPE_ALERT, close_notify, sizeof(close_notify));
 		if (r < 0)
 			return r;
 		t->close_queued = true;
@@ -481,7 +492,12 @@ static int key_update(struct tlsrec *t, uint8_t request_update, char *err, size_
 	return r;
 }
 
-/* Post-handshake handshake messages; each must be whole in its record. */
+/*
+ * Post-handshake handshake messages; each must be whole in its record, and
+ * a KeyUpdate must end it (RFC 8446 5.1: what follows a key change is
+ * protected with the new key, so bytes behind it in the same record are
+ * refused, as OpenSSL refuses them).
+ */
 static int handshake_msgs(struct tlsrec *t, const uint8_t *m, uint32_t len, struct stats *st,
 			  char *err, size_t errlen)
 {
@@ -505,7 +521,7 @@ static int handshake_msgs(struct tlsrec *t, const uint8_t *m, uint32_t len, stru
 			STAT_INC(st, tls_tickets);
 			break;
 		case HS_KEY_UPDATE:
-			if (body != 1)
+			if (body != 1 || off + 4 + body != len)
 				goto bad;
 			r = key_update(t, m[off + 4], err, errlen);
 			if (r)
@@ -585,8 +601,8 @@ static int on_record(struct tlsrec *t, int fd, uint8_t type, struct stats *st, c
 	return 1;
 }
 
-ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t len, struct stats *st, char *err,
-		    size_t errlen)
+static ssize_t read_records(struct tlsrec *t, int fd, void *buf, size_t len, struct stats *st,
+			    char *err, size_t errlen)
 {
 	ssize_t n;
 	int r;
@@ -614,7 +630,8 @@ ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t len, struct stat
 			const uint8_t *h = t->rbuf + t->rhead;
 
 			ctlen = (uint32_t)h[3] << 8 | h[4];
-			if (h[1] != 3 || h[2] != 3 || ctlen > REC_MAX_CIPHER) {
+			if (h[1] != 3 || h[2] != 3 ||
+			    ctlen > (t->tls13 ? REC_MAX_CIPHER13 : REC_MAX_CIPHER)) {
 				snprintf(err, errlen, "TLS read: bad header %02x %02x%02x %u",
 					 h[0], h[1], h[2], ctlen);
 				return -EPROTO;
@@ -663,4 +680,32 @@ ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t len, struct stat
 		snprintf(err, errlen, "TLS read: %s", strerror(errno));
 		return r;
 	}
+}
+
+/*
+ * The end of the input is final: after close_notify, data that follows is
+ * ignored (RFC 8446 6.1), and after a fatal alert or a record that failed
+ * nothing more is read (RFC 8446 6.2, RFC 5246 7.2.2), however often the
+ * caller asks.
+ */
+ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t len, struct stats *st, char *err,
+		    size_t errlen)
+{
+	ssize_t n;
+
+	if (t->rx_done) {
+		if (t->rx_err)
+			snprintf(err, errlen, "TLS read after a failure: %s", strerror(-t->rx_err));
+		return t->rx_err;
+	}
+	n = read_records(t, fd, buf, len, st, err, errlen);
+	if (n <= 0 && n != -EAGAIN) {
+		t->rx_done = true;
+		t->rx_err = (int)n;
+		/* Nothing more will be read from it: tlsrec_has_pending() is false from now on. */
+		free(t->rbuf);
+		t->rbuf = NULL;
+		t->rhead = t->rtail = t->pt_off = t->pt_len = 0;
+	}
+	return n;
 }

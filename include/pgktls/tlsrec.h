@@ -63,6 +63,8 @@ void tlsrec_free(struct tlsrec *t);
  * Return: bytes read (> 0); 0 at EOF (tlsrec_clean_eof() says whether it
  * came with close_notify); -EAGAIN; -EBADMSG (a record failed
  * authentication), -ECONNRESET (a fatal alert), -EPROTO or another -errno.
+ * EOF and failures are final: later calls return the same and read nothing
+ * (records after close_notify or a fatal alert are never delivered).
  */
 PGKTLS_MUSTCHECK ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t len,
 				     struct stats *st, char *err, size_t errlen);
@@ -81,7 +83,7 @@ PGKTLS_MUSTCHECK ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf,
 				      char *err, size_t errlen);
 
 /**
- * tlsrec_shutdown() - queue a close_notify alert (once) and send what is queued.
+ * tlsrec_shutdown() - send what is queued, then a close_notify alert (queued once).
  * Return: 0, -EAGAIN (call again when @fd is writable), or -errno.
  */
 PGKTLS_MUSTCHECK int tlsrec_shutdown(struct tlsrec *t, int fd);

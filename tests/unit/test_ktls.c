@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include "testlib.h"
@@ -974,6 +975,175 @@ START_TEST(test_tlsrec_eof)
 }
 END_TEST
 
+/*
+ * Data after close_notify is ignored (RFC 8446 6.1), however often the
+ * reader asks: EOF is final. The writer is tlsrec too, as only it can be
+ * made to send a record after its close_notify. (Found by fuzz_tlsrec.)
+ */
+START_TEST(test_tlsrec_data_after_close)
+{
+	const struct combo *cb = &combos[_i];
+	struct conn_pair p;
+	char buf[64];
+	ssize_t n;
+
+	pair_open(&p, cb->version, cb->suite, 0);
+	use_tlsrec(&p.s);
+	use_tlsrec(&p.c);
+	send_msg(&p.c, &p.s, "before");
+	ck_assert_int_eq(tlsrec_shutdown(p.c.rec, p.c.fd), 0);
+	ck_assert_int_eq(ep_write(&p.c, "after", 5), 5);
+	n = rec_read_wait(&p.s, buf, sizeof(buf));
+	ck_assert_int_eq(n, 0);
+	ck_assert(tlsrec_clean_eof(p.s.rec));
+	/* "after" sat in the socket or in tlsrec's buffer: neither may come out. */
+	ck_assert(!tlsrec_has_pending(p.s.rec));
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(tlsrec_read(p.s.rec, p.s.fd, buf, sizeof(buf), &p.s.st, p.s.err,
+					     sizeof(p.s.err)),
+				 0);
+	pair_close(&p);
+}
+END_TEST
+
+/*
+ * The client's first TLS 1.3 record (sequence number 0: the nonce is the
+ * IV), sealed here with its exported keys from @inner (content, type,
+ * padding) into @rec. Return: the record's size.
+ */
+static size_t seal13_first(SSL *client, const uint8_t *inner, size_t len, uint8_t *rec)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	struct ktls_keys k;
+	int outl;
+
+	ck_assert_ptr_nonnull(ctx);
+	ck_assert_int_eq(ktls_export_keys(client, &k), 0);
+	ck_assert_str_eq(k.evp_cipher, "AES-128-GCM");
+	rec[0] = 23;
+	rec[1] = 3;
+	rec[2] = 3;
+	rec[3] = (uint8_t)((len + 16) >> 8);
+	rec[4] = (uint8_t)(len + 16);
+	ck_assert_int_eq(EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, k.tx.key, k.tx.iv), 1);
+	ck_assert_int_eq(EVP_EncryptUpdate(ctx, NULL, &outl, rec, 5), 1);
+	ck_assert_int_eq(EVP_EncryptUpdate(ctx, rec + 5, &outl, inner, (int)len), 1);
+	ck_assert_int_eq(EVP_EncryptFinal_ex(ctx, rec + 5 + len, &outl), 1);
+	ck_assert_int_eq(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, rec + 5 + len), 1);
+	EVP_CIPHER_CTX_free(ctx);
+	OPENSSL_cleanse(&k, sizeof(k));
+	return 5 + len + 16;
+}
+
+/* Send @rec from the client's socket, then FIN: an accepted record would end in plain EOF. */
+static ssize_t send_sealed(struct conn_pair *p, const uint8_t *rec, size_t len)
+{
+	char buf[64];
+
+	ck_assert_int_eq(write(p->c.fd, rec, len), (ssize_t)len);
+	ck_assert_int_eq(shutdown(p->c.fd, SHUT_WR), 0);
+	return rec_read_wait(&p->s, buf, sizeof(buf));
+}
+
+/*
+ * A KeyUpdate must end its record (RFC 8446 5.1). OpenSSL never sends
+ * anything else, so the record is sealed here with the client's keys: a
+ * KeyUpdate, then an empty NewSessionTicket. (Found writing fuzz_tlsrec's model.)
+ */
+START_TEST(test_tlsrec_key_update_mid_record)
+{
+	static const uint8_t inner[] = { 24, 0, 0, 1, 0, 4, 0, 0, 0, 22 };
+	uint8_t rec[5 + sizeof(inner) + 16];
+	struct conn_pair p;
+	size_t len;
+
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	len = seal13_first(p.c.ssl, inner, sizeof(inner), rec);
+	use_tlsrec(&p.s);
+	ck_assert_int_eq(send_sealed(&p, rec, len), -EPROTO);
+	ck_assert_uint_eq(p.s.st.tls_key_updates, 0);
+	pair_close(&p);
+}
+END_TEST
+
+/*
+ * TLS 1.3 records are at most 2^14 + 256 bytes after the header (RFC 8446
+ * 5.2), whatever the padding; TLS 1.2's 2^14 + 2048 does not apply. A
+ * record one byte over, of one data byte and padding, is refused.
+ */
+START_TEST(test_tlsrec_tls13_record_overflow)
+{
+	static uint8_t inner[16384 + 256 - 16 + 1], rec[5 + sizeof(inner) + 16];
+	struct conn_pair p;
+	char buf[64];
+	size_t len;
+
+	memset(inner, 0, sizeof(inner));
+	inner[0] = 'x';
+	inner[1] = 23;
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	len = seal13_first(p.c.ssl, inner, sizeof(inner), rec);
+	use_tlsrec(&p.s);
+	ck_assert_int_eq(send_sealed(&p, rec, len), -EPROTO);
+	ck_assert_msg(strstr(p.s.err, "bad header"), "%s", p.s.err);
+	pair_close(&p);
+
+	/* At the limit: accepted. */
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	len = seal13_first(p.c.ssl, inner, sizeof(inner) - 1, rec);
+	use_tlsrec(&p.s);
+	ck_assert_int_eq(write(p.c.fd, rec, len), (ssize_t)len);
+	ck_assert_int_eq(rec_read_wait(&p.s, buf, sizeof(buf)), 1);
+	ck_assert_int_eq(buf[0], 'x');
+	pair_close(&p);
+}
+END_TEST
+
+/*
+ * A peer that asks for KeyUpdates and reads nothing fills tlsrec's queue
+ * until reading fails with -ENOBUFS. tlsrec_shutdown() must still send the
+ * queue whole (a record half sent must not be cut off) and then its
+ * close_notify, as the socket allows. After the handshake both ends move to
+ * a socketpair with a small send buffer on tlsrec's side, so that the
+ * queue fills after a few hundred answers. (Found by fuzz_tlsrec.)
+ */
+START_TEST(test_tlsrec_shutdown_full_queue)
+{
+	struct conn_pair p;
+	int small = 4096, u[2], r = 0, i;
+	char buf[256];
+	ssize_t n = -EAGAIN;
+
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	use_tlsrec(&p.s);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, u), 0);
+	ck_assert_int_eq(setsockopt(u[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	ck_assert_int_eq(SSL_set_fd(p.c.ssl, u[1]), 1);
+	for (i = 0; i < 10000 && n == -EAGAIN; i++) {
+		ck_assert_int_eq(SSL_key_update(p.c.ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+		ck_assert_int_eq(SSL_do_handshake(p.c.ssl), 1);
+		n = tlsrec_read(p.s.rec, u[0], buf, sizeof(buf), &p.s.st, p.s.err,
+				sizeof(p.s.err));
+	}
+	ck_assert_msg(n == -ENOBUFS, "tlsrec_read: %zd %s", n, p.s.err);
+	/* The client takes each answer (a KeyUpdate for it), then the close_notify. */
+	for (i = 0; i < 10000; i++) {
+		r = tlsrec_shutdown(p.s.rec, u[0]);
+		ck_assert_msg(r == 0 || r == -EAGAIN, "tlsrec_shutdown: %s", strerror(-r));
+		r = SSL_read(p.c.ssl, buf, sizeof(buf));
+		ck_assert_int_le(r, 0);
+		r = SSL_get_error(p.c.ssl, r);
+		if (r == SSL_ERROR_ZERO_RETURN)
+			break;
+		ck_assert_msg(r == SSL_ERROR_WANT_READ, "SSL_read: SSL error %d", r);
+	}
+	ck_assert_int_eq(r, SSL_ERROR_ZERO_RETURN);
+	close(u[0]);
+	close(u[1]);
+	pair_close(&p);
+}
+END_TEST
+
 /* A forged record fails authentication; a malformed header is refused. */
 START_TEST(test_tlsrec_forged)
 {
@@ -1058,6 +1228,10 @@ static Suite *ktls_suite(void)
 	tcase_add_loop_test(tc, test_tlsrec_key_update, 0, 6);
 	tcase_add_loop_test(tc, test_tlsrec_eof, 0, (int)PGKTLS_ARRAY_SIZE(combos));
 	tcase_add_loop_test(tc, test_tlsrec_forged, 0, (int)PGKTLS_ARRAY_SIZE(combos));
+	tcase_add_loop_test(tc, test_tlsrec_data_after_close, 0, (int)PGKTLS_ARRAY_SIZE(combos));
+	tcase_add_test(tc, test_tlsrec_key_update_mid_record);
+	tcase_add_test(tc, test_tlsrec_tls13_record_overflow);
+	tcase_add_test(tc, test_tlsrec_shutdown_full_queue);
 	tcase_add_test(tc, test_tlsrec_pending_refused);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
