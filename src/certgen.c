@@ -140,6 +140,13 @@ static bool dns_name_ok(const char *name)
 	return true;
 }
 
+bool certgen_name_ok(const char *name)
+{
+	unsigned char ip[sizeof(struct in6_addr)];
+
+	return ip_parse(name, ip) || dns_name_ok(name);
+}
+
 /* The CN: the first name that names a host and fits, else "localhost". */
 static const char *pick_cn(const char *const *names, size_t n_names)
 {

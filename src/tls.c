@@ -286,7 +286,15 @@ static int use_generated_cert(SSL_CTX *ctx, const struct pgktls_config *cfg, cha
 		names[n++] = cfg->listen[i].host;
 	if (gethostname(host, sizeof(host)) == 0 && host[0]) {
 		host[sizeof(host) - 1] = '\0';
-		names[n++] = host;
+		/*
+		 * A machine whose name was never set reports the kernel's
+		 * "(none)": that names nobody, and must not stop the start.
+		 */
+		if (certgen_name_ok(host))
+			names[n++] = host;
+		else
+			log_info("tls_generate_self_signed: host name '%s' is not a DNS name: "
+				 "left out of the certificate", host);
 	}
 	r = certgen_self_signed(names, n, &key, &cert, why, sizeof(why));
 	free(names);

@@ -18,10 +18,15 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <stdbool.h>
+
 #include "pgktls/compiler.h"
 
 /* The CN of the client certificate certgen_write_dir() writes. */
 #define CERTGEN_CLIENT_CN "pgktls-client"
+
+/** certgen_name_ok() - whether @name can go into a certificate: an IP address or a DNS name. */
+bool certgen_name_ok(const char *name);
 
 /**
  * certgen_self_signed() - a new P-256 key and a self-signed server certificate.

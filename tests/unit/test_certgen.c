@@ -179,6 +179,20 @@ START_TEST(test_self_signed_bad_name)
 }
 END_TEST
 
+/* What may go into a certificate: gethostname()'s "(none)" (never set) may not. */
+START_TEST(test_name_ok)
+{
+	ck_assert(certgen_name_ok("db-1.example.com"));
+	ck_assert(certgen_name_ok("localhost"));
+	ck_assert(certgen_name_ok("127.0.0.1"));
+	ck_assert(certgen_name_ok("::1"));
+	ck_assert(!certgen_name_ok("(none)"));
+	ck_assert(!certgen_name_ok(""));
+	ck_assert(!certgen_name_ok("bad name;rm"));
+	ck_assert(!certgen_name_ok("-leading.example"));
+}
+END_TEST
+
 static const char *const all_files[] = { "ca.pem", "ca.key", "server.pem", "server-chain.pem",
 					 "server.key", "client.pem", "client.key" };
 
@@ -373,6 +387,7 @@ static Suite *certgen_suite(void)
 	tcase_add_test(tc, test_self_signed);
 	tcase_add_test(tc, test_self_signed_defaults_and_uniqueness);
 	tcase_add_test(tc, test_self_signed_bad_name);
+	tcase_add_test(tc, test_name_ok);
 	tcase_add_test(tc, test_write_dir);
 	tcase_add_test(tc, test_write_dir_refuses_to_overwrite);
 	suite_add_tcase(s, tc);
