@@ -133,7 +133,11 @@ static void xor_nonce(uint8_t nonce[KTLS_IV_LEN], const uint8_t iv[KTLS_IV_LEN],
 		nonce[KTLS_IV_LEN - 8 + i] ^= s[i];
 }
 
-/* Key @d for @enc (1 seal, 0 open) with @k. Return 0 or -ENOMEM/-EPROTO. */
+/*
+ * Key @d for @enc (1 seal, 0 open) with @k: at the start (@cipher makes the
+ * context) and at each KeyUpdate (the context exists; @cipher unused).
+ * Return 0 or -ENOMEM/-EPROTO.
+ */
 static int dir_key(struct rec_dir *d, EVP_CIPHER *cipher, const struct ktls_dir_keys *k,
 		   size_t iv_len, int enc)
 {
@@ -468,23 +472,19 @@ static int key_update(struct tlsrec *t, uint8_t request_update, char *err, size_
 		return -EPROTO;
 	}
 	r = ktls_session_next_keys(t->ks, false, &k);
-	if (!r && EVP_CipherInit_ex(t->rx.ctx, NULL, NULL, k.key, NULL, 0) != 1)
-		r = -EPROTO;
-	if (!r) {
-		memcpy(t->rx.iv, k.iv, KTLS_IV_LEN);
+	if (!r)
+		r = dir_key(&t->rx, NULL, &k, KTLS_IV_LEN, 0);
+	if (!r)
 		t->rx.seq = 0;
-	}
 	if (!r && request_update) {
 		/* Sealed under the old key, before TX moves on. */
 		r = seal(t, TYPE_HANDSHAKE, our_update, sizeof(our_update));
 		if (!r)
 			r = ktls_session_next_keys(t->ks, true, &k);
-		if (!r && EVP_CipherInit_ex(t->tx.ctx, NULL, NULL, k.key, NULL, 1) != 1)
-			r = -EPROTO;
-		if (!r) {
-			memcpy(t->tx.iv, k.iv, KTLS_IV_LEN);
+		if (!r)
+			r = dir_key(&t->tx, NULL, &k, KTLS_IV_LEN, 1);
+		if (!r)
 			t->tx.seq = 0;
-		}
 	}
 	OPENSSL_cleanse(&k, sizeof(k));
 	if (r)
