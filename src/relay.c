@@ -601,25 +601,6 @@ static int flush_dir(struct relay *r, int i, bool *progress)
 }
 
 /*
- * After a read of @n bytes out of @asked from src[i]: may more be waiting?
- * Userspace TLS knows (bytes OpenSSL read ahead); a plain or kTLS socket
- * that returned less than asked was drained at that moment.
- */
-static void note_read(struct relay *r, int i, ssize_t n, size_t asked)
-{
-	struct hop *src = r->src[i];
-
-	if (n == -EAGAIN || n <= 0)
-		r->rx_ready[i] = n != -EAGAIN && !src->rx_eof;
-	else if (src->rec)
-		r->rx_ready[i] = tlsrec_has_pending(src->rec) || (size_t)n == asked;
-	else if (src->ssl && !rx_in_kernel(src))
-		r->rx_ready[i] = SSL_has_pending(src->ssl) || (size_t)n == asked;
-	else
-		r->rx_ready[i] = (size_t)n == asked;
-}
-
-/*
  * Whether a source that just returned data holds more that costs no
  * syscall to get: only userspace TLS knows (a read-ahead burst sits in
  * OpenSSL's or tlsrec's buffer). A socket is read once per pass: a second read
@@ -630,6 +611,21 @@ static bool has_buffered(const struct hop *src)
 	if (src->rec)
 		return tlsrec_has_pending(src->rec);
 	return src->ssl && !rx_in_kernel(src) && SSL_has_pending(src->ssl);
+}
+
+/*
+ * After a read of @n bytes out of @asked from src[i]: may more be waiting?
+ * Userspace TLS knows (bytes OpenSSL read ahead); a plain or kTLS socket
+ * that returned less than asked was drained at that moment.
+ */
+static void note_read(struct relay *r, int i, ssize_t n, size_t asked)
+{
+	struct hop *src = r->src[i];
+
+	if (n == -EAGAIN || n <= 0)
+		r->rx_ready[i] = n != -EAGAIN && !src->rx_eof;
+	else
+		r->rx_ready[i] = has_buffered(src) || (size_t)n == asked;
 }
 
 /*
