@@ -18,9 +18,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,27 +370,65 @@ static char *passphrase_cmdline(const char *cmd)
 }
 
 /*
- * Run the command through /bin/sh (popen) and keep the first line of what
- * it prints, without its line end. The output buffer is wiped either way.
+ * Start "/bin/sh -c @line" with its stdout on a pipe whose read end goes to
+ * *@fd. The child gets the default signal state, not the daemon's: pgktls
+ * blocks SIGTERM, SIGHUP, SIGINT and SIGQUIT in every thread and ignores
+ * SIGPIPE, and a command run with those inherited (timeout(1), a pipeline)
+ * could neither be stopped nor stop writing.
+ */
+static int spawn_shell(const char *line, pid_t *pid, int *fd)
+{
+	char sh[] = "sh", dash_c[] = "-c";
+	char *const argv[] = { sh, dash_c, (char *)line, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, dflt;
+	int p[2], r;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return -errno;
+	sigemptyset(&none);
+	sigfillset(&dflt);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	/* dup2 clears close-on-exec on fd 1; both pipe ends close on exec. */
+	posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &dflt);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	r = posix_spawn(pid, "/bin/sh", &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	if (r != 0) {
+		close(p[0]);
+		return -r;
+	}
+	*fd = p[0];
+	return 0;
+}
+
+/*
+ * Run the command through /bin/sh and keep the first line of what it
+ * prints, without its line end. The output buffer is wiped either way.
  */
 static void run_passphrase_command(struct passphrase *pp)
 {
 	char out[PASSPHRASE_MAX + 1], *line = passphrase_cmdline(pp->cmd);
-	size_t n = 0, got;
-	FILE *f;
-	int status;
+	size_t n = 0;
+	ssize_t got;
+	pid_t pid = 0;
+	int fd = -1, r, status;
 
 	pp->failed = true;
 	if (!line) {
 		snprintf(pp->why, sizeof(pp->why), "out of memory");
 		return;
 	}
-	/* Flushed first, or the child would inherit our buffered log lines. */
-	fflush(NULL);
-	f = popen(line, "re");
+	r = spawn_shell(line, &pid, &fd);
 	free(line);
-	if (!f) {
-		snprintf(pp->why, sizeof(pp->why), "cannot run it: %s", strerror(errno));
+	if (r < 0) {
+		snprintf(pp->why, sizeof(pp->why), "cannot run /bin/sh: %s", strerror(-r));
 		return;
 	}
 	/* Read to the end, so the command never dies of SIGPIPE for talking too much. */
@@ -395,19 +436,22 @@ static void run_passphrase_command(struct passphrase *pp)
 		char sink[256];
 
 		if (n < sizeof(out) - 1) {
-			got = fread(out + n, 1, sizeof(out) - 1 - n, f);
-			n += got;
+			got = read(fd, out + n, sizeof(out) - 1 - n);
+			if (got > 0)
+				n += (size_t)got;
 		} else {
-			got = fread(sink, 1, sizeof(sink), f);
+			got = read(fd, sink, sizeof(sink));
 			OPENSSL_cleanse(sink, sizeof(sink));
 		}
-	} while (got > 0);
+	} while (got > 0 || (got == -1 && errno == EINTR));
+	close(fd);
 	out[n] = '\0';
-	status = pclose(f);
+	while ((r = waitpid(pid, &status, 0)) == -1 && errno == EINTR)
+		;
 	n = strcspn(out, "\n");
 	if (n && out[n - 1] == '\r')
 		n--;
-	if (status == -1)
+	if (r == -1)
 		snprintf(pp->why, sizeof(pp->why), "cannot wait for it: %s", strerror(errno));
 	else if (WIFSIGNALED(status))
 		snprintf(pp->why, sizeof(pp->why), "killed by signal %d", WTERMSIG(status));

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -503,6 +504,7 @@ START_TEST(test_passphrase_command)
 {
 	char err[1024], cmd[800];
 	FILE *f;
+	int r;
 
 	make_crl_certs();
 	ck_assert_msg(build_with_passphrase("echo s3cret", err, sizeof(err)) == 0, "%s", err);
@@ -528,6 +530,25 @@ START_TEST(test_passphrase_command)
 	ck_assert_int_eq(build_with_passphrase(NULL, err, sizeof(err)), -EINVAL);
 	ck_assert_msg(strstr(err, "is encrypted: set tls_private_key_passphrase_command"), "%s",
 		      err);
+	/*
+	 * The daemon blocks SIGTERM and ignores SIGPIPE: the command must not
+	 * inherit either (its shell's SigBlk is zero, SigIgn lacks bit 13).
+	 */
+	{
+		sigset_t term, old;
+		void (*oldpipe)(int) = signal(SIGPIPE, SIG_IGN);
+
+		sigemptyset(&term);
+		sigaddset(&term, SIGTERM);
+		pthread_sigmask(SIG_BLOCK, &term, &old);
+		r = build_with_passphrase("grep -Eq '^SigBlk:[[:space:]]+0+$' /proc/$$/status && "
+					  "i=$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/$$/status) && "
+					  "[ $((0x$i & 0x1000)) = 0 ] && echo s3cret", err,
+					  sizeof(err));
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		signal(SIGPIPE, oldpipe);
+		ck_assert_msg(r == 0, "%s", err);
+	}
 	/* Never in an error: the passphrase itself. */
 	ck_assert_int_eq(build_with_passphrase("echo s3cret; exit 1", err, sizeof(err)), -EINVAL);
 	ck_assert_ptr_null(strstr(strstr(err, "failed:"), "s3cret"));
