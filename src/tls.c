@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -201,7 +200,6 @@ const char *tls_error_string(SSL *ssl, char *buf, size_t len)
 	}
 	if (ssl) {
 		long v = SSL_get_verify_result(ssl);
-
 		char revoked[TLS_REVOKED_STRLEN];
 
 		if (v != X509_V_OK && n < len - 1) {
@@ -515,7 +513,8 @@ static int load_private_key(SSL_CTX *ctx, const struct pgktls_config *cfg, const
 		if (pp.failed && cmd) {
 			tls_drain_errors();
 			snprintf(err, errlen, "%s: command '%s' for key file '%s' failed: %s",
-				 config_where(cfg, cmd_key, where, sizeof(where)), cmd, key, pp.why);
+				 config_where(cfg, cmd_key, where, sizeof(where)), cmd, key,
+				 pp.why);
 			r = -EINVAL;
 		} else if (pp.failed) {
 			tls_drain_errors();
@@ -523,6 +522,10 @@ static int load_private_key(SSL_CTX *ctx, const struct pgktls_config *cfg, const
 				 "that prints its passphrase",
 				 config_where(cfg, key_key, where, sizeof(where)), key, cmd_key);
 			r = -EINVAL;
+		} else if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+			/* OpenSSL checks the pair while loading: say which pair, plainly. */
+			r = ctx_fail(cfg, key_key, "does not match the certificate in", cert, err,
+				     errlen);
 		} else if (pp.asked) {
 			tls_error_string(NULL, ossl, sizeof(ossl));
 			snprintf(err, errlen, "%s: cannot decrypt key file '%s': wrong passphrase "
@@ -530,10 +533,6 @@ static int load_private_key(SSL_CTX *ctx, const struct pgktls_config *cfg, const
 				 config_where(cfg, key_key, where, sizeof(where)), key, cmd_key,
 				 ossl);
 			r = -EINVAL;
-		} else if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
-			/* OpenSSL checks the pair while loading: say which pair, plainly. */
-			r = ctx_fail(cfg, key_key, "does not match the certificate in", cert, err,
-				     errlen);
 		} else {
 			r = ctx_fail(cfg, key_key, "cannot load private key", key, err, errlen);
 		}

@@ -57,7 +57,8 @@ SSL *tls_new_client(const struct tls_contexts *t, int fd);
 /**
  * tls_error_string() - drain OpenSSL's error queue into @buf as one line
  * ("certificate verify failed (self-signed certificate in certificate chain)"),
- * adding the verify result of @ssl when it failed. Always leaves the queue empty.
+ * adding the verify result of @ssl when it failed, and for a revoked
+ * certificate which one (tls_revoked_cert()). Always leaves the queue empty.
  * Return: @buf.
  */
 const char *tls_error_string(SSL *ssl, char *buf, size_t len);

@@ -423,7 +423,8 @@ START_TEST(test_client_crl_and_optional)
 				  "tls_client_crl", crl, NULL };
 	const char *dir_kv[] = { "tls_certificate", chain, "tls_private_key", key,
 				 "tls_verify", "disable", "tls_client_ca_certificate", ca,
-				 "tls_client_crl", dir, "tls_client_certificate", "optional", NULL };
+				 "tls_client_crl", dir, "tls_client_certificate", "optional",
+				 NULL };
 	bool verified;
 
 	make_crl_certs();
@@ -541,10 +542,10 @@ START_TEST(test_passphrase_command)
 		sigemptyset(&term);
 		sigaddset(&term, SIGTERM);
 		pthread_sigmask(SIG_BLOCK, &term, &old);
-		r = build_with_passphrase("grep -Eq '^SigBlk:[[:space:]]+0+$' /proc/$$/status && "
-					  "i=$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/$$/status) && "
-					  "[ $((0x$i & 0x1000)) = 0 ] && echo s3cret", err,
-					  sizeof(err));
+		r = build_with_passphrase("grep -Eq '^SigBlk:[[:space:]]+0+$' /proc/$$/status "
+					  "&& i=$(sed -n 's/^SigIgn:[[:space:]]*//p' "
+					  "/proc/$$/status) && [ $((0x$i & 0x1000)) = 0 ] && "
+					  "echo s3cret", err, sizeof(err));
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		signal(SIGPIPE, oldpipe);
 		ck_assert_msg(r == 0, "%s", err);
