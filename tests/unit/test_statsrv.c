@@ -380,7 +380,19 @@ static char *render_text(const cJSON *doc, bool prom, int *rc)
 	FILE *f = open_memstream(&text, &len);
 
 	ck_assert_ptr_nonnull(f);
-	*rc = prom ? statfmt_prometheus(doc, f) : statfmt_table(doc, f);
+	*rc = prom ? statfmt_prometheus(doc, false, f) : statfmt_table(doc, f);
+	fclose(f);
+	return text;
+}
+
+static char *render_om(const cJSON *doc, int *rc)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	ck_assert_ptr_nonnull(f);
+	*rc = statfmt_prometheus(doc, true, f);
 	fclose(f);
 	return text;
 }
@@ -391,6 +403,40 @@ static void has_line(const char *text, const char *line)
 
 	snprintf(want, sizeof(want), "\n%s\n", line);
 	ck_assert_msg(strstr(text, want) != NULL, "missing line '%s' in:\n%s", line, text);
+}
+
+/*
+ * What both exposition formats require of the whole text: one TYPE per
+ * family, before its samples, and each family's samples together (a sample
+ * belongs to the last TYPE whose name prefixes it).
+ */
+static void families_ok(const char *text, bool om)
+{
+	char seen[128][128], cur[128] = "";
+	size_t n_seen = 0;
+
+	for (const char *line = text, *nl; *line; line = nl + 1) {
+		char name[128];
+
+		nl = strchr(line, '\n');
+		ck_assert_ptr_nonnull(nl);
+		if (!strncmp(line, "# TYPE ", 7)) {
+			ck_assert_int_eq(sscanf(line + 7, "%127s", name), 1);
+			for (size_t i = 0; i < n_seen; i++)
+				ck_assert_msg(strcmp(seen[i], name), "second TYPE for %s", name);
+			ck_assert(n_seen < 128);
+			strcpy(seen[n_seen++], name);
+			strcpy(cur, name);
+			if (om)
+				ck_assert_msg(!strstr(name, "_total"), "OpenMetrics family %s", name);
+			continue;
+		}
+		if (*line == '#')
+			continue;
+		ck_assert_int_eq(sscanf(line, "%127[a-z_]", name), 1);
+		ck_assert_msg(*cur && !strncmp(name, cur, strlen(cur)),
+			      "sample %s outside its family (after TYPE %s)", name, cur);
+	}
 }
 
 START_TEST(test_prometheus)
@@ -423,7 +469,7 @@ START_TEST(test_prometheus)
 	has_line(text, "pgktls_ktls_directions{engine=\"kernel_sw\"} 1");
 	has_line(text, "pgktls_ktls_engaged_total{hop=\"client\",direction=\"rx\"} 5");
 	has_line(text,
-		 "pgktls_ktls_fallbacks_total{hop=\"server\",direction=\"tx\",reason=\"no_kernel\"} 2");
+		 "pgktls_ktls_direction_fallbacks_total{hop=\"server\",direction=\"tx\",reason=\"no_kernel\"} 2");
 	has_line(text, "pgktls_hop_bytes_total{hop=\"server\",direction=\"rx\"} 5000");
 	has_line(text, "pgktls_config_reloads_total{result=\"failed\"} 3");
 	has_line(text, "pgktls_kernel_ktls_available 1");
@@ -441,6 +487,22 @@ START_TEST(test_prometheus)
 		ck_assert_int_eq(sscanf(line, "%127[a-z_]", name), 1);
 		ck_assert(strchr(line, ' ') != NULL);
 	}
+	families_ok(text, false);
+	ck_assert(!strstr(text, "# EOF"));
+	free(text);
+
+	/* OpenMetrics: the same samples, families named without _total, # EOF last. */
+	text = render_om(doc, &rc);
+	ck_assert_int_eq(rc, 0);
+	families_ok(text, true);
+	has_line(text, "# TYPE pgktls_conns_accepted counter");
+	has_line(text, "pgktls_conns_accepted_total 7");
+	has_line(text, "# TYPE pgktls info");
+	has_line(text, "pgktls_info{version=\"9.9\"} 1");
+	has_line(text, "# TYPE pgktls_client_tls_handshake_seconds histogram");
+	has_line(text, "pgktls_hop_bytes_total{hop=\"server\",direction=\"rx\"} 5000");
+	ck_assert(strlen(text) > 6 && !strcmp(text + strlen(text) - 6, "# EOF\n"));
+	ck_assert(strstr(text, "# EOF") == text + strlen(text) - 6);
 	free(text);
 	cJSON_Delete(doc);
 	/* An error document is refused. */
