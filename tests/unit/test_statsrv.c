@@ -121,6 +121,9 @@ static void fake_snapshot(struct statsrv_snapshot *s, bool kernel_view)
 	s->totals.ktls_dir_engaged[STATS_HOP_CLIENT][STATS_DIR_RX] = 5;
 	s->totals.ktls_dir_fallback[STATS_HOP_SERVER][STATS_DIR_TX][KTLS_R_NO_KERNEL] = 2;
 	s->process.reloads_failed = 3;
+	s->metrics.enabled = true;
+	s->metrics.scrapes = 11;
+	s->metrics.refused[STATSRV_REFUSED_TIMEOUT] = 2;
 	s->conns = conns;
 	s->n_conns = 2;
 
@@ -278,6 +281,10 @@ START_TEST(test_render_all)
 	ck_assert_int_eq(jnum(doc, "totals.ktls.engaged.client.rx"), 5);
 	ck_assert_int_eq(jnum(doc, "totals.ktls.fallbacks.server.tx.no_kernel"), 2);
 	ck_assert_int_eq(jnum(doc, "totals.config_reloads.failed"), 3);
+	ck_assert(cJSON_IsTrue(jget(doc, "totals.metrics_endpoint.enabled")));
+	ck_assert_int_eq(jnum(doc, "totals.metrics_endpoint.refused.timeout"), 2);
+	ck_assert_int_eq(jnum(doc, "totals.metrics_endpoint.refused.busy"), 0);
+	ck_assert_int_eq(jnum(doc, "totals.metrics_endpoint.scrapes"), 11);
 	ck_assert_int_eq(jnum(doc, "totals.counters.conns_accepted"), 7);
 	/* From the connections: versions, ciphers, and who does the crypto now. */
 	ck_assert_int_eq(cJSON_GetObjectItem(jget(doc, "totals.tls_in_use.client.versions"),
@@ -472,6 +479,9 @@ START_TEST(test_prometheus)
 		 "pgktls_ktls_direction_fallbacks_total{hop=\"server\",direction=\"tx\",reason=\"no_kernel\"} 2");
 	has_line(text, "pgktls_hop_bytes_total{hop=\"server\",direction=\"rx\"} 5000");
 	has_line(text, "pgktls_config_reloads_total{result=\"failed\"} 3");
+	has_line(text, "pgktls_metrics_scrapes_total 11");
+	has_line(text, "pgktls_metrics_requests_refused_total{reason=\"timeout\"} 2");
+	has_line(text, "pgktls_metrics_requests_refused_total{reason=\"method_not_allowed\"} 0");
 	has_line(text, "pgktls_kernel_ktls_available 1");
 	has_line(text, "pgktls_kernel_tls_stat{counter=\"TlsTxSw\"} 9");
 	has_line(text,
