@@ -22,6 +22,7 @@
 
 #include "pgktls/httpreq.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
