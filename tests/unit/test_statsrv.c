@@ -10,6 +10,7 @@
 
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <linux/tls.h>
 #include <netinet/in.h>
@@ -642,6 +643,106 @@ START_TEST(test_server)
 }
 END_TEST
 
+/* Send @req to @a, read until EOF; the caller frees the answer. */
+static char *http_ask(const struct sock_addr *a, const char *req)
+{
+	size_t len = 0, cap = 1 << 16;
+	char *buf = malloc(cap + 1);
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = { .tv_sec = 10 };
+	ssize_t n;
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_ge(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	ck_assert_int_eq(connect(fd, (const struct sockaddr *)&a->ss, a->len), 0);
+	ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+	while ((n = recv(fd, buf + len, cap - len, 0)) > 0 && len + (size_t)n < cap)
+		len += (size_t)n;
+	ck_assert_int_eq(n, 0);	/* the server closed after its answer */
+	buf[len] = '\0';
+	close(fd);
+	return buf;
+}
+
+/* metrics_listen without a unix socket, on IPv6 loopback when the host has it. */
+START_TEST(test_http_server)
+{
+	struct statsrv_opts o = { .mode = 0640, .uid = -1, .gid = -1 };
+	struct sockaddr_in6 any6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in any4 = { .sin_family = AF_INET };
+	struct statsrv *srv, *srv2;
+	struct sock_addr a;
+	socklen_t alen;
+	char listen_at[64], *ans, *body;
+	int fd;
+
+	/* A free port: bind to 0, note the port, let it go. */
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	alen = sizeof(any6);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&any6, sizeof(any6)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&any6, &alen) == 0) {
+		snprintf(listen_at, sizeof(listen_at), "[::1]:%u", ntohs(any6.sin6_port));
+	} else {
+		any4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (fd >= 0)
+			close(fd);
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		alen = sizeof(any4);
+		ck_assert_int_eq(bind(fd, (struct sockaddr *)&any4, sizeof(any4)), 0);
+		ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&any4, &alen), 0);
+		snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", ntohs(any4.sin_port));
+	}
+	close(fd);
+	ck_assert_int_eq(sock_parse_hostport(listen_at, &a), 0);
+
+	o.metrics_listen = "localhost:9939";
+	ck_assert_int_eq(statsrv_start(&o, NULL, 0, &srv), -EINVAL);
+	o.metrics_listen = listen_at;
+	ck_assert_int_eq(statsrv_start(&o, NULL, 0, &srv), 0);
+	/* No SO_REUSEPORT: a second server on the address fails instead of sharing it. */
+	ck_assert_int_eq(statsrv_start(&o, NULL, 0, &srv2), -EADDRINUSE);
+
+	/* A pipelined second request is not answered: one answer, then close. */
+	ans = http_ask(&a, "GET /metrics HTTP/1.0\r\n\r\nGET /x HTTP/1.0\r\n\r\n");
+	ck_assert_msg(!strncmp(ans, "HTTP/1.1 200 OK\r\n", 17), "%s", ans);
+	ck_assert(strstr(ans, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+	ck_assert(strstr(ans, "\r\nConnection: close\r\n"));
+	body = strstr(ans, "\r\n\r\n");
+	ck_assert_ptr_nonnull(body);
+	body += 4;
+	ck_assert(strstr(body, "\npgktls_metrics_scrapes_total 1\n"));
+	ck_assert(strstr(body, "\npgktls_workers 0\n"));
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "\r\nContent-Length: %zu\r\n", strlen(body));
+		ck_assert_msg(strstr(ans, want), "%s", ans);
+	}
+	free(ans);
+
+	ans = http_ask(&a, "HEAD /metrics HTTP/1.1\r\nHost: h\r\n"
+			   "Accept: application/openmetrics-text\r\n\r\n");
+	ck_assert(!strncmp(ans, "HTTP/1.1 200 OK\r\n", 17));
+	ck_assert(strstr(ans, "\r\nContent-Type: application/openmetrics-text; version=1.0.0"));
+	body = strstr(ans, "\r\n\r\n");
+	ck_assert_ptr_nonnull(body);
+	ck_assert_str_eq(body, "\r\n\r\n");	/* HEAD: no body */
+	free(ans);
+
+	ans = http_ask(&a, "PUT /metrics HTTP/1.1\r\nHost: h\r\n\r\n");
+	ck_assert(!strncmp(ans, "HTTP/1.1 405 Method Not Allowed\r\n", 33));
+	ck_assert(strstr(ans, "\r\nAllow: GET, HEAD\r\n"));
+	free(ans);
+
+	ans = http_ask(&a, "GET /metrics HTTP/1.1\r\nHost: h\r\n\r\n");
+	ck_assert(strstr(ans, "\npgktls_metrics_scrapes_total 3\n"));
+	ck_assert(strstr(ans, "\npgktls_metrics_requests_refused_total{reason=\"method_not_allowed\"} 1\n"));
+	free(ans);
+	statsrv_stop(srv);
+}
+END_TEST
+
 static Suite *statsrv_suite(void)
 {
 	Suite *s = suite_create("statsrv");
@@ -654,6 +755,7 @@ static Suite *statsrv_suite(void)
 	tcase_add_test(tc, test_prometheus);
 	tcase_add_test(tc, test_table);
 	tcase_add_test(tc, test_server);
+	tcase_add_test(tc, test_http_server);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;
