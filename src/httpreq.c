@@ -273,7 +273,7 @@ enum range_kind { RANGE_NONE, RANGE_TEXT, RANGE_OPENMETRICS };
 /* One element of the Accept list: its kind and q (thousandths). */
 static enum range_kind media_range(const char *s, size_t n, int *q)
 {
-	const char *semi = memchr(s, ';', n), *type = s, *p;
+	const char *semi = memchr(s, ';', n), *type = s, *p, *next;
 	size_t tlen = semi ? (size_t)(semi - s) : n;
 	bool om, text, version_ok = true;
 
@@ -284,11 +284,12 @@ static enum range_kind media_range(const char *s, size_t n, int *q)
 	if (!om && !text && !eq_nocase(type, tlen, "text/*") && !eq_nocase(type, tlen, "*/*"))
 		return RANGE_NONE;
 	/* Parameters: version (for our two types) and q; others are ignored. */
-	for (p = semi; p; p = memchr(p + 1, ';', (size_t)(s + n - (p + 1)))) {
-		const char *name = p + 1, *eq, *next = memchr(p + 1, ';', (size_t)(s + n - (p + 1)));
-		size_t plen = (size_t)((next ? next : s + n) - name), nlen, vlen;
-		const char *val;
+	for (p = semi; p; p = next) {
+		const char *name = p + 1, *eq, *val;
+		size_t plen, nlen, vlen;
 
+		next = memchr(name, ';', (size_t)(s + n - name));
+		plen = (size_t)((next ? next : s + n) - name);
 		eq = memchr(name, '=', plen);
 		if (!eq)
 			continue;

@@ -59,7 +59,7 @@
 #define STATSRV_WORKER_MS 1000		/* how long the workers get to answer */
 #define STATSRV_MAX_IFACES 16
 #define STATSRV_HTTP_REQ_MS 2000	/* an HTTP request head must be in by then, else 408 */
-#define STATSRV_LINGER_MS 1000		/* after an HTTP answer, unread input is drained so long */
+#define STATSRV_LINGER_MS 1000		/* after an HTTP answer, input is drained so long */
 #define STATSRV_LINGER_MAX 65536	/* ... or until this many bytes */
 
 /* ---- requests ---- */
@@ -926,7 +926,7 @@ cJSON *statsrv_render(const struct statsrv_snapshot *s, enum statsrv_what what, 
 struct sclient {
 	struct statsrv *srv;
 	struct ev_io io;
-	struct ev_timer timer;		/* request wait, then the answer deadline, then lingering */
+	struct ev_timer timer;		/* request wait, answer deadline, then lingering */
 	uint64_t deadline;		/* ev_now() by which the answer must be read */
 	char *req;			/* what the client sent so far (malloc) */
 	size_t req_len, req_cap;
@@ -1441,7 +1441,8 @@ static void accept_clients(struct statsrv *srv, int lfd, bool http)
 				(void)!send(fd, http_busy, sizeof(http_busy) - 1,
 					    MSG_NOSIGNAL | MSG_DONTWAIT);
 			} else {
-				(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+				(void)!send(fd, busy, sizeof(busy) - 1,
+					    MSG_NOSIGNAL | MSG_DONTWAIT);
 			}
 			close(fd);
 			continue;

@@ -19,7 +19,7 @@
 #include "pgktls/compiler.h"
 
 #define HTTPREQ_LINE_MAX 2048	/* longest request line; beyond: 414 */
-#define HTTPREQ_HEAD_MAX 8192	/* longest head (request line, fields, empty line); beyond: 431 */
+#define HTTPREQ_HEAD_MAX 8192	/* longest head, fields and empty line included; beyond: 431 */
 #define HTTPREQ_ACCEPT_MAX 1024	/* all Accept field values joined; beyond: 431 */
 
 /* The request method, as far as the endpoint cares. */

@@ -194,7 +194,7 @@ void statsrv_snapshot_fini(struct statsrv_snapshot *s);
 typedef int statsrv_reload_fn(void *arg, char *msg, size_t msglen);
 
 struct statsrv_opts {
-	const char *path;	/* socket path, or NULL for none; an old socket there is replaced */
+	const char *path;	/* socket path or NULL; a stale socket there is replaced */
 	const char *metrics_listen; /* "ADDRESS:PORT" for HTTP GET /metrics, or NULL */
 	unsigned mode;		/* permission bits, e.g. 0660 */
 	long uid;		/* owner, or -1 to leave it */

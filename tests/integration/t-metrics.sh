@@ -35,7 +35,8 @@ curl -s -D "$T/h" -o "$T/text.prom" "$M/metrics"
 like "$(head -n 1 "$T/h")" '^HTTP/1.1 200 OK' "GET /metrics: 200"
 like "$(cat "$T/h")" '^Content-Type: text/plain; version=0.0.4; charset=utf-8' \
 	"GET /metrics: the text format 0.0.4 by default"
-like "$(cat "$T/text.prom")" '^pgktls_connections_active 0$' "GET /metrics: pgktls_connections_active"
+like "$(cat "$T/text.prom")" '^pgktls_connections_active 0$' \
+	"GET /metrics: pgktls_connections_active"
 if out=$(promtool check metrics <"$T/text.prom" 2>&1); then
 	pass "promtool check metrics accepts the text format"
 else
@@ -47,23 +48,28 @@ is "$?" 0 "promtool check metrics accepts pgktls-stat --prometheus (the same ren
 [ -n "$out" ] && diag "$out"
 
 # What Prometheus 2.42 sends as Accept: OpenMetrics first.
-ACCEPT_PROM='application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
+ACCEPT_PROM='application/openmetrics-text;version=1.0.0,'
+ACCEPT_PROM+='application/openmetrics-text;version=0.0.1;q=0.75,'
+ACCEPT_PROM+='text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
 curl -s -D "$T/h" -o "$T/om.txt" -H "Accept: $ACCEPT_PROM" "$M/metrics"
 like "$(cat "$T/h")" '^Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8' \
 	"Accept: OpenMetrics first gets OpenMetrics 1.0.0"
 is "$(tail -n 1 "$T/om.txt")" "# EOF" "OpenMetrics: ends with # EOF"
 like "$(cat "$T/om.txt")" '^# TYPE pgktls_conns_accepted counter$' \
 	"OpenMetrics: counter families are named without _total"
-like "$(cat "$T/om.txt")" '^pgktls_conns_accepted_total [0-9]+$' "OpenMetrics: ... and samples with it"
+like "$(cat "$T/om.txt")" '^pgktls_conns_accepted_total [0-9]+$' \
+	"OpenMetrics: ... and samples with it"
 unlike "$(cat "$T/om.txt")" '^# TYPE [a-z_]+_total ' "OpenMetrics: no family named *_total"
 curl -s -D "$T/h" -o /dev/null -H 'Accept: text/plain;version=0.0.4' "$M/metrics"
-like "$(cat "$T/h")" '^Content-Type: text/plain; version=0.0.4' "Accept: text/plain gets the text format"
+like "$(cat "$T/h")" '^Content-Type: text/plain; version=0.0.4' \
+	"Accept: text/plain gets the text format"
 
 curl -s --http1.0 -D "$T/h" -o "$T/h10.body" "$M/metrics"
 like "$(head -n 1 "$T/h")" '^HTTP/1.1 200 ' "HTTP/1.0 GET /metrics: 200"
 curl -s -I -o "$T/head" "$M/metrics"
 like "$(head -n 1 "$T/head")" '^HTTP/1.1 200 ' "HEAD /metrics: 200"
-like "$(cat "$T/head")" '^Content-Length: [1-9][0-9]+' "HEAD /metrics: the length of the body it leaves out"
+like "$(cat "$T/head")" '^Content-Length: [1-9][0-9]+' \
+	"HEAD /metrics: the length of the body it leaves out"
 is "$(curl -s -X HEAD --max-time 5 "$M/metrics" 2>/dev/null | wc -c)" 0 "HEAD /metrics: no body"
 
 # raw REQUEST: send REQUEST (Python escapes: \r, \xNN) on a fresh connection, then read
@@ -86,7 +92,8 @@ try:
 except OSError as e:
     print("error", e)
 line = resp.split(b"\r\n", 1)[0].decode("latin-1")
-print(line.split(" ")[1] if line.startswith("HTTP/1.1 ") else "none", "%.1f" % (time.monotonic() - t0))
+code = line.split(" ")[1] if line.startswith("HTTP/1.1 ") else "none"
+print(code, "%.1f" % (time.monotonic() - t0))
 sys.stdout.flush()
 for h in resp.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
     print(h.decode("latin-1"))
@@ -153,8 +160,8 @@ curl -s -o "$T/now.prom" "$M/metrics"
 declare -A WANT_REFUSED=([bad_request]=4 [not_found]=2 [method_not_allowed]=2 [timeout]=1
 	[too_large]=3 [version_not_supported]=1 [busy]=1 [aborted]=1 [internal]=0)
 for r in "${!WANT_REFUSED[@]}"; do
-	is "$(metric "pgktls_metrics_requests_refused_total{reason=\"$r\"}")" "${WANT_REFUSED[$r]}" \
-		"refused requests counted in /metrics: $r"
+	is "$(metric "pgktls_metrics_requests_refused_total{reason=\"$r\"}")" \
+		"${WANT_REFUSED[$r]}" "refused requests counted in /metrics: $r"
 done
 "$STAT" -s "$SOCK" --json >"$T/doc.json"
 is "$("$PY" -c 'import json, sys
@@ -218,7 +225,8 @@ for ((i = 0; i < 600; i++)); do
 	sleep 0.1
 done
 if curl -sf -o /dev/null "$P/-/ready"; then
-	pass "prometheus is ready (in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s)"
+	secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+	pass "prometheus is ready (in $secs s)"
 else
 	fail "prometheus is ready within 60 s"
 	diag "$(tail -n 20 "$T/prometheus.log")"
@@ -278,7 +286,8 @@ synced() {
 pq_wait "Prometheus scrapes pgktls: up == 1" 'up{job="pgktls"}' 1 30
 targets=$(curl -s "$P/api/v1/targets")
 like "$targets" '"health":"up"' "the target is healthy"
-like "$targets" '"lastError":""' "... with no scrape error (Prometheus parsed the OpenMetrics it asked for)"
+like "$targets" '"lastError":""' \
+	"... with no scrape error (Prometheus parsed the OpenMetrics it asked for)"
 pq_wait "the refusals are in Prometheus too (timeout)" \
 	'pgktls_metrics_requests_refused_total{reason="timeout"}' 1
 pq_wait "... and too_large" 'pgktls_metrics_requests_refused_total{reason="too_large"}' 3

@@ -451,21 +451,29 @@ static const struct {
 	{ "[general]\ntls_server_name = \"a b\"",
 	  "t.toml:2: tls_server_name: expected one DNS name or IP address, got 'a b'" },
 	{ "[general]\nmetrics_listen = \"localhost:9939\"",
-	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, as \"127.0.0.1:9939\" or \"[::1]:9939\", got 'localhost:9939'" },
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got 'localhost:9939'" },
 	{ "[general]\nmetrics_listen = \"::1:9939\"",
-	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, as \"127.0.0.1:9939\" or \"[::1]:9939\", got '::1:9939'" },
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got '::1:9939'" },
 	{ "[general]\nmetrics_listen = \"127.0.0.1\"",
-	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, as \"127.0.0.1:9939\" or \"[::1]:9939\", got '127.0.0.1'" },
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got '127.0.0.1'" },
 	{ "[general]\nmetrics_listen = \"127.0.0.1:0\"",
-	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, as \"127.0.0.1:9939\" or \"[::1]:9939\", got '127.0.0.1:0'" },
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got '127.0.0.1:0'" },
 	{ "[general]\nmetrics_listen = \"127.0.0.1:65536\"",
-	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, as \"127.0.0.1:9939\" or \"[::1]:9939\", got '127.0.0.1:65536'" },
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got '127.0.0.1:65536'" },
 	{ "[general]\nmetrics_listen = \"[::1]9939\"",
-	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, as \"127.0.0.1:9939\" or \"[::1]:9939\", got '[::1]9939'" },
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got '[::1]9939'" },
 	{ "[general]\nmetrics_listen = \"[::1:9939\"",
-	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, as \"127.0.0.1:9939\" or \"[::1]:9939\", got '[::1:9939'" },
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got '[::1:9939'" },
 	{ "[general]\nmetrics_listen = \"1.2.3:80\"",
-	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, as \"127.0.0.1:9939\" or \"[::1]:9939\", got '1.2.3:80'" },
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got '1.2.3:80'" },
 	/* syntax TOML has and we do not */
 	{ "[general]\nport = [1, 2]", "t.toml:2: port: arrays are not supported, got '[1, 2]'" },
 	{ "[general]\nhost = { a = 1 }",

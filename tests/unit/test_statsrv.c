@@ -436,7 +436,8 @@ static void families_ok(const char *text, bool om)
 			strcpy(seen[n_seen++], name);
 			strcpy(cur, name);
 			if (om)
-				ck_assert_msg(!strstr(name, "_total"), "OpenMetrics family %s", name);
+				ck_assert_msg(!strstr(name, "_total"), "OpenMetrics family %s",
+					      name);
 			continue;
 		}
 		if (*line == '#')
@@ -477,7 +478,8 @@ START_TEST(test_prometheus)
 	has_line(text, "pgktls_ktls_directions{engine=\"kernel_sw\"} 1");
 	has_line(text, "pgktls_ktls_engaged_total{hop=\"client\",direction=\"rx\"} 5");
 	has_line(text,
-		 "pgktls_ktls_direction_fallbacks_total{hop=\"server\",direction=\"tx\",reason=\"no_kernel\"} 2");
+		 "pgktls_ktls_direction_fallbacks_total{hop=\"server\",direction=\"tx\","
+		 "reason=\"no_kernel\"} 2");
 	has_line(text, "pgktls_hop_bytes_total{hop=\"server\",direction=\"rx\"} 5000");
 	has_line(text, "pgktls_config_reloads_total{result=\"failed\"} 3");
 	has_line(text, "pgktls_metrics_scrapes_total 11");
@@ -737,7 +739,8 @@ START_TEST(test_http_server)
 
 	ans = http_ask(&a, "GET /metrics HTTP/1.1\r\nHost: h\r\n\r\n");
 	ck_assert(strstr(ans, "\npgktls_metrics_scrapes_total 3\n"));
-	ck_assert(strstr(ans, "\npgktls_metrics_requests_refused_total{reason=\"method_not_allowed\"} 1\n"));
+	ck_assert(strstr(ans, "\npgktls_metrics_requests_refused_total"
+			      "{reason=\"method_not_allowed\"} 1\n"));
 	free(ans);
 	statsrv_stop(srv);
 }
