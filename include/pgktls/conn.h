@@ -19,6 +19,7 @@ struct runtime;
 struct worker;
 
 enum conn_state {
+	CONN_PROXY_HEADER,	/* proxy_protocol: reading the balancer's PROXY header */
 	CONN_ACCEPTED,		/* reading the first plaintext packet (or peeking 0x16) */
 	CONN_CLIENT_TLS,	/* SSL_accept in progress */
 	CONN_STARTUP,		/* TLS up: reading StartupMessage or CancelRequest */
@@ -48,6 +49,7 @@ enum conn_close_reason {
 	CONN_CLOSE_KEYUPDATE,		/* a KeyUpdate the kernel cannot follow */
 	CONN_CLOSE_SHUTDOWN,		/* pgktls is stopping */
 	CONN_CLOSE_NOMEM,		/* allocation failure */
+	CONN_CLOSE_PROXY,		/* PROXY header missing or bad, or source untrusted */
 	CONN__NREASONS
 };
 
