@@ -175,7 +175,7 @@ void conn_close(struct conn *c, enum conn_close_reason reason)
 	conn_set_state(c, CONN_CLOSING);
 	c->close_reason = reason;
 	ev_timer_stop(w->loop, &c->timer);
-	if (c->flags & CONN_F_CANCEL)
+	if (c->flags & (CONN_F_CANCEL | CONN_F_PROXY_LOCAL))
 		clog_debug(c, "closed: %s", reason_names[reason]);
 	else
 		clog_info(c, "closed: %s (client->server %llu bytes, server->client %llu bytes, "
@@ -870,6 +870,7 @@ static void read_proxy_header(struct conn *c)
 
 	STAT_INC(st(c), proxy_headers);
 	if (h.local) {
+		c->flags |= CONN_F_PROXY_LOCAL;
 		clog_debug(c, "PROXY v%u header without a client address: keeping the socket's",
 			   h.version);
 	} else {
@@ -1005,9 +1006,16 @@ static void client_tls_step(struct conn *c)
 		set_events(c, &c->client, EPOLLOUT);
 		return;
 	default:
+		tls_error_string(c->client.ssl, detail, sizeof(detail));
+		if ((c->flags & CONN_F_PROXY_LOCAL) &&
+		    hs_fail_kind(c->client.ssl, r) == STATS_HS_FAIL_EOF) {
+			/* A balancer's health check that stops at 'S': not a failure. */
+			clog_debug(c, "health check closed after the SSLRequest");
+			conn_close(c, CONN_CLOSE_CLIENT_GONE);
+			return;
+		}
 		STAT_INC(st(c), client_tls_failures);
 		STAT_INC(st(c), hs_failed[STATS_HOP_CLIENT][hs_fail_kind(c->client.ssl, r)]);
-		tls_error_string(c->client.ssl, detail, sizeof(detail));
 		clog_info(c, "TLS handshake failed: %s", detail);
 		conn_close(c, CONN_CLOSE_HANDSHAKE);
 	}

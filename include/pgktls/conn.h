@@ -59,6 +59,8 @@ enum conn_close_reason {
 #define CONN_F_SSL_SEEN (1u << 2)	/* an SSLRequest was answered */
 #define CONN_F_INSPECT (1u << 3)	/* server->client auth messages are inspected */
 #define CONN_F_CANCEL (1u << 4)		/* this connection carries a CancelRequest */
+#define CONN_F_PROXY_LOCAL (1u << 5)	/* PROXY header without a client: the balancer's own
+					 * connection (a health check) */
 
 struct conn {
 	uint64_t id;			/* process-wide, for log lines */
