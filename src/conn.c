@@ -3,6 +3,7 @@
 /*
  * conn.c - the life of one proxied connection.
  *
+ *   [PROXY_HEADER -->] ACCEPTED   (proxy_protocol: the balancer's header first)
  *   ACCEPTED --SSLRequest--> CLIENT_TLS --> STARTUP --+
  *      |  \--0x16 (direct TLS)--^                       |
  *      +--StartupMessage / CancelRequest----------------+--> UPSTREAM_CONNECT

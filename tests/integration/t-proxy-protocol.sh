@@ -224,11 +224,17 @@ elif cmd == "raw":
                   sslreq)
     elif mode == "garbage":
         s.sendall(sig + b"\x21\x11\xff\xff")
+    elif mode == "stall":
+        s.settimeout(15)
+        s.sendall(v2[:20])
+        t0 = time.monotonic()
     try:
         b = s.recv(1)
     except ConnectionResetError:
         b = b""  # closed with the unread rest of a refused header still queued
     print("answer", b.decode("latin-1") if b else "closed")
+    if mode == "stall":
+        print("after", "%.1f" % (time.monotonic() - t0))
     if b == b"S":
         print("listed", len(find(sock, "192.0.2.7:4242")))
     s.close()
@@ -293,6 +299,19 @@ is "$(count "$T/a.sock" "['totals']['clients']['proxy_invalid']")" "$((inv0 + 2)
 	"both are counted as proxy_invalid"
 is "$(count "$T/a.sock" "['totals']['connections']['closed_by_reason']['proxy_refused']")" \
 	"$((ref0 + 2))" "... and closed as proxy_refused"
+# Half a header, then nothing: startup_timeout (3 s here) ends it.
+to0=$(count "$T/a.sock" "['totals']['clients']['startup_timeouts']")
+out=$(pp raw "${PX_PORT[a]}" "$T/a.sock" stall)
+secs=$(printf '%s\n' "$out" | sed -n 's/^after //p')
+is "$(printf '%s\n' "$out" | sed -n 's/^answer //p')" closed \
+	"half a header and then silence: closed by startup_timeout" || diag "$out"
+ok "$(awk "BEGIN { exit !(${secs:-99} >= 2.5 && ${secs:-99} < 8) }"; echo $?)" \
+	"... after about 3 s (${secs} s)"
+is "$(count "$T/a.sock" "['totals']['clients']['startup_timeouts']") $(count "$T/a.sock" \
+	"['totals']['clients']['proxy_invalid']")" "$((to0 + 1)) $((inv0 + 3))" \
+	"... counted as a startup timeout and as proxy_invalid"
+like "$(cat "${PX_LOG[a]}")" "refused: no complete PROXY header within 3000 ms \\(startup_timeout\\)" \
+	"... with a log line that says so"
 like "$(cat "${PX_LOG[a]}")" "refused: no PROXY protocol header \\(proxy_protocol = true" \
 	"the log says a header was missing"
 like "$(cat "${PX_LOG[a]}")" "refused: PROXY v2 header longer than pgktls accepts" \
