@@ -860,8 +860,10 @@ static void read_proxy_header(struct conn *c)
 		return;
 	}
 	take = r == PROXYPROTO_NEED_MORE ? (size_t)n : h.len - d->tail;
-	if (recv(c->client.fd, d->buf + d->tail, take, 0) != (ssize_t)take) {
-		clog_info(c, "client read failed: %s", strerror(errno));
+	/* The bytes were just peeked at: nothing but a broken socket takes fewer. */
+	n = recv(c->client.fd, d->buf + d->tail, take, 0);
+	if (n != (ssize_t)take) {
+		clog_info(c, "client read failed: %s", n < 0 ? strerror(errno) : "short read");
 		conn_close(c, CONN_CLOSE_CLIENT_ERROR);
 		return;
 	}

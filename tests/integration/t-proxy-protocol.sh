@@ -15,7 +15,8 @@ setup
 need_cmd haproxy
 STAT=${PGKTLS_BUILDDIR}/tools/pgktls-stat
 [ -x "$STAT" ] || bail "pgktls-stat not found at $STAT"
-"$PY" -c 'import psycopg2' 2>/dev/null || skip_all "python3-psycopg2 not installed"
+"$PY" -c 'import psycopg2, jsonschema' 2>/dev/null ||
+	skip_all "python3-psycopg2 and python3-jsonschema are needed"
 
 # count SOCK PATH: one number from the stats document (PATH in python syntax).
 count() {
@@ -228,6 +229,14 @@ elif cmd == "raw":
         s.settimeout(15)
         s.sendall(v2[:20])
         t0 = time.monotonic()
+        # Meanwhile the stats document lists it, in its own state, and stays valid.
+        time.sleep(0.3)
+        import jsonschema
+        r = subprocess.run([STAT, "-s", sock, "--json"], capture_output=True, text=True,
+                           timeout=20)
+        doc = json.loads(r.stdout)
+        jsonschema.validate(doc, json.load(open(os.environ["SCHEMA"])))
+        print("states", ",".join(sorted(c["state"] for c in doc.get("connections", []))))
     try:
         b = s.recv(1)
     except ConnectionResetError:
@@ -239,7 +248,10 @@ elif cmd == "raw":
         print("listed", len(find(sock, "192.0.2.7:4242")))
     s.close()
 EOF
-pp() { STAT=$STAT CA=$CERTS/ca.crt timeout 60 "$PY" "$T/pp.py" "$@" 2>&1; }
+pp() {
+	STAT=$STAT CA=$CERTS/ca.crt SCHEMA=$PGKTLS_SRCDIR/docs/stats.schema.json \
+		timeout 60 "$PY" "$T/pp.py" "$@" 2>&1
+}
 
 
 # ---- psql through HAProxy with verify-full
@@ -305,6 +317,9 @@ out=$(pp raw "${PX_PORT[a]}" "$T/a.sock" stall)
 secs=$(printf '%s\n' "$out" | sed -n 's/^after //p')
 is "$(printf '%s\n' "$out" | sed -n 's/^answer //p')" closed \
 	"half a header and then silence: closed by startup_timeout" || diag "$out"
+like "$(printf '%s\n' "$out" | sed -n 's/^states //p')" "proxy_header" \
+	"... while it waits, the stats (valid against the schema) show it in state proxy_header" ||
+	diag "$out"
 ok "$(awk "BEGIN { exit !(${secs:-99} >= 2.5 && ${secs:-99} < 8) }"; echo $?)" \
 	"... after about 3 s (${secs} s)"
 is "$(count "$T/a.sock" "['totals']['clients']['startup_timeouts']") $(count "$T/a.sock" \
