@@ -153,7 +153,7 @@ static const struct cfg_key cfg_keys[] = {
 	  .def = "6432", .doc = "listen port" },
 	{ .name = "proxy_protocol", .section = GEN, .type = CFG_BOOL,
 	  .offset = OFF(proxy_protocol), .def = "false",
-	  .doc = "require a PROXY protocol v1/v2 header (from a load balancer) on every connection" },
+	  .doc = "require a PROXY v1/v2 header (from a load balancer) on every connection" },
 	{ .name = "proxy_protocol_trusted", .section = GEN, .type = CFG_CIDRS,
 	  .offset = OFF(proxy_protocol_trusted),
 	  .doc = "networks allowed to send a PROXY header, e.g. [\"10.0.0.0/8\", \"::1/128\"]" },

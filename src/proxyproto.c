@@ -90,7 +90,8 @@ static int parse_v2(const uint8_t *buf, size_t len, struct proxyproto_hdr *out, 
 	h.len = total;
 	h.local = true;
 	if (cmd == 0) {
-		*out = h;	/* LOCAL: the address block (if any) is ignored, as the spec says */
+		/* LOCAL: the address block (if any) is ignored, as the spec says. */
+		*out = h;
 		return 0;
 	}
 

@@ -84,8 +84,8 @@ static void fuzz_header(const uint8_t *data, size_t size)
 		FUZZ_CHECK(h.addrlen == sizeof(struct sockaddr_in) ||
 			   h.addrlen == sizeof(struct sockaddr_in6));
 		FUZZ_CHECK(h.src.ss_family == h.dst.ss_family);
-		FUZZ_CHECK(h.src.ss_family == (h.addrlen == sizeof(struct sockaddr_in) ? AF_INET
-											: AF_INET6));
+		FUZZ_CHECK(h.src.ss_family ==
+			   (h.addrlen == sizeof(struct sockaddr_in) ? AF_INET : AF_INET6));
 	}
 
 	/* The header alone gives the same answer. */

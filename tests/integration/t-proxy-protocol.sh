@@ -260,7 +260,8 @@ q_ok "psql through HAProxy (send-proxy-v2) with sslmode=verify-full" \
 	"host=localhost hostaddr=127.0.0.1 port=$HA_V2 dbname=postgres user=trusty $C" \
 	"select 'through the balancer'" "through the balancer"
 q_ok "... and with SCRAM (alice)" \
-	"host=localhost hostaddr=127.0.0.1 port=$HA_V2 dbname=postgres user=alice password=alice-pw $C channel_binding=disable" \
+	"host=localhost hostaddr=127.0.0.1 port=$HA_V2 dbname=postgres user=alice password=alice-pw
+	$C channel_binding=disable" \
 	"select current_user" "alice"
 
 # ---- the stats and the log show the client's own address and port
@@ -290,7 +291,7 @@ like "$(cat "${PX_LOG[b]}")" "c#[0-9]+ $src1: closed: done" \
 # ---- the header is read exactly, however it arrives
 out=$(pp raw "${PX_PORT[a]}" "$T/a.sock" split)
 is "$(printf '%s\n' "$out" | tr '\n' ' ')" "answer S listed 1 " \
-	"a v2 header with a TLV split over four segments, then an SSLRequest: 'S', client 192.0.2.7:4242"
+	"a v2 header (with a TLV) split over four segments, then an SSLRequest: 'S', 192.0.2.7:4242"
 out=$(pp raw "${PX_PORT[a]}" "$T/a.sock" together)
 is "$(printf '%s\n' "$out" | tr '\n' ' ')" "answer S listed 1 " \
 	"a v2 header and the SSLRequest in one segment: no byte of the SSLRequest is lost"
@@ -325,7 +326,8 @@ ok "$(awk "BEGIN { exit !(${secs:-99} >= 2.5 && ${secs:-99} < 8) }"; echo $?)" \
 is "$(count "$T/a.sock" "['totals']['clients']['startup_timeouts']") $(count "$T/a.sock" \
 	"['totals']['clients']['proxy_invalid']")" "$((to0 + 1)) $((inv0 + 3))" \
 	"... counted as a startup timeout and as proxy_invalid"
-like "$(cat "${PX_LOG[a]}")" "refused: no complete PROXY header within 3000 ms \\(startup_timeout\\)" \
+like "$(cat "${PX_LOG[a]}")" \
+	"refused: no complete PROXY header within 3000 ms \\(startup_timeout\\)" \
 	"... with a log line that says so"
 like "$(cat "${PX_LOG[a]}")" "refused: no PROXY protocol header \\(proxy_protocol = true" \
 	"the log says a header was missing"
@@ -338,7 +340,8 @@ q_fails "a header from a source outside proxy_protocol_trusted is refused" \
 sleep 0.3
 is "$(count "$T/u.sock" "['totals']['clients']['proxy_untrusted']")" 1 \
 	"... counted as proxy_untrusted"
-like "$(cat "${PX_LOG[u]}")" "127\\.0\\.0\\.1:[0-9]+: refused: source not in proxy_protocol_trusted" \
+like "$(cat "${PX_LOG[u]}")" \
+	"127\\.0\\.0\\.1:[0-9]+: refused: source not in proxy_protocol_trusted" \
 	"... with a log line naming the balancer's address"
 
 # ---- drain: SIGTERM takes a out of the balancer, b takes new clients, a finishes its session

@@ -470,7 +470,8 @@ static const struct {
 	  "t.toml:2: proxy_protocol_trusted: expected an address or network such as "
 	  "\"10.0.0.0/8\" or \"::1/128\", got 'lb.example.com'" },
 	{ "[general]\nproxy_protocol_trusted = [\"\"]",
-	  "t.toml:2: proxy_protocol_trusted: expected no empty strings in the array, got '[\"\"]'" },
+	  "t.toml:2: proxy_protocol_trusted: expected no empty strings in the array, "
+	  "got '[\"\"]'" },
 	{ "[general]\nproxy_protocol_trusted = [10]",
 	  "t.toml:2: proxy_protocol_trusted: expected an array of quoted strings on one line, "
 	  "got '[10]'" },

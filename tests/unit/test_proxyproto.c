@@ -186,7 +186,7 @@ static const struct {
 	{ "PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n", -EPROTO },
 	{ "PROXY UNKNOWNX\r\n", -EPROTO },
 	{ "PROXY \r\n", -EPROTO },
-	{ "PROXY\r\n", -ENOMSG },					/* no space: not a header */
+	{ "PROXY\r\n", -ENOMSG },				/* no space: not a header */
 	{ "PROXY TCP4 1.2.3.4\t5.6.7.8 1 2\r\n", -EPROTO },
 	{ "GET / HTTP/1.0\r\n", -ENOMSG },
 	{ "\x00\x00\x00\x08\x04\xd2\x16\x2f", -ENOMSG },		/* a bare SSLRequest */
