@@ -344,6 +344,18 @@ like "$(cat "${PX_LOG[u]}")" \
 	"127\\.0\\.0\\.1:[0-9]+: refused: source not in proxy_protocol_trusted" \
 	"... with a log line naming the balancer's address"
 
+# SIGHUP applies a new trusted list to new connections.
+sed -i 's|^proxy_protocol_trusted = .*|proxy_protocol_trusted = ["10.0.0.0/8", "127.0.0.0/8"]|' \
+	"${PX_CONF[u]}"
+kill -HUP "${PX_PID[u]}"
+for ((i = 0; i < 50; i++)); do
+	grep -q 'SIGHUP: reloaded' "${PX_LOG[u]}" && break
+	sleep 0.1
+done
+q_ok "after a reload that trusts 127.0.0.0/8, the same balancer's clients get through" \
+	"host=localhost hostaddr=127.0.0.1 port=$HA_U dbname=postgres user=trusty $C" \
+	"select 'trusted now'" "trusted now"
+
 # ---- drain: SIGTERM takes a out of the balancer, b takes new clients, a finishes its session
 rm -f "$T/ready" "$T/go"
 pp hold "$HA_V2" "$T/a.sock" "$T/ready" "$T/go" >"$T/hold.out" &
