@@ -225,6 +225,32 @@ elif cmd == "raw":
                   sslreq)
     elif mode == "garbage":
         s.sendall(sig + b"\x21\x11\xff\xff")
+    elif mode == "direct-tls":
+        # PostgreSQL 17 direct TLS: the ClientHello right after the header. TCP_CORK holds
+        # the header until the ClientHello joins it, so both leave in one segment.
+        import ssl
+        ctx = ssl.create_default_context(cafile=CA)
+        ctx.set_alpn_protocols(["postgresql"])
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        s.sendall(v2)
+        t = ctx.wrap_socket(s, server_hostname="localhost", do_handshake_on_connect=False)
+        t.setblocking(False)
+        uncorked = False
+        while True:
+            try:
+                t.do_handshake()
+                break
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                if not uncorked:
+                    t.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+                    uncorked = True
+                time.sleep(0.01)
+        t.setblocking(True)
+        print("answer", "tls", t.version(), t.selected_alpn_protocol())
+        print("listed", len(find(sock, "192.0.2.7:4242")))
+        t.close()
+        sys.exit(0)
     elif mode == "stall":
         s.settimeout(15)
         s.sendall(v2[:20])
@@ -299,6 +325,10 @@ out=$(pp raw "${PX_PORT[a]}" "$T/a.sock" v1-together)
 is "$(printf '%s\n' "$out" | tr '\n' ' ')" "answer S listed 1 " \
 	"a v1 line and the SSLRequest in one segment: likewise"
 
+out=$(pp raw "${PX_PORT[a]}" "$T/a.sock" direct-tls)
+like "$(printf '%s\n' "$out" | tr '\n' ' ')" "^answer tls TLSv1\.[23] postgresql listed 1 $" \
+	"a v2 header and a direct-TLS ClientHello in one segment: the handshake completes"
+
 # ---- refusals: no header, a bad header, an untrusted source
 inv0=$(count "$T/a.sock" "['totals']['clients']['proxy_invalid']")
 ref0=$(count "$T/a.sock" "['totals']['connections']['closed_by_reason']['proxy_refused']")
@@ -338,8 +368,9 @@ q_fails "a header from a source outside proxy_protocol_trusted is refused" \
 	"host=localhost hostaddr=127.0.0.1 port=$HA_U dbname=postgres user=trusty $C" \
 	"select 1" "closed|SSL|EOF|could not"
 sleep 0.3
-is "$(count "$T/u.sock" "['totals']['clients']['proxy_untrusted']")" 1 \
-	"... counted as proxy_untrusted"
+# (HAProxy may retry a server that closes at once, so at least one.)
+n=$(count "$T/u.sock" "['totals']['clients']['proxy_untrusted']")
+ok "$([ "$n" -ge 1 ]; echo $?)" "... counted as proxy_untrusted ($n)"
 like "$(cat "${PX_LOG[u]}")" \
 	"127\\.0\\.0\\.1:[0-9]+: refused: source not in proxy_protocol_trusted" \
 	"... with a log line naming the balancer's address"
