@@ -63,15 +63,40 @@ static void fill_in6(struct sockaddr_in6 *sa, const uint8_t *addr, const uint8_t
 	memcpy(&sa->sin6_port, port, 2);
 }
 
+/*
+ * How many address bytes a PROXY command with family/transport byte @fam
+ * needs, or -1 for a value the spec does not define.
+ */
+static int v2_addr_len(unsigned fam)
+{
+	switch (fam) {
+	case 0x00:		/* UNSPEC */
+		return 0;
+	case 0x11:		/* TCP over IPv4 */
+	case 0x12:		/* UDP over IPv4 */
+		return V2_INET_LEN;
+	case 0x21:		/* TCP over IPv6 */
+	case 0x22:		/* UDP over IPv6 */
+		return V2_INET6_LEN;
+	case 0x31:		/* unix stream */
+	case 0x32:		/* unix datagram */
+		return V2_UNIX_LEN;
+	default:
+		return -1;
+	}
+}
+
 static int parse_v2(const uint8_t *buf, size_t len, struct proxyproto_hdr *out, const char **why)
 {
 	struct proxyproto_hdr h;
 	const uint8_t *a = buf + PROXYPROTO_V2_FIXED_LEN;
 	unsigned cmd, fam;
 	size_t alen, total;
+	int need;
 
 	if (len < PROXYPROTO_V2_FIXED_LEN)
 		return PROXYPROTO_NEED_MORE;
+	/* Everything is checked from the fixed part, before waiting for the rest. */
 	if (buf[12] >> 4 != 2)
 		return set_why(why, "PROXY v2 header with a version other than 2", -EPROTO);
 	cmd = buf[12] & 0x0f;
@@ -82,6 +107,13 @@ static int parse_v2(const uint8_t *buf, size_t len, struct proxyproto_hdr *out, 
 	total = PROXYPROTO_V2_FIXED_LEN + alen;
 	if (total > PROXYPROTO_MAX_LEN)
 		return set_why(why, "PROXY v2 header longer than pgktls accepts", -E2BIG);
+	/* LOCAL ignores the family and any address block, as the spec says. */
+	need = cmd == 0 ? 0 : v2_addr_len(fam);
+	if (need < 0)
+		return set_why(why, "PROXY v2 header with an unknown address family or transport",
+			       -EPROTO);
+	if (alen < (size_t)need)
+		return set_why(why, "PROXY v2 header too short for its addresses", -EPROTO);
 	if (len < total)
 		return PROXYPROTO_NEED_MORE;
 
@@ -89,45 +121,18 @@ static int parse_v2(const uint8_t *buf, size_t len, struct proxyproto_hdr *out, 
 	h.version = 2;
 	h.len = total;
 	h.local = true;
-	if (cmd == 0) {
-		/* LOCAL: the address block (if any) is ignored, as the spec says. */
-		*out = h;
-		return 0;
-	}
-
-	switch (fam) {
-	case 0x00:		/* UNSPEC */
-		break;
-	case 0x11:		/* TCP over IPv4 */
-	case 0x12:		/* UDP over IPv4 */
-		if (alen < V2_INET_LEN)
-			return set_why(why, "PROXY v2 header too short for IPv4 addresses",
-				       -EPROTO);
+	if (cmd == 1 && need == V2_INET_LEN) {
 		fill_in((struct sockaddr_in *)&h.src, a, a + 8);
 		fill_in((struct sockaddr_in *)&h.dst, a + 4, a + 10);
 		h.addrlen = sizeof(struct sockaddr_in);
 		h.local = false;
-		break;
-	case 0x21:		/* TCP over IPv6 */
-	case 0x22:		/* UDP over IPv6 */
-		if (alen < V2_INET6_LEN)
-			return set_why(why, "PROXY v2 header too short for IPv6 addresses",
-				       -EPROTO);
+	} else if (cmd == 1 && need == V2_INET6_LEN) {
 		fill_in6((struct sockaddr_in6 *)&h.src, a, a + 32);
 		fill_in6((struct sockaddr_in6 *)&h.dst, a + 16, a + 34);
 		h.addrlen = sizeof(struct sockaddr_in6);
 		h.local = false;
-		break;
-	case 0x31:		/* unix stream */
-	case 0x32:		/* unix datagram */
-		if (alen < V2_UNIX_LEN)
-			return set_why(why, "PROXY v2 header too short for unix addresses",
-				       -EPROTO);
-		break;
-	default:
-		return set_why(why, "PROXY v2 header with an unknown address family or transport",
-			       -EPROTO);
 	}
+	/* UNSPEC and unix addresses name nobody a TCP listener can use. */
 	*out = h;
 	return 0;
 }

@@ -386,6 +386,11 @@ START_TEST(test_v2_bad)
 			put(&p, "\0", 1);
 		ck_assert_int_eq(parse_exact(p.b, p.n, &h, &why), known ? 0 : -EPROTO);
 	}
+	/* An unknown family, or a block too short for its family: refused from the fixed part. */
+	v2_begin(&p, 0x21, 0x13, 12);
+	ck_assert_int_eq(parse_exact(p.b, p.n, &h, &why), -EPROTO);
+	v2_begin(&p, 0x21, 0x21, 12);
+	ck_assert_int_eq(parse_exact(p.b, p.n, &h, &why), -EPROTO);
 	/* Address blocks too short for their family. */
 	v2_begin(&p, 0x21, 0x11, 11);
 	put(&p, addrs, 11);
