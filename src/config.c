@@ -135,6 +135,7 @@ static const struct cfg_word log_words[] = {
 
 static int check_one_host(const char *value, char *why, size_t whylen);
 static int check_server_name(const char *value, char *why, size_t whylen);
+static int check_hostport(const char *value, char *why, size_t whylen);
 
 #define OFF(field) offsetof(struct pgktls_config, field)
 #define GEN "general"
@@ -233,6 +234,9 @@ static const struct cfg_key cfg_keys[] = {
 	  .doc = "userspace TLS hops keep OpenSSL's record layer (more memory per connection)" },
 	{ .name = "stats_socket", .section = GEN, .type = CFG_SOCKET, .offset = OFF(stats_socket),
 	  .doc = "unix socket serving statistics as JSON; unset = off" },
+	{ .name = "metrics_listen", .section = GEN, .type = CFG_STR,
+	  .offset = OFF(metrics_listen), .check = check_hostport,
+	  .doc = "\"ADDRESS:PORT\" serving GET /metrics (Prometheus, OpenMetrics); unset = off" },
 	{ .name = "shutdown_timeout", .section = GEN, .type = CFG_UINT,
 	  .offset = OFF(shutdown_timeout), .def = "30000", .min = 0, .max = 86400000,
 	  .doc = "ms SIGTERM lets open connections finish before closing them" },
@@ -766,6 +770,19 @@ static int check_server_name(const char *value, char *why, size_t whylen)
 			snprintf(why, whylen, "expected one DNS name or IP address");
 			return -EINVAL;
 		}
+	}
+	return 0;
+}
+
+/* metrics_listen: numeric, so a typo is a config error and not a resolver's surprise. */
+static int check_hostport(const char *value, char *why, size_t whylen)
+{
+	struct sock_addr a;
+
+	if (sock_parse_hostport(value, &a) < 0) {
+		snprintf(why, whylen,
+			 "expected numeric ADDRESS:PORT, as \"127.0.0.1:9939\" or \"[::1]:9939\"");
+		return -EINVAL;
 	}
 	return 0;
 }

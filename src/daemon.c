@@ -214,10 +214,11 @@ int daemon_start(struct daemon *d, struct runtime *rt)
 		}
 		free(addrs);
 	}
-	if (cfg->stats_socket) {
+	if (cfg->stats_socket || cfg->metrics_listen) {
 		/* 0660: the owner and its group may read connection details, nobody else. */
 		struct statsrv_opts so = {
 			.path = cfg->stats_socket, .mode = 0660, .uid = -1, .gid = -1,
+			.metrics_listen = cfg->metrics_listen,
 			.reload = stats_reload, .reload_arg = d,
 		};
 
@@ -231,8 +232,9 @@ int daemon_start(struct daemon *d, struct runtime *rt)
 		}
 		r = statsrv_start(&so, d->workers, d->n_workers, &d->stats);
 		if (r < 0) {
-			log_err("general.stats_socket: cannot serve on %s: %s", cfg->stats_socket,
-				strerror(-r));
+			log_err("cannot serve statistics (stats_socket %s, metrics_listen %s): %s",
+				cfg->stats_socket ? cfg->stats_socket : "unset",
+				cfg->metrics_listen ? cfg->metrics_listen : "unset", strerror(-r));
 			return r;
 		}
 	}
@@ -275,6 +277,7 @@ static void warn_fixed_settings(const struct pgktls_config *old, const struct pg
 	NOTE(old->port != new->port, "port");
 	NOTE(old->workers != new->workers, "workers");
 	NOTE(STR_DIFFERS(old->stats_socket, new->stats_socket), "stats_socket");
+	NOTE(STR_DIFFERS(old->metrics_listen, new->metrics_listen), "metrics_listen");
 	NOTE(STR_DIFFERS(old->user, new->user), "user");
 	NOTE(STR_DIFFERS(old->group, new->group), "group");
 	NOTE(STR_DIFFERS(old->pid_file, new->pid_file), "pid_file");

@@ -281,3 +281,56 @@ bool sock_cidr_match(const struct sock_cidr *list, size_t n, const struct sockad
 	}
 	return false;
 }
+
+int sock_parse_hostport(const char *s, struct sock_addr *out)
+{
+	char host[INET6_ADDRSTRLEN];
+	const char *colon, *h = s, *p;
+	size_t hlen;
+	unsigned long port = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return -EINVAL;
+		h = s + 1;
+		hlen = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || memchr(s, ':', (size_t)(colon - s)))
+			return -EINVAL;	/* an IPv6 address needs its brackets */
+		hlen = (size_t)(colon - s);
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	for (p = colon + 1; *p; p++) {
+		if (*p < '0' || *p > '9' || port > 65535)
+			return -EINVAL;
+		port = port * 10 + (unsigned long)(*p - '0');
+	}
+	if (p == colon + 1 || port == 0 || port > 65535)
+		return -EINVAL;
+	if (*s != '[') {
+		struct sockaddr_in *in = (struct sockaddr_in *)&out->ss;
+
+		if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
+			return -EINVAL;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		out->len = sizeof(*in);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&out->ss;
+
+		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
+			return -EINVAL;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		out->len = sizeof(*in6);
+	}
+	return 0;
+}

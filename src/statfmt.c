@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 /* Copyright (c) 2026 The pgktls developers */
 /*
- * statfmt.c - stats document to table and to Prometheus text.
+ * statfmt.c - stats document to table, and to Prometheus text or OpenMetrics.
  *
  * Both renderers read the JSON document rather than C structs, so
  * pgktls-stat needs nothing but the socket, and what an operator sees is
  * exactly what the endpoint said. Missing members render as zero or are
- * skipped: an older daemon's document still prints.
+ * skipped: an older daemon's document still prints. The daemon's own
+ * metrics_listen endpoint renders the same way, from the document it would
+ * send on the socket, so the two cannot disagree.
  */
 #include "config.h"
 
@@ -55,6 +57,16 @@ static const char *str(const cJSON *o, const char *path)
 
 /* ---- Prometheus ---- */
 
+/*
+ * The two exposition formats differ in little here: OpenMetrics names a
+ * counter family without its "_total" (the samples keep it), has an "info"
+ * type, escapes '"' in HELP too, and ends with "# EOF".
+ */
+struct prom {
+	FILE *out;
+	bool om;	/* OpenMetrics 1.0.0, else text format 0.0.4 */
+};
+
 /* A label value with \, " and newline escaped, as the format requires. */
 static void label_value(FILE *out, const char *v)
 {
@@ -68,9 +80,27 @@ static void label_value(FILE *out, const char *v)
 	}
 }
 
-static void head(FILE *out, const char *name, const char *type, const char *help)
+/* HELP and TYPE of one family; @name is the sample name ("x_total", "x_info"). */
+static void head(const struct prom *p, const char *name, const char *type, const char *help)
 {
-	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	size_t n = strlen(name);
+
+	if (p->om && !strcmp(type, "counter") && n > 6 && !strcmp(name + n - 6, "_total"))
+		n -= 6;
+	if (p->om && !strcmp(type, "info") && n > 5 && !strcmp(name + n - 5, "_info"))
+		n -= 5;
+	fprintf(p->out, "# HELP %.*s ", (int)n, name);
+	for (; *help; help++) {
+		if (*help == '\\')
+			fputs("\\\\", p->out);
+		else if (*help == '\n')
+			fputs("\\n", p->out);
+		else if (*help == '"' && p->om)
+			fputs("\\\"", p->out);
+		else
+			fputc(*help, p->out);
+	}
+	fprintf(p->out, "\n# TYPE %.*s %s\n", (int)n, name, type);
 }
 
 static void sample(FILE *out, const char *name, const char *labels, double v)
@@ -94,9 +124,12 @@ static void samples_by(FILE *out, const char *name, const char *prefix, const ch
 	}
 }
 
-int statfmt_prometheus(const cJSON *doc, FILE *out)
+static void kernel_metrics(const struct prom *p, const cJSON *k);
+
+int statfmt_prometheus(const cJSON *doc, bool openmetrics, FILE *out)
 {
-	const cJSON *t = get(doc, "totals"), *k = get(doc, "kernel"), *e, *h;
+	const struct prom pr = { .out = out, .om = openmetrics }, *p = &pr;
+	const cJSON *t = get(doc, "totals"), *k = get(doc, "kernel"), *m, *e;
 	const char *const *names = stats_names(), *const *helps = stats_helps();
 	static const char *const hops[] = { "client", "server" };
 	static const char *const dirs[] = { "rx", "tx" };
@@ -104,17 +137,17 @@ int statfmt_prometheus(const cJSON *doc, FILE *out)
 
 	if (!cJSON_IsObject(t) || get(doc, "error"))
 		return -EINVAL;
-	head(out, "pgktls_up", "gauge", "Whether pgktls answered on its stats socket.");
+	head(p, "pgktls_up", "gauge", "Whether pgktls answered (1 whenever there is an answer).");
 	sample(out, "pgktls_up", NULL, 1);
-	head(out, "pgktls_info", "gauge", "The running pgktls version.");
+	head(p, "pgktls_info", p->om ? "info" : "gauge", "The running pgktls version.");
 	fprintf(out, "pgktls_info{version=\"");
 	label_value(out, str(doc, "version") ? str(doc, "version") : "unknown");
 	fprintf(out, "\"} 1\n");
-	head(out, "pgktls_uptime_seconds", "gauge", "Seconds since the stats endpoint started.");
+	head(p, "pgktls_uptime_seconds", "gauge", "Seconds since the stats endpoint started.");
 	sample(out, "pgktls_uptime_seconds", NULL, num(doc, "uptime_ms") / 1000);
-	head(out, "pgktls_workers", "gauge", "Worker threads.");
+	head(p, "pgktls_workers", "gauge", "Worker threads.");
 	sample(out, "pgktls_workers", NULL, num(doc, "workers.count"));
-	head(out, "pgktls_workers_late", "gauge",
+	head(p, "pgktls_workers_late", "gauge",
 	     "Workers that did not answer the snapshot request in time.");
 	sample(out, "pgktls_workers_late", NULL, cJSON_GetArraySize(get(doc, "workers.late")));
 
@@ -126,17 +159,17 @@ int statfmt_prometheus(const cJSON *doc, FILE *out)
 		if (!cJSON_IsNumber(get(t, path)))
 			continue;
 		snprintf(metric, sizeof(metric), "pgktls_%s_total", names[i]);
-		head(out, metric, "counter", helps[i]);
+		head(p, metric, "counter", helps[i]);
 		sample(out, metric, NULL, num(t, path));
 	}
-	head(out, "pgktls_connections_active", "gauge", "Client connections open now.");
+	head(p, "pgktls_connections_active", "gauge", "Client connections open now.");
 	sample(out, "pgktls_connections_active", NULL, num(t, "connections.active"));
-	head(out, "pgktls_connections_closed_by_reason_total", "counter",
+	head(p, "pgktls_connections_closed_by_reason_total", "counter",
 	     "Client connections closed, by reason.");
 	samples_by(out, "pgktls_connections_closed_by_reason_total", NULL, "reason",
 		   get(t, "connections.closed_by_reason"));
 
-	head(out, "pgktls_tls_handshake_failures_total", "counter",
+	head(p, "pgktls_tls_handshake_failures_total", "counter",
 	     "Failed TLS handshakes, by hop and reason.");
 	for (size_t i = 0; i < 2; i++) {
 		snprintf(labels, sizeof(labels), "hop=\"%s\"", hops[i]);
@@ -144,7 +177,7 @@ int statfmt_prometheus(const cJSON *doc, FILE *out)
 		samples_by(out, "pgktls_tls_handshake_failures_total", labels, "reason",
 			   get(t, metric));
 	}
-	head(out, "pgktls_client_tls_handshake_seconds", "histogram",
+	head(p, "pgktls_client_tls_handshake_seconds", "histogram",
 	     "Time from accept to a completed client TLS handshake.");
 	cJSON_ArrayForEach(e, get(t, "handshakes.client_latency_ms.buckets")) {
 		const cJSON *le = cJSON_GetObjectItemCaseSensitive(e, "le");
@@ -161,38 +194,45 @@ int statfmt_prometheus(const cJSON *doc, FILE *out)
 	sample(out, "pgktls_client_tls_handshake_seconds_count", NULL,
 	       num(t, "handshakes.client_latency_ms.count"));
 
-	head(out, "pgktls_tls_versions_in_use", "gauge", "Open hops by negotiated TLS version.");
+	head(p, "pgktls_tls_versions_in_use", "gauge", "Open hops by negotiated TLS version.");
 	for (size_t i = 0; i < 2; i++) {
 		snprintf(labels, sizeof(labels), "hop=\"%s\"", hops[i]);
 		snprintf(metric, sizeof(metric), "tls_in_use.%s.versions", hops[i]);
 		samples_by(out, "pgktls_tls_versions_in_use", labels, "version", get(t, metric));
 	}
-	head(out, "pgktls_tls_ciphers_in_use", "gauge", "Open hops by negotiated cipher.");
+	head(p, "pgktls_tls_ciphers_in_use", "gauge", "Open hops by negotiated cipher.");
 	for (size_t i = 0; i < 2; i++) {
 		snprintf(labels, sizeof(labels), "hop=\"%s\"", hops[i]);
 		snprintf(metric, sizeof(metric), "tls_in_use.%s.ciphers", hops[i]);
 		samples_by(out, "pgktls_tls_ciphers_in_use", labels, "cipher", get(t, metric));
 	}
 
-	head(out, "pgktls_ktls_directions", "gauge",
+	head(p, "pgktls_ktls_directions", "gauge",
 	     "Directions of open hops by who does the record crypto now.");
 	samples_by(out, "pgktls_ktls_directions", NULL, "engine", get(t, "ktls.directions_now"));
-	head(out, "pgktls_ktls_engaged_total", "counter",
+	/* Each family's samples together: OpenMetrics requires it. */
+	head(p, "pgktls_ktls_engaged_total", "counter",
 	     "Hop directions whose record crypto moved into the kernel.");
-	head(out, "pgktls_ktls_fallbacks_total", "counter",
-	     "Hop directions left in userspace TLS, by reason.");
 	for (size_t i = 0; i < 2; i++)
 		for (size_t d = 0; d < 2; d++) {
 			snprintf(metric, sizeof(metric), "ktls.engaged.%s.%s", hops[i], dirs[d]);
 			snprintf(labels, sizeof(labels), "hop=\"%s\",direction=\"%s\"", hops[i],
 				 dirs[d]);
 			sample(out, "pgktls_ktls_engaged_total", labels, num(t, metric));
+		}
+	/* Not pgktls_ktls_fallbacks_total: the flat counter ktls_fallbacks (per hop) has it. */
+	head(p, "pgktls_ktls_direction_fallbacks_total", "counter",
+	     "Hop directions left in userspace TLS, by reason.");
+	for (size_t i = 0; i < 2; i++)
+		for (size_t d = 0; d < 2; d++) {
+			snprintf(labels, sizeof(labels), "hop=\"%s\",direction=\"%s\"", hops[i],
+				 dirs[d]);
 			snprintf(metric, sizeof(metric), "ktls.fallbacks.%s.%s", hops[i], dirs[d]);
-			samples_by(out, "pgktls_ktls_fallbacks_total", labels, "reason",
+			samples_by(out, "pgktls_ktls_direction_fallbacks_total", labels, "reason",
 				   get(t, metric));
 		}
 
-	head(out, "pgktls_hop_bytes_total", "counter",
+	head(p, "pgktls_hop_bytes_total", "counter",
 	     "Payload bytes per hop and direction (rx: from that peer, tx: to it).");
 	for (size_t i = 0; i < 2; i++)
 		for (size_t d = 0; d < 2; d++) {
@@ -201,29 +241,51 @@ int statfmt_prometheus(const cJSON *doc, FILE *out)
 				 dirs[d]);
 			sample(out, "pgktls_hop_bytes_total", labels, num(t, metric));
 		}
-	head(out, "pgktls_relay_bytes_total", "counter", "Relayed bytes by how they moved.");
+	head(p, "pgktls_relay_bytes_total", "counter", "Relayed bytes by how they moved.");
 	sample(out, "pgktls_relay_bytes_total", "method=\"splice\"", num(t, "bytes.spliced"));
 	sample(out, "pgktls_relay_bytes_total", "method=\"copy\"", num(t, "bytes.copied"));
 
-	head(out, "pgktls_config_reloads_total", "counter", "Configuration reloads, by result.");
+	head(p, "pgktls_config_reloads_total", "counter", "Configuration reloads, by result.");
 	sample(out, "pgktls_config_reloads_total", "result=\"ok\"", num(t, "config_reloads.ok"));
 	sample(out, "pgktls_config_reloads_total", "result=\"failed\"",
 	       num(t, "config_reloads.failed"));
 
-	if (!cJSON_IsObject(k))
-		return 0;
-	head(out, "pgktls_kernel_ktls_available", "gauge",
+	m = get(t, "metrics_endpoint");
+	if (cJSON_IsTrue(get(m, "enabled"))) {
+		head(p, "pgktls_metrics_scrapes_total", "counter",
+		     "Scrapes answered by the metrics_listen endpoint (GET and HEAD /metrics).");
+		sample(out, "pgktls_metrics_scrapes_total", NULL, num(m, "scrapes"));
+		head(p, "pgktls_metrics_requests_refused_total", "counter",
+		     "Requests to the metrics_listen endpoint refused or cut off, by reason.");
+		samples_by(out, "pgktls_metrics_requests_refused_total", NULL, "reason",
+			   get(m, "refused"));
+	}
+
+	if (cJSON_IsObject(k))
+		kernel_metrics(p, k);
+	if (p->om)
+		fputs("# EOF\n", out);
+	return 0;
+}
+
+/* The kernel's part: kTLS and sock_diag availability, tls_stat, NIC features. */
+static void kernel_metrics(const struct prom *p, const cJSON *k)
+{
+	FILE *out = p->out;
+	const cJSON *e, *h;
+
+	head(p, "pgktls_kernel_ktls_available", "gauge",
 	     "Whether the kernel offers kTLS (1) or not (0).");
 	sample(out, "pgktls_kernel_ktls_available", NULL,
 	       cJSON_IsTrue(get(k, "ktls.available")) ? 1 : 0);
-	head(out, "pgktls_kernel_sock_diag_available", "gauge",
+	head(p, "pgktls_kernel_sock_diag_available", "gauge",
 	     "Whether the kernel's per-socket TLS view is readable (needs CAP_NET_ADMIN).");
 	sample(out, "pgktls_kernel_sock_diag_available", NULL,
 	       cJSON_IsTrue(get(k, "sock_diag.available")) ? 1 : 0);
-	head(out, "pgktls_kernel_tls_stat", "gauge",
+	head(p, "pgktls_kernel_tls_stat", "gauge",
 	     "/proc/net/tls_stat of pgktls's network namespace.");
 	samples_by(out, "pgktls_kernel_tls_stat", NULL, "counter", get(k, "tls_stat.counters"));
-	head(out, "pgktls_nic_tls_feature", "gauge",
+	head(p, "pgktls_nic_tls_feature", "gauge",
 	     "NIC TLS offload features of interfaces in use (ethtool).");
 	cJSON_ArrayForEach(e, get(k, "interfaces")) {
 		cJSON_ArrayForEach(h, get(e, "features")) {
@@ -241,7 +303,6 @@ int statfmt_prometheus(const cJSON *doc, FILE *out)
 			}
 		}
 	}
-	return 0;
 }
 
 /* ---- table ---- */

@@ -12,6 +12,12 @@
  *
  * Scrapers never stall anything: reads and writes are non-blocking, each
  * client has a deadline, and the number of clients is bounded.
+ *
+ * With metrics_listen, the same loop also serves HTTP: GET or HEAD /metrics
+ * is answered in the same rounds, from the same snapshot, rendered by
+ * statfmt.c from the document's totals; anything else gets its 4xx and the
+ * connection is closed (after draining what the client still sends, so the
+ * answer is not lost to a reset). Requests are parsed by httpreq.c.
  */
 #include "config.h"
 
@@ -37,8 +43,10 @@
 
 #include "pgktls/conn.h"
 #include "pgktls/ev.h"
+#include "pgktls/httpreq.h"
 #include "pgktls/log.h"
 #include "pgktls/relay.h"
+#include "pgktls/statfmt.h"
 #include "pgktls/worker.h"
 
 /* Version of the document's layout; bumped on incompatible changes. */
@@ -50,6 +58,9 @@
 #define STATSRV_MAX_CLIENTS 64		/* more are answered with an error and closed */
 #define STATSRV_WORKER_MS 1000		/* how long the workers get to answer */
 #define STATSRV_MAX_IFACES 16
+#define STATSRV_HTTP_REQ_MS 2000	/* an HTTP request head must be in by then, else 408 */
+#define STATSRV_LINGER_MS 1000		/* after an HTTP answer, input is drained so long */
+#define STATSRV_LINGER_MAX 65536	/* ... or until this many bytes */
 
 /* ---- requests ---- */
 
@@ -116,6 +127,23 @@ int statsrv_parse_request(const char *line, size_t len, enum statsrv_what *what,
 		 "reload",
 		 p);
 	return -EINVAL;
+}
+
+const char *statsrv_refusal_name(enum statsrv_refusal r)
+{
+	static const char *const names[STATSRV_REFUSED__N] = {
+		[STATSRV_REFUSED_BAD_REQUEST] = "bad_request",
+		[STATSRV_REFUSED_NOT_FOUND] = "not_found",
+		[STATSRV_REFUSED_METHOD] = "method_not_allowed",
+		[STATSRV_REFUSED_TIMEOUT] = "timeout",
+		[STATSRV_REFUSED_TOO_LARGE] = "too_large",
+		[STATSRV_REFUSED_VERSION] = "version_not_supported",
+		[STATSRV_REFUSED_BUSY] = "busy",
+		[STATSRV_REFUSED_ABORTED] = "aborted",
+		[STATSRV_REFUSED_INTERNAL] = "internal",
+	};
+
+	return (unsigned)r < STATSRV_REFUSED__N ? names[r] : "unknown";
 }
 
 /* ---- snapshot: the worker side ---- */
@@ -749,6 +777,13 @@ static cJSON *render_totals(const struct statsrv_snapshot *s)
 	put_u64(x, "ok", s->process.reloads_ok);
 	put_u64(x, "failed", s->process.reloads_failed);
 
+	x = cJSON_AddObjectToObject(o, "metrics_endpoint");
+	put_bool(x, "enabled", s->metrics.enabled);
+	put_u64(x, "scrapes", s->metrics.scrapes);
+	y = cJSON_AddObjectToObject(x, "refused");
+	for (unsigned r = 0; r < STATSRV_REFUSED__N; r++)
+		put_u64(y, statsrv_refusal_name(r), s->metrics.refused[r]);
+
 	/* Every flat counter under its own name, for generic consumers. */
 	x = cJSON_AddObjectToObject(o, "counters");
 #define STATS_JSON(name, help) put_u64(x, #name, t->name);
@@ -894,16 +929,22 @@ cJSON *statsrv_render(const struct statsrv_snapshot *s, enum statsrv_what what, 
 struct sclient {
 	struct statsrv *srv;
 	struct ev_io io;
-	struct ev_timer timer;		/* request wait, then the answer deadline */
+	struct ev_timer timer;		/* request wait, answer deadline, then lingering */
 	uint64_t deadline;		/* ev_now() by which the answer must be read */
-	char req[STATSRV_REQ_MAX + 2];
-	size_t req_len;
+	char *req;			/* what the client sent so far (malloc) */
+	size_t req_len, req_cap;
+	bool http;			/* from metrics_listen: HTTP, not the line protocol */
 	bool answering;			/* request read: waiting for a snapshot, or writing */
 	bool ready;			/* waiting for the next snapshot round */
+	bool lingering;			/* HTTP: answer sent, draining input before close */
+	bool head_only;			/* HTTP HEAD: the answer's head only */
+	bool openmetrics;		/* HTTP: the client's Accept chose OpenMetrics */
 	enum statsrv_what what;		/* the parsed request, while ready */
 	uint64_t id;
-	char *out;			/* the document, cJSON_free() */
+	char *out;			/* the answer, freed with out_free() */
+	void (*out_free)(void *p);	/* cJSON_free for documents, free for HTTP */
 	size_t out_len, out_off;
+	size_t drained;			/* lingering: bytes read and dropped */
 	struct sclient *prev, *next;
 };
 
@@ -913,8 +954,11 @@ struct statsrv {
 	struct ev_loop *loop;
 	pthread_t thread;
 	bool thread_started;
-	int lfd;
+	int lfd;			/* the unix socket, or -1 */
 	struct ev_io lio;
+	int hlfd;			/* the metrics_listen socket, or -1 */
+	struct ev_io hlio;
+	struct statsrv_metrics_stats metrics; /* the HTTP endpoint's counters */
 	char *path;
 	struct worker *workers;
 	size_t n_workers;
@@ -947,9 +991,13 @@ static void client_free(struct sclient *cl)
 	srv->n_clients--;
 	if (cl->ready)
 		srv->n_ready--;
-	cJSON_free(cl->out);
+	if (cl->out)
+		cl->out_free(cl->out);
+	free(cl->req);
 	free(cl);
 }
+
+static void http_linger(struct sclient *cl);
 
 static void client_write(struct sclient *cl)
 {
@@ -970,13 +1018,17 @@ static void client_write(struct sclient *cl)
 		}
 		cl->out_off += (size_t)n;
 	}
-	client_free(cl);	/* everything is queued in the socket: EOF follows */
+	if (cl->http)
+		http_linger(cl);
+	else
+		client_free(cl);	/* everything is queued in the socket: EOF follows */
 }
 
 /* Print @doc (taken over) into @cl's buffer and start writing it. */
 static void client_start_write(struct sclient *cl, cJSON *doc)
 {
 	cl->out = doc ? cJSON_PrintUnformatted(doc) : NULL;
+	cl->out_free = cJSON_free;
 	cJSON_Delete(doc);
 	if (!cl->out) {
 		client_free(cl);
@@ -985,6 +1037,223 @@ static void client_start_write(struct sclient *cl, cJSON *doc)
 	cl->out_len = strlen(cl->out);
 	cl->out[cl->out_len++] = '\n';	/* replaces the NUL: one line per document */
 	client_write(cl);
+}
+
+/* ---- HTTP (metrics_listen) ---- */
+
+static const char *status_text(unsigned status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 431: return "Request Header Fields Too Large";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Internal Server Error";
+	}
+}
+
+/*
+ * Answer @cl with @status and @body (left out for HEAD), then close: every
+ * answer says "Connection: close", so there is no keep-alive state to get
+ * wrong. An answer that cannot be built drops the connection.
+ */
+static void http_respond(struct sclient *cl, unsigned status, const char *ctype,
+			 const char *body, size_t body_len)
+{
+	struct statsrv *srv = cl->srv;
+	char head[320];
+	int n;
+
+	cl->answering = true;
+	ev_timer_start(srv->loop, &cl->timer,
+		       cl->deadline > ev_now(srv->loop) ? cl->deadline - ev_now(srv->loop) : 1);
+	if (ev_io_set(srv->loop, &cl->io, 0) < 0) {
+		client_free(cl);
+		return;
+	}
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+		     "Cache-Control: no-store\r\nConnection: close\r\n%s%s\r\n",
+		     status, status_text(status), ctype, body_len,
+		     status == 405 ? "Allow: GET, HEAD\r\n" : "",
+		     status == 503 ? "Retry-After: 1\r\n" : "");
+	if (cl->head_only)
+		body_len = 0;
+	cl->out = malloc((size_t)n + body_len);
+	cl->out_free = free;
+	if (!cl->out) {
+		client_free(cl);
+		return;
+	}
+	memcpy(cl->out, head, (size_t)n);
+	if (body_len)
+		memcpy(cl->out + n, body, body_len);
+	cl->out_len = (size_t)n + body_len;
+	client_write(cl);
+}
+
+/* Refuse @cl's request: count it under @why, answer @status with a one-line reason. */
+static void http_refuse(struct sclient *cl, enum statsrv_refusal why, unsigned status,
+			const char *msg)
+{
+	char body[160];
+	int n;
+
+	cl->srv->metrics.refused[why]++;
+	log_debug("stats: metrics request refused: %u %s (%s)", status, status_text(status), msg);
+	n = snprintf(body, sizeof(body), "%u %s: %s\n", status, status_text(status), msg);
+	http_respond(cl, status, "text/plain; charset=utf-8", body,
+		     n < (int)sizeof(body) ? (size_t)n : sizeof(body) - 1);
+}
+
+static enum statsrv_refusal refusal_of(unsigned status)
+{
+	switch (status) {
+	case 404: return STATSRV_REFUSED_NOT_FOUND;
+	case 405: return STATSRV_REFUSED_METHOD;
+	case 408: return STATSRV_REFUSED_TIMEOUT;
+	case 413:
+	case 414:
+	case 431: return STATSRV_REFUSED_TOO_LARGE;
+	case 505: return STATSRV_REFUSED_VERSION;
+	default: return STATSRV_REFUSED_BAD_REQUEST;
+	}
+}
+
+/*
+ * The answer is queued: stop sending, and read (and drop) what the client
+ * still sends until it closes, for at most STATSRV_LINGER_MS. Closing with
+ * unread input would send a reset, which can destroy the answer before the
+ * client reads it: exactly the 431 or 413 of a client still sending.
+ */
+static void http_linger(struct sclient *cl)
+{
+	struct statsrv *srv = cl->srv;
+	uint64_t left = cl->deadline > ev_now(srv->loop) ? cl->deadline - ev_now(srv->loop) : 1;
+
+	cl->lingering = true;
+	if (shutdown(cl->io.fd, SHUT_WR) == -1 || ev_io_set(srv->loop, &cl->io, EPOLLIN) < 0) {
+		client_free(cl);
+		return;
+	}
+	ev_timer_start(srv->loop, &cl->timer, left < STATSRV_LINGER_MS ? left : STATSRV_LINGER_MS);
+}
+
+static void http_drain(struct sclient *cl)
+{
+	char buf[4096];
+
+	for (;;) {
+		ssize_t n = recv(cl->io.fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return;
+		if (n <= 0 || (cl->drained += (size_t)n) > STATSRV_LINGER_MAX) {
+			client_free(cl);
+			return;
+		}
+	}
+}
+
+/* A whole, well-formed request head: route it. */
+static void http_route(struct sclient *cl, const struct httpreq *r)
+{
+	struct statsrv *srv = cl->srv;
+	const char *path = cl->req + r->path_off;
+
+	cl->head_only = r->method == HTTPREQ_HEAD;
+	if (r->path_len != 8 || memcmp(path, "/metrics", 8)) {
+		http_refuse(cl, STATSRV_REFUSED_NOT_FOUND, 404, "only /metrics is served here");
+		return;
+	}
+	if (r->method == HTTPREQ_OTHER) {
+		http_refuse(cl, STATSRV_REFUSED_METHOD, 405, "only GET and HEAD are allowed");
+		return;
+	}
+	cl->openmetrics = httpreq_wants_openmetrics(r->accept);
+	cl->answering = true;
+	ev_timer_start(srv->loop, &cl->timer,
+		       cl->deadline > ev_now(srv->loop) ? cl->deadline - ev_now(srv->loop) : 1);
+	if (ev_io_set(srv->loop, &cl->io, 0) < 0) {
+		client_free(cl);
+		return;
+	}
+	/* Counted now, so the scrape sees itself: the counter moves once per scrape. */
+	srv->metrics.scrapes++;
+	cl->ready = true;
+	srv->n_ready++;
+	if (!ev_timer_armed(&srv->round))
+		ev_timer_start(srv->loop, &srv->round, 0);
+}
+
+static void http_read(struct sclient *cl)
+{
+	struct httpreq r;
+	ssize_t n;
+
+	n = recv(cl->io.fd, cl->req + cl->req_len, cl->req_cap - cl->req_len, MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n == -1) {
+		if (cl->req_len)
+			cl->srv->metrics.refused[STATSRV_REFUSED_ABORTED]++;
+		client_free(cl);
+		return;
+	}
+	cl->req_len += (size_t)n;
+	switch (httpreq_parse(cl->req, cl->req_len, &r)) {
+	case HTTPREQ_INCOMPLETE:
+		if (n > 0)
+			return;
+		/* A connection opened and closed without a byte is a port probe, not a request. */
+		if (cl->req_len)
+			cl->srv->metrics.refused[STATSRV_REFUSED_ABORTED]++;
+		client_free(cl);
+		return;
+	case HTTPREQ_BAD:
+		http_refuse(cl, refusal_of(r.status), r.status, r.error);
+		return;
+	case HTTPREQ_DONE:
+		http_route(cl, &r);
+		return;
+	}
+}
+
+/* The body of a 200 for one format, rendered at most once per round. */
+struct http_body {
+	char *text;	/* NULL until rendered; free() */
+	size_t len;
+	bool failed;
+};
+
+static void http_render(const struct statsrv_snapshot *snap, bool om, struct http_body *b)
+{
+	cJSON *doc;
+	FILE *f;
+	int r = -ENOMEM;
+
+	if (b->text || b->failed)
+		return;
+	doc = statsrv_render(snap, STATSRV_TOTALS, 0);
+	f = open_memstream(&b->text, &b->len);
+	if (doc && f)
+		r = statfmt_prometheus(doc, om, f);
+	if (f && fclose(f) != 0)
+		r = -ENOMEM;
+	cJSON_Delete(doc);
+	if (r < 0) {
+		free(b->text);
+		b->text = NULL;
+		b->failed = true;
+	}
 }
 
 /*
@@ -1000,8 +1269,11 @@ static void round_cb(struct ev_loop *loop, struct ev_timer *t)
 	bool ok;
 
 	(void)loop;
+	struct http_body bodies[2] = { { 0 } };	/* text format, OpenMetrics */
+
 	ok = statsrv_collect(srv->workers, srv->n_workers, STATSRV_WORKER_MS, srv->nl, srv->nl_err,
 			     &snap) == 0;
+	snap.metrics = srv->metrics;
 	if (snap.workers_late)
 		log_warn("stats: %u worker(s) did not answer within %d ms", snap.workers_late,
 			 STATSRV_WORKER_MS);
@@ -1013,10 +1285,30 @@ static void round_cb(struct ev_loop *loop, struct ev_timer *t)
 			continue;
 		cl->ready = false;
 		srv->n_ready--;
+		if (cl->http) {
+			struct http_body *b = &bodies[cl->openmetrics];
+
+			if (ok)
+				http_render(&snap, cl->openmetrics, b);
+			if (!ok || !b->text) {
+				http_refuse(cl, STATSRV_REFUSED_INTERNAL, 500,
+					    "out of memory taking the snapshot");
+				continue;
+			}
+			http_respond(cl, 200,
+				     cl->openmetrics
+					     ? "application/openmetrics-text; version=1.0.0; "
+					       "charset=utf-8"
+					     : "text/plain; version=0.0.4; charset=utf-8",
+				     b->text, b->len);
+			continue;
+		}
 		client_start_write(cl, ok ? statsrv_render(&snap, cl->what, cl->id)
 					  : statsrv_render_error("internal",
 								 "out of memory taking the snapshot"));
 	}
+	free(bodies[0].text);
+	free(bodies[1].text);
 	statsrv_snapshot_fini(&snap);
 }
 
@@ -1080,11 +1372,19 @@ static void client_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events
 	ssize_t n;
 
 	(void)loop;
+	if (cl->lingering) {
+		http_drain(cl);
+		return;
+	}
 	if (cl->answering) {
 		client_write(cl);
 		return;
 	}
-	n = recv(io->fd, cl->req + cl->req_len, sizeof(cl->req) - 1 - cl->req_len, MSG_DONTWAIT);
+	if (cl->http) {
+		http_read(cl);
+		return;
+	}
+	n = recv(io->fd, cl->req + cl->req_len, cl->req_cap - 1 - cl->req_len, MSG_DONTWAIT);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n == -1) {
@@ -1100,7 +1400,7 @@ static void client_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events
 		client_answer(cl);
 		return;
 	}
-	if (n == 0 || cl->req_len >= sizeof(cl->req) - 1)
+	if (n == 0 || cl->req_len >= cl->req_cap - 1)
 		client_answer(cl);	/* EOF ends the request; an overlong one is refused */
 	(void)events;
 }
@@ -1110,19 +1410,26 @@ static void client_timer_cb(struct ev_loop *loop, struct ev_timer *t)
 	struct sclient *cl = container_of(t, struct sclient, timer);
 
 	(void)loop;
-	if (!cl->answering)
+	if (!cl->answering && cl->http)
+		http_refuse(cl, STATSRV_REFUSED_TIMEOUT, 408, "the request did not arrive in time");
+	else if (!cl->answering)
 		client_answer(cl);	/* no newline in time: whatever came is the request */
 	else
-		client_free(cl);	/* never read its answer: drop it */
+		client_free(cl);	/* never read its answer, or lingered long enough */
 }
 
-static void accept_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+/* Accept every pending client of one listening socket: @http for metrics_listen. */
+static void accept_clients(struct statsrv *srv, int lfd, bool http)
 {
-	struct statsrv *srv = container_of(io, struct statsrv, lio);
+	static const char busy[] = "{\"schema\":1,\"error\":{\"code\":\"busy\","
+				   "\"message\":\"too many stats clients\"}}\n";
+	static const char http_busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+					"Content-Type: text/plain; charset=utf-8\r\n"
+					"Content-Length: 22\r\nConnection: close\r\n"
+					"Retry-After: 1\r\n\r\ntoo many stats clients";
 
-	(void)events;
 	for (;;) {
-		int fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct sclient *cl;
 
 		if (fd == -1) {
@@ -1131,33 +1438,59 @@ static void accept_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 			return;
 		}
 		if (srv->n_clients >= STATSRV_MAX_CLIENTS) {
-			static const char busy[] = "{\"schema\":1,\"error\":{\"code\":\"busy\","
-						   "\"message\":\"too many stats clients\"}}\n";
-
-			(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			/* Best effort: no buffer, no state; the request is never read. */
+			if (http) {
+				srv->metrics.refused[STATSRV_REFUSED_BUSY]++;
+				(void)!send(fd, http_busy, sizeof(http_busy) - 1,
+					    MSG_NOSIGNAL | MSG_DONTWAIT);
+			} else {
+				(void)!send(fd, busy, sizeof(busy) - 1,
+					    MSG_NOSIGNAL | MSG_DONTWAIT);
+			}
 			close(fd);
 			continue;
 		}
 		cl = calloc(1, sizeof(*cl));
-		if (!cl) {
+		if (cl) {
+			cl->req_cap = http ? HTTPREQ_HEAD_MAX : STATSRV_REQ_MAX + 2;
+			cl->req = malloc(cl->req_cap);
+		}
+		if (!cl || !cl->req) {
+			free(cl);
 			close(fd);
 			continue;
 		}
 		cl->srv = srv;
+		cl->http = http;
 		ev_io_init(&cl->io, fd, client_io_cb);
 		ev_timer_init(&cl->timer, client_timer_cb);
-		cl->deadline = ev_now(loop) + STATSRV_CLIENT_MS;
+		cl->deadline = ev_now(srv->loop) + STATSRV_CLIENT_MS;
 		cl->next = srv->clients;
 		if (srv->clients)
 			srv->clients->prev = cl;
 		srv->clients = cl;
 		srv->n_clients++;
-		if (ev_io_set(loop, &cl->io, EPOLLIN) < 0) {
+		if (ev_io_set(srv->loop, &cl->io, EPOLLIN) < 0) {
 			client_free(cl);
 			continue;
 		}
-		ev_timer_start(loop, &cl->timer, STATSRV_REQ_WAIT_MS);
+		ev_timer_start(srv->loop, &cl->timer,
+			       http ? STATSRV_HTTP_REQ_MS : STATSRV_REQ_WAIT_MS);
 	}
+}
+
+static void accept_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+	(void)loop;
+	(void)events;
+	accept_clients(container_of(io, struct statsrv, lio), io->fd, false);
+}
+
+static void accept_http_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+	(void)loop;
+	(void)events;
+	accept_clients(container_of(io, struct statsrv, hlio), io->fd, true);
 }
 
 static void on_wakeup(struct ev_loop *loop, void *arg)
@@ -1225,6 +1558,33 @@ err:
 	return r;
 }
 
+/*
+ * The metrics_listen socket. SO_REUSEADDR (a restart need not wait out
+ * TIME_WAIT) but not SO_REUSEPORT: a second pgktls on the same address must
+ * fail to start rather than take every other scrape.
+ */
+static int bind_http(const char *hostport)
+{
+	struct sock_addr a;
+	int fd, one = 1, r;
+
+	r = sock_parse_hostport(hostport, &a);
+	if (r < 0)
+		return r;
+	fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    (a.ss.ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1) ||
+	    bind(fd, (struct sockaddr *)&a.ss, a.len) == -1 || listen(fd, 64) == -1) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 int statsrv_start(const struct statsrv_opts *opts, struct worker *workers, size_t n_workers,
 		  struct statsrv **out)
 {
@@ -1237,36 +1597,57 @@ int statsrv_start(const struct statsrv_opts *opts, struct worker *workers, size_
 	if (!started_ms)
 		started_ms = ev_monotonic_ms();
 	srv->lfd = -1;
+	srv->hlfd = -1;
 	srv->workers = workers;
 	srv->n_workers = n_workers;
 	srv->reload = opts->reload;
 	srv->reload_arg = opts->reload_arg;
-	srv->path = strdup(opts->path);
+	srv->path = opts->path ? strdup(opts->path) : NULL;
 	srv->loop = ev_loop_new();
-	if (!srv->path || !srv->loop) {
+	if ((opts->path && !srv->path) || !srv->loop) {
 		r = -ENOMEM;
 		goto err;
 	}
-	r = bind_socket(opts);
-	if (r < 0)
-		goto err;
-	srv->lfd = r;
+	if (opts->path) {
+		r = bind_socket(opts);
+		if (r < 0)
+			goto err;
+		srv->lfd = r;
+	}
+	if (opts->metrics_listen) {
+		r = bind_http(opts->metrics_listen);
+		if (r < 0)
+			goto err;
+		srv->hlfd = r;
+		srv->metrics.enabled = true;
+	}
 	/* Without netlink the document still comes, saying why the kernel view is missing. */
 	srv->nl_err = nl_open(&srv->nl);
 	if (srv->nl_err < 0)
 		log_warn("stats: netlink unavailable (%s): no kernel view of sockets",
 			 strerror(-srv->nl_err));
-	ev_io_init(&srv->lio, srv->lfd, accept_cb);
-	r = ev_io_set(srv->loop, &srv->lio, EPOLLIN);
-	if (r < 0)
-		goto err;
+	if (srv->lfd >= 0) {
+		ev_io_init(&srv->lio, srv->lfd, accept_cb);
+		r = ev_io_set(srv->loop, &srv->lio, EPOLLIN);
+		if (r < 0)
+			goto err;
+	}
+	if (srv->hlfd >= 0) {
+		ev_io_init(&srv->hlio, srv->hlfd, accept_http_cb);
+		r = ev_io_set(srv->loop, &srv->hlio, EPOLLIN);
+		if (r < 0)
+			goto err;
+	}
 	ev_loop_set_wakeup_cb(srv->loop, on_wakeup, srv);
 	ev_timer_init(&srv->round, round_cb);
 	r = -pthread_create(&srv->thread, NULL, statsrv_main, srv);
 	if (r < 0)
 		goto err;
 	srv->thread_started = true;
-	log_info("stats: serving on %s (mode %04o)", srv->path, opts->mode & 07777);
+	if (srv->path)
+		log_info("stats: serving on %s (mode %04o)", srv->path, opts->mode & 07777);
+	if (srv->hlfd >= 0)
+		log_info("stats: serving metrics on http://%s/metrics", opts->metrics_listen);
 	*out = srv;
 	return 0;
 err:
@@ -1284,13 +1665,18 @@ void statsrv_stop(struct statsrv *srv)
 		__atomic_store_n(&srv->stopping, true, __ATOMIC_RELEASE);
 		ev_loop_wakeup(srv->loop);
 		pthread_join(srv->thread, NULL);
-		unlink(srv->path);
+		if (srv->path)
+			unlink(srv->path);
 	}
 	while (srv->clients)
 		client_free(srv->clients);
 	if (srv->lfd >= 0) {
 		ev_io_stop(srv->loop, &srv->lio);
 		close(srv->lfd);
+	}
+	if (srv->hlfd >= 0) {
+		ev_io_stop(srv->loop, &srv->hlio);
+		close(srv->hlfd);
 	}
 	if (srv->loop)
 		ev_timer_stop(srv->loop, &srv->round);

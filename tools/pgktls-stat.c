@@ -164,7 +164,7 @@ static int once(const char *path, const char *req, enum format fmt, unsigned tim
 	} else if (fmt == FMT_JSON) {
 		fputs(text, stdout);
 	} else if (fmt == FMT_PROMETHEUS) {
-		if (statfmt_prometheus(doc, stdout) < 0) {
+		if (statfmt_prometheus(doc, false, stdout) < 0) {
 			fprintf(stderr, "pgktls-stat: the answer has no totals\n");
 			rc = EXIT_ANSWER_ERROR;
 		}

@@ -93,6 +93,8 @@ struct pgktls_config {
 
 	/* stats endpoint (issue 4); NULL = off */
 	char *stats_socket;
+	/* metrics over HTTP (issue 14): "ADDRESS:PORT"; NULL = off */
+	char *metrics_listen;
 
 	/* running as a service */
 	unsigned shutdown_timeout;	/* ms SIGTERM waits for connections to finish; default 30000 */

@@ -88,6 +88,15 @@ bool sock_cidr_match(const struct sock_cidr *list, size_t n, const struct sockad
 /** sock_error() - SO_ERROR of @fd as a positive errno (0 = none). */
 int sock_error(int fd);
 
+/**
+ * sock_parse_hostport() - a numeric "192.0.2.1:9939" or "[2001:db8::1]:9939"
+ * (no names: one setting, one address, no resolver at start-up).
+ * @out: the address; zeroed on failure
+ *
+ * Return: 0, or -EINVAL (not that form, a bad address, port 0 or above 65535).
+ */
+PGKTLS_MUSTCHECK int sock_parse_hostport(const char *s, struct sock_addr *out);
+
 /** sock_set_nodelay() - TCP_NODELAY; silently nothing for non-TCP sockets. */
 void sock_set_nodelay(int fd);
 

@@ -3,7 +3,9 @@
 /*
  * statsrv.h - the statistics endpoint: a unix socket served by a thread of
  * its own, answering each client with one JSON document (see docs/STATS.md
- * and docs/stats.schema.json), then EOF.
+ * and docs/stats.schema.json), then EOF; and, with metrics_listen, the same
+ * thread serving GET /metrics over HTTP (Prometheus text or OpenMetrics,
+ * rendered by statfmt.c from that document's totals).
  *
  * Data comes from three places, none of them touched from the wrong thread:
  *  - counters: every worker's struct stats, summed with relaxed loads;
@@ -79,6 +81,35 @@ struct statsrv_iface {
 	struct nl_nic_tls nic;
 };
 
+/* Why the metrics endpoint refused or cut off a request (the reasons counted). */
+enum statsrv_refusal {
+	STATSRV_REFUSED_BAD_REQUEST,	/* 400: malformed */
+	STATSRV_REFUSED_NOT_FOUND,	/* 404: a path other than /metrics */
+	STATSRV_REFUSED_METHOD,		/* 405: a method other than GET or HEAD */
+	STATSRV_REFUSED_TIMEOUT,	/* 408: the request head was not complete in time */
+	STATSRV_REFUSED_TOO_LARGE,	/* 413, 414, 431: a body, a long line, a large head */
+	STATSRV_REFUSED_VERSION,	/* 505: not HTTP/1.x */
+	STATSRV_REFUSED_BUSY,		/* 503: more scrapers than STATSRV_MAX_CLIENTS */
+	STATSRV_REFUSED_ABORTED,	/* the client closed mid-request: no answer */
+	STATSRV_REFUSED_INTERNAL,	/* 500: no snapshot (out of memory) */
+	STATSRV_REFUSED__N
+};
+
+/* The metrics endpoint's own counters, kept by the stats thread. */
+struct statsrv_metrics_stats {
+	bool enabled;			/* metrics_listen is set */
+	uint64_t scrapes;		/* GET or HEAD /metrics answered 200 */
+	uint64_t refused[STATSRV_REFUSED__N];
+};
+
+/**
+ * statsrv_refusal_name() - the document's (and the metric label's) name for @r:
+ * "bad_request", "not_found", "method_not_allowed", "timeout", "too_large",
+ * "version_not_supported", "busy", "aborted", "internal".
+ * Return: static storage.
+ */
+const char *statsrv_refusal_name(enum statsrv_refusal r);
+
 /* Everything one document is rendered from. */
 struct statsrv_snapshot {
 	const char *version;		/* PACKAGE_VERSION */
@@ -100,6 +131,7 @@ struct statsrv_snapshot {
 	bool net_admin;			/* CAP_NET_ADMIN: the kernel shows ULP info */
 	struct statsrv_iface *ifaces;	/* owned */
 	size_t n_ifaces;
+	struct statsrv_metrics_stats metrics; /* copied in by the server, zero otherwise */
 };
 
 /* What a request asks for. */
@@ -162,7 +194,8 @@ void statsrv_snapshot_fini(struct statsrv_snapshot *s);
 typedef int statsrv_reload_fn(void *arg, char *msg, size_t msglen);
 
 struct statsrv_opts {
-	const char *path;	/* socket path; an existing socket there is replaced */
+	const char *path;	/* socket path or NULL; a stale socket there is replaced */
+	const char *metrics_listen; /* "ADDRESS:PORT" for HTTP GET /metrics, or NULL */
 	unsigned mode;		/* permission bits, e.g. 0660 */
 	long uid;		/* owner, or -1 to leave it */
 	long gid;		/* group, or -1 to leave it */
@@ -171,11 +204,13 @@ struct statsrv_opts {
 };
 
 /**
- * statsrv_start() - bind the socket and start the stats thread.
+ * statsrv_start() - bind the socket and/or the metrics address, and start the
+ * stats thread.
  * @workers: the worker array, which must outlive the stats thread
  * @out: the server, stopped and freed with statsrv_stop()
  *
- * Return: 0, or -errno (the socket cannot be bound, the thread not started).
+ * Return: 0, or -errno (a socket cannot be bound, the thread not started;
+ * -EINVAL: metrics_listen is not a numeric ADDRESS:PORT).
  */
 PGKTLS_MUSTCHECK int statsrv_start(const struct statsrv_opts *opts, struct worker *workers,
 				   size_t n_workers, struct statsrv **out);

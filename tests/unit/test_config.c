@@ -144,6 +144,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg->ktls_client, CFG_KTLS_AUTO);
 	ck_assert_int_eq(cfg->ktls_server, CFG_KTLS_AUTO);
 	ck_assert_ptr_null(cfg->stats_socket);
+	ck_assert_ptr_null(cfg->metrics_listen);
 	ck_assert_str_eq(cfg->upstream_host, "127.0.0.1");
 	ck_assert_uint_eq(cfg->upstream_port, 5432);
 	ck_assert_ptr_null(cfg->upstream_unix_socket);
@@ -194,6 +195,7 @@ static const char all_keys_text[] =
 	"ktls_server = \"auto\"\n"
 	"openssl_records = true\n"
 	"stats_socket = \"/run/s.sock\"\n"
+	"metrics_listen = \"[::1]:9939\"\n"
 	"shutdown_timeout = 0\n"
 	"watch_certificates = true\n"
 	"user = \"pgktls\"\n"
@@ -248,6 +250,7 @@ START_TEST(test_every_key_parses)
 	ck_assert_int_eq(cfg->ktls_server, CFG_KTLS_AUTO);
 	ck_assert(cfg->openssl_records);
 	ck_assert_str_eq(cfg->stats_socket, "/run/s.sock");
+	ck_assert_str_eq(cfg->metrics_listen, "[::1]:9939");
 	ck_assert_uint_eq(cfg->shutdown_timeout, 0);
 	ck_assert(cfg->watch_certificates);
 	ck_assert_str_eq(cfg->user, "pgktls");
@@ -270,13 +273,13 @@ START_TEST(test_every_key_parses)
 		ck_assert_msg(strncmp(where, "t.toml:", 7) == 0, "key %s not covered: %s", *names,
 			      where);
 	}
-	ck_assert_uint_eq(n, 41);
+	ck_assert_uint_eq(n, 42);
 	ck_assert_str_eq(config_where(cfg, "tls_private_key", where, sizeof(where)),
 			 "t.toml:8: tls_private_key");
 	ck_assert_str_eq(config_where(cfg, "general.port", where, sizeof(where)),
 			 "t.toml:4: port");
 	ck_assert_str_eq(config_where(cfg, "upstream.port", where, sizeof(where)),
-			 "t.toml:44: upstream.port");
+			 "t.toml:45: upstream.port");
 	config_free(cfg);
 }
 END_TEST
@@ -457,6 +460,30 @@ static const struct {
 	  "t.toml:2: upstream.host: expected one host name or address, got 'a,b'" },
 	{ "[general]\ntls_server_name = \"a b\"",
 	  "t.toml:2: tls_server_name: expected one DNS name or IP address, got 'a b'" },
+	{ "[general]\nmetrics_listen = \"localhost:9939\"",
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got 'localhost:9939'" },
+	{ "[general]\nmetrics_listen = \"::1:9939\"",
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got '::1:9939'" },
+	{ "[general]\nmetrics_listen = \"127.0.0.1\"",
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got '127.0.0.1'" },
+	{ "[general]\nmetrics_listen = \"127.0.0.1:0\"",
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got '127.0.0.1:0'" },
+	{ "[general]\nmetrics_listen = \"127.0.0.1:65536\"",
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got '127.0.0.1:65536'" },
+	{ "[general]\nmetrics_listen = \"[::1]9939\"",
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got '[::1]9939'" },
+	{ "[general]\nmetrics_listen = \"[::1:9939\"",
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got '[::1:9939'" },
+	{ "[general]\nmetrics_listen = \"1.2.3:80\"",
+	  "t.toml:2: metrics_listen: expected numeric ADDRESS:PORT, "
+	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got '1.2.3:80'" },
 	/* syntax TOML has and we do not */
 	{ "[general]\nport = [1, 2]", "t.toml:2: port: arrays are not supported, got '[1, 2]'" },
 	/* proxy_protocol_trusted: an array of networks, on one line */

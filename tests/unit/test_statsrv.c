@@ -10,6 +10,7 @@
 
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <linux/tls.h>
 #include <netinet/in.h>
@@ -121,6 +122,9 @@ static void fake_snapshot(struct statsrv_snapshot *s, bool kernel_view)
 	s->totals.ktls_dir_engaged[STATS_HOP_CLIENT][STATS_DIR_RX] = 5;
 	s->totals.ktls_dir_fallback[STATS_HOP_SERVER][STATS_DIR_TX][KTLS_R_NO_KERNEL] = 2;
 	s->process.reloads_failed = 3;
+	s->metrics.enabled = true;
+	s->metrics.scrapes = 11;
+	s->metrics.refused[STATSRV_REFUSED_TIMEOUT] = 2;
 	s->conns = conns;
 	s->n_conns = 2;
 
@@ -278,6 +282,10 @@ START_TEST(test_render_all)
 	ck_assert_int_eq(jnum(doc, "totals.ktls.engaged.client.rx"), 5);
 	ck_assert_int_eq(jnum(doc, "totals.ktls.fallbacks.server.tx.no_kernel"), 2);
 	ck_assert_int_eq(jnum(doc, "totals.config_reloads.failed"), 3);
+	ck_assert(cJSON_IsTrue(jget(doc, "totals.metrics_endpoint.enabled")));
+	ck_assert_int_eq(jnum(doc, "totals.metrics_endpoint.refused.timeout"), 2);
+	ck_assert_int_eq(jnum(doc, "totals.metrics_endpoint.refused.busy"), 0);
+	ck_assert_int_eq(jnum(doc, "totals.metrics_endpoint.scrapes"), 11);
 	ck_assert_int_eq(jnum(doc, "totals.counters.conns_accepted"), 7);
 	/* From the connections: versions, ciphers, and who does the crypto now. */
 	ck_assert_int_eq(cJSON_GetObjectItem(jget(doc, "totals.tls_in_use.client.versions"),
@@ -380,7 +388,19 @@ static char *render_text(const cJSON *doc, bool prom, int *rc)
 	FILE *f = open_memstream(&text, &len);
 
 	ck_assert_ptr_nonnull(f);
-	*rc = prom ? statfmt_prometheus(doc, f) : statfmt_table(doc, f);
+	*rc = prom ? statfmt_prometheus(doc, false, f) : statfmt_table(doc, f);
+	fclose(f);
+	return text;
+}
+
+static char *render_om(const cJSON *doc, int *rc)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	ck_assert_ptr_nonnull(f);
+	*rc = statfmt_prometheus(doc, true, f);
 	fclose(f);
 	return text;
 }
@@ -391,6 +411,41 @@ static void has_line(const char *text, const char *line)
 
 	snprintf(want, sizeof(want), "\n%s\n", line);
 	ck_assert_msg(strstr(text, want) != NULL, "missing line '%s' in:\n%s", line, text);
+}
+
+/*
+ * What both exposition formats require of the whole text: one TYPE per
+ * family, before its samples, and each family's samples together (a sample
+ * belongs to the last TYPE whose name prefixes it).
+ */
+static void families_ok(const char *text, bool om)
+{
+	char seen[128][128], cur[128] = "";
+	size_t n_seen = 0;
+
+	for (const char *line = text, *nl; *line; line = nl + 1) {
+		char name[128];
+
+		nl = strchr(line, '\n');
+		ck_assert_ptr_nonnull(nl);
+		if (!strncmp(line, "# TYPE ", 7)) {
+			ck_assert_int_eq(sscanf(line + 7, "%127s", name), 1);
+			for (size_t i = 0; i < n_seen; i++)
+				ck_assert_msg(strcmp(seen[i], name), "second TYPE for %s", name);
+			ck_assert(n_seen < 128);
+			strcpy(seen[n_seen++], name);
+			strcpy(cur, name);
+			if (om)
+				ck_assert_msg(!strstr(name, "_total"), "OpenMetrics family %s",
+					      name);
+			continue;
+		}
+		if (*line == '#')
+			continue;
+		ck_assert_int_eq(sscanf(line, "%127[a-z_]", name), 1);
+		ck_assert_msg(*cur && !strncmp(name, cur, strlen(cur)),
+			      "sample %s outside its family (after TYPE %s)", name, cur);
+	}
 }
 
 START_TEST(test_prometheus)
@@ -423,9 +478,13 @@ START_TEST(test_prometheus)
 	has_line(text, "pgktls_ktls_directions{engine=\"kernel_sw\"} 1");
 	has_line(text, "pgktls_ktls_engaged_total{hop=\"client\",direction=\"rx\"} 5");
 	has_line(text,
-		 "pgktls_ktls_fallbacks_total{hop=\"server\",direction=\"tx\",reason=\"no_kernel\"} 2");
+		 "pgktls_ktls_direction_fallbacks_total{hop=\"server\",direction=\"tx\","
+		 "reason=\"no_kernel\"} 2");
 	has_line(text, "pgktls_hop_bytes_total{hop=\"server\",direction=\"rx\"} 5000");
 	has_line(text, "pgktls_config_reloads_total{result=\"failed\"} 3");
+	has_line(text, "pgktls_metrics_scrapes_total 11");
+	has_line(text, "pgktls_metrics_requests_refused_total{reason=\"timeout\"} 2");
+	has_line(text, "pgktls_metrics_requests_refused_total{reason=\"method_not_allowed\"} 0");
 	has_line(text, "pgktls_kernel_ktls_available 1");
 	has_line(text, "pgktls_kernel_tls_stat{counter=\"TlsTxSw\"} 9");
 	has_line(text,
@@ -441,6 +500,22 @@ START_TEST(test_prometheus)
 		ck_assert_int_eq(sscanf(line, "%127[a-z_]", name), 1);
 		ck_assert(strchr(line, ' ') != NULL);
 	}
+	families_ok(text, false);
+	ck_assert(!strstr(text, "# EOF"));
+	free(text);
+
+	/* OpenMetrics: the same samples, families named without _total, # EOF last. */
+	text = render_om(doc, &rc);
+	ck_assert_int_eq(rc, 0);
+	families_ok(text, true);
+	has_line(text, "# TYPE pgktls_conns_accepted counter");
+	has_line(text, "pgktls_conns_accepted_total 7");
+	has_line(text, "# TYPE pgktls info");
+	has_line(text, "pgktls_info{version=\"9.9\"} 1");
+	has_line(text, "# TYPE pgktls_client_tls_handshake_seconds histogram");
+	has_line(text, "pgktls_hop_bytes_total{hop=\"server\",direction=\"rx\"} 5000");
+	ck_assert(strlen(text) > 6 && !strcmp(text + strlen(text) - 6, "# EOF\n"));
+	ck_assert(strstr(text, "# EOF") == text + strlen(text) - 6);
 	free(text);
 	cJSON_Delete(doc);
 	/* An error document is refused. */
@@ -570,6 +645,107 @@ START_TEST(test_server)
 }
 END_TEST
 
+/* Send @req to @a, read until EOF; the caller frees the answer. */
+static char *http_ask(const struct sock_addr *a, const char *req)
+{
+	size_t len = 0, cap = 1 << 16;
+	char *buf = malloc(cap + 1);
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = { .tv_sec = 10 };
+	ssize_t n;
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_ge(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	ck_assert_int_eq(connect(fd, (const struct sockaddr *)&a->ss, a->len), 0);
+	ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+	while ((n = recv(fd, buf + len, cap - len, 0)) > 0 && len + (size_t)n < cap)
+		len += (size_t)n;
+	ck_assert_int_eq(n, 0);	/* the server closed after its answer */
+	buf[len] = '\0';
+	close(fd);
+	return buf;
+}
+
+/* metrics_listen without a unix socket, on IPv6 loopback when the host has it. */
+START_TEST(test_http_server)
+{
+	struct statsrv_opts o = { .mode = 0640, .uid = -1, .gid = -1 };
+	struct sockaddr_in6 any6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in any4 = { .sin_family = AF_INET };
+	struct statsrv *srv, *srv2;
+	struct sock_addr a;
+	socklen_t alen;
+	char listen_at[64], *ans, *body;
+	int fd;
+
+	/* A free port: bind to 0, note the port, let it go. */
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	alen = sizeof(any6);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&any6, sizeof(any6)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&any6, &alen) == 0) {
+		snprintf(listen_at, sizeof(listen_at), "[::1]:%u", ntohs(any6.sin6_port));
+	} else {
+		any4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (fd >= 0)
+			close(fd);
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		alen = sizeof(any4);
+		ck_assert_int_eq(bind(fd, (struct sockaddr *)&any4, sizeof(any4)), 0);
+		ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&any4, &alen), 0);
+		snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", ntohs(any4.sin_port));
+	}
+	close(fd);
+	ck_assert_int_eq(sock_parse_hostport(listen_at, &a), 0);
+
+	o.metrics_listen = "localhost:9939";
+	ck_assert_int_eq(statsrv_start(&o, NULL, 0, &srv), -EINVAL);
+	o.metrics_listen = listen_at;
+	ck_assert_int_eq(statsrv_start(&o, NULL, 0, &srv), 0);
+	/* No SO_REUSEPORT: a second server on the address fails instead of sharing it. */
+	ck_assert_int_eq(statsrv_start(&o, NULL, 0, &srv2), -EADDRINUSE);
+
+	/* A pipelined second request is not answered: one answer, then close. */
+	ans = http_ask(&a, "GET /metrics HTTP/1.0\r\n\r\nGET /x HTTP/1.0\r\n\r\n");
+	ck_assert_msg(!strncmp(ans, "HTTP/1.1 200 OK\r\n", 17), "%s", ans);
+	ck_assert(strstr(ans, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+	ck_assert(strstr(ans, "\r\nConnection: close\r\n"));
+	body = strstr(ans, "\r\n\r\n");
+	ck_assert_ptr_nonnull(body);
+	body += 4;
+	ck_assert(strstr(body, "\npgktls_metrics_scrapes_total 1\n"));
+	ck_assert(strstr(body, "\npgktls_workers 0\n"));
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "\r\nContent-Length: %zu\r\n", strlen(body));
+		ck_assert_msg(strstr(ans, want), "%s", ans);
+	}
+	free(ans);
+
+	ans = http_ask(&a, "HEAD /metrics HTTP/1.1\r\nHost: h\r\n"
+			   "Accept: application/openmetrics-text\r\n\r\n");
+	ck_assert(!strncmp(ans, "HTTP/1.1 200 OK\r\n", 17));
+	ck_assert(strstr(ans, "\r\nContent-Type: application/openmetrics-text; version=1.0.0"));
+	body = strstr(ans, "\r\n\r\n");
+	ck_assert_ptr_nonnull(body);
+	ck_assert_str_eq(body, "\r\n\r\n");	/* HEAD: no body */
+	free(ans);
+
+	ans = http_ask(&a, "PUT /metrics HTTP/1.1\r\nHost: h\r\n\r\n");
+	ck_assert(!strncmp(ans, "HTTP/1.1 405 Method Not Allowed\r\n", 33));
+	ck_assert(strstr(ans, "\r\nAllow: GET, HEAD\r\n"));
+	free(ans);
+
+	ans = http_ask(&a, "GET /metrics HTTP/1.1\r\nHost: h\r\n\r\n");
+	ck_assert(strstr(ans, "\npgktls_metrics_scrapes_total 3\n"));
+	ck_assert(strstr(ans, "\npgktls_metrics_requests_refused_total"
+			      "{reason=\"method_not_allowed\"} 1\n"));
+	free(ans);
+	statsrv_stop(srv);
+}
+END_TEST
+
 static Suite *statsrv_suite(void)
 {
 	Suite *s = suite_create("statsrv");
@@ -582,6 +758,7 @@ static Suite *statsrv_suite(void)
 	tcase_add_test(tc, test_prometheus);
 	tcase_add_test(tc, test_table);
 	tcase_add_test(tc, test_server);
+	tcase_add_test(tc, test_http_server);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;

@@ -14,6 +14,8 @@ DEPS_BUILD=(build-essential autoconf automake autoconf-archive pkg-config libssl
 DEPS_TEST=(postgresql-15 postgresql-client-15 python3 python3-psycopg2 python3-psycopg python3-jsonschema
 	libpostgresql-jdbc-java default-jre-headless openssl iproute2 qemu-system-x86
 	busybox-static cpio kmod util-linux clang libclang-rt-14-dev)
+# The metrics endpoint's test (t-metrics.sh): a Prometheus server with promtool, and curl.
+DEPS_TEST+=(prometheus curl)
 # tests/integration/t-proxy-protocol.sh: a real L4 balancer sending PROXY headers.
 DEPS_TEST+=(haproxy)
 # The demo needs only PostgreSQL and openssl besides the build.
