@@ -359,6 +359,8 @@ is "$(count "$T/a.sock" "['totals']['clients']['startup_timeouts']") $(count "$T
 like "$(cat "${PX_LOG[a]}")" \
 	"refused: no complete PROXY header within 3000 ms \\(startup_timeout\\)" \
 	"... with a log line that says so"
+prom=$("$STAT" -s "$T/a.sock" --prometheus | sed -n 's/^pgktls_proxy_invalid_total //p')
+is "$prom" "$((inv0 + 3))" "pgktls-stat --prometheus: pgktls_proxy_invalid_total"
 like "$(cat "${PX_LOG[a]}")" "refused: no PROXY protocol header \\(proxy_protocol = true" \
 	"the log says a header was missing"
 like "$(cat "${PX_LOG[a]}")" "refused: PROXY v2 header longer than pgktls accepts" \
