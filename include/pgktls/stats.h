@@ -44,7 +44,10 @@
 	X(tls_alerts, "TLS alerts seen by kTLS or tlsrec (close_notify included)")          \
 	X(tls_key_updates, "TLS 1.3 KeyUpdates handled by rekeying")                        \
 	X(tls_key_updates_refused, "connections closed on a KeyUpdate the kernel cannot follow") \
-	X(accept_backoffs, "times accept() hit a descriptor limit and backed off")
+	X(accept_backoffs, "times accept() hit a descriptor limit and backed off")          \
+	X(proxy_headers, "PROXY protocol headers accepted (proxy_protocol = true)")         \
+	X(proxy_untrusted, "connections refused: source not in proxy_protocol_trusted")     \
+	X(proxy_invalid, "connections refused: PROXY header missing, malformed or too long")
 
 /* Room for enum conn_close_reason and enum ktls_reason (checked where they are used). */
 #define STATS_MAX_REASONS 16
