@@ -66,6 +66,7 @@ enum cfg_type {
 	CFG_WORD,	/* char *: a word from a list, stored in its canonical spelling */
 	CFG_TLSVER,	/* int: CFG_TLS_V12 or CFG_TLS_V13 (0 = no limit, if allowed) */
 	CFG_HOSTS,	/* cfg->listen: comma-separated listen addresses */
+	CFG_CIDRS,	/* struct sock_cidr * + count after it: an array of networks */
 };
 
 /* CFG_TLSVER: "" is accepted and means "no limit" (stored as 0). */
@@ -161,6 +162,12 @@ static const struct cfg_key cfg_keys[] = {
 	  .doc = "listen addresses, comma-separated; \"*\" = all (IPv4 and IPv6)" },
 	{ .name = "port", .section = GEN, .type = CFG_PORT, .offset = OFF(port),
 	  .def = "6432", .doc = "listen port" },
+	{ .name = "proxy_protocol", .section = GEN, .type = CFG_BOOL,
+	  .offset = OFF(proxy_protocol), .def = "false",
+	  .doc = "require a PROXY v1/v2 header (from a load balancer) on every connection" },
+	{ .name = "proxy_protocol_trusted", .section = GEN, .type = CFG_CIDRS,
+	  .offset = OFF(proxy_protocol_trusted),
+	  .doc = "networks allowed to send a PROXY header, e.g. [\"10.0.0.0/8\", \"::1/128\"]" },
 	{ .name = "workers", .section = GEN, .type = CFG_UINT, .offset = OFF(workers),
 	  .def = "0", .min = 0, .max = 256, .doc = "worker threads; 0 = one per online CPU" },
 	{ .name = "log_level", .section = GEN, .type = CFG_WORD, .offset = OFF(log_level),
@@ -288,6 +295,7 @@ enum tval_kind {
 	TV_STRING,
 	TV_INTEGER,
 	TV_BOOL,
+	TV_ARRAY,	/* an array of strings: the items in @text, joined by commas */
 };
 
 struct tval {
@@ -721,6 +729,54 @@ err:
 	return ret;
 }
 
+/*
+ * `proxy_protocol_trusted`: networks from an array (or, on the command line,
+ * one string), each item separated by a comma; replaces the whole list.
+ */
+static int set_cidrs(struct pgktls_config *cfg, const char *text, char *why, size_t whylen)
+{
+	struct sock_cidr *list = NULL;
+	size_t n = 0, cap = 1;
+	const char *p = text;
+	int ret;
+
+	for (const char *c = text; *c; c++)
+		cap += *c == ',';
+	list = calloc(cap, sizeof(*list));
+	if (!list)
+		return -ENOMEM;
+	while (*skip_ws(p)) {
+		const char *b = skip_ws(p), *end = strchr(b, ','), *e, *reason;
+		char item[CFG_QUOTE_MAX];
+
+		if (!end)
+			end = b + strlen(b);
+		e = end;
+		while (e > b && is_ws(e[-1]))
+			e--;
+		if ((size_t)(e - b) >= sizeof(item) || e == b) {
+			ret = bad_value(why, whylen, b, (size_t)(e - b), "expected an address or "
+					"network such as \"10.0.0.0/8\" or \"::1/128\"");
+			goto err;
+		}
+		memcpy(item, b, (size_t)(e - b));
+		item[e - b] = '\0';
+		if (sock_cidr_parse(item, &list[n], &reason) < 0) {
+			ret = bad_value(why, whylen, item, strlen(item), "%s", reason);
+			goto err;
+		}
+		n++;
+		p = *end ? end + 1 : end;
+	}
+	free(cfg->proxy_protocol_trusted);
+	cfg->proxy_protocol_trusted = list;
+	cfg->n_proxy_protocol_trusted = n;
+	return 0;
+err:
+	free(list);
+	return ret;
+}
+
 static int check_one_host(const char *value, char *why, size_t whylen)
 {
 	for (const char *c = value; *c; c++) {
@@ -794,6 +850,8 @@ static int key_set(struct pgktls_config *cfg, const struct cfg_key *k, const str
 		break;
 	}
 
+	if (k->type == CFG_CIDRS && (v->kind == TV_ARRAY || v->kind == TV_STRING))
+		return set_cidrs(cfg, v->text, why, whylen);
 	/* Every other type takes a string. */
 	if (v->kind != TV_STRING)
 		return bad_value(why, whylen, v->raw, v->rawlen, "expected a string in quotes");
@@ -989,8 +1047,62 @@ static int lex_basic_string(const char *p, char *out, const char **end, char *wh
  * Read the value at @p into @v. Decoded strings go to @buf (CFG_LINE_MAX + 1
  * bytes). Sets *@end just past the value.
  */
-static int lex_value(const char *p, struct tval *v, char *buf, const char **end, char *why,
+/*
+ * A one-line array of strings, [ "a", 'b', ] (trailing comma allowed), at
+ * @p (on its '['). The items go to @buf joined by commas: decoded strings
+ * are never longer than their quoted form, so @buf has room.
+ */
+static int lex_array(const char *p, struct tval *v, char *buf, const char **end, char *why,
 		     size_t whylen)
+{
+	const char *start = p;
+	size_t o = 0;
+	int ret;
+
+	p = skip_ws(p + 1);
+	while (*p != ']') {
+		const char *q;
+
+		if (*p == '"') {
+			ret = lex_basic_string(p, buf + o, &q, why, whylen);
+			if (ret)
+				return ret;
+			o += strlen(buf + o);
+		} else if (*p == '\'') {
+			q = strchr(p + 1, '\'');
+			if (!q)
+				return bad_value(why, whylen, p, strlen(p), "unterminated string");
+			memcpy(buf + o, p + 1, (size_t)(q - p - 1));
+			o += (size_t)(q - p - 1);
+			q++;
+		} else {
+			return bad_value(why, whylen, start, strlen(start), *p ?
+					 "expected an array of quoted strings on one line" :
+					 "unterminated array: it must end on the same line");
+		}
+		if (q - p == 2)
+			return bad_value(why, whylen, start, strlen(start),
+					 "expected no empty strings in the array");
+		p = skip_ws(q);
+		if (*p == ',') {
+			buf[o++] = ',';
+			p = skip_ws(p + 1);
+		} else if (*p != ']') {
+			return bad_value(why, whylen, start, strlen(start), *p ?
+					 "expected ',' or ']' after an array item" :
+					 "unterminated array: it must end on the same line");
+		}
+	}
+	buf[o] = '\0';
+	v->kind = TV_ARRAY;
+	v->text = buf;
+	*end = p + 1;
+	v->rawlen = (size_t)(*end - start);
+	return 0;
+}
+
+static int lex_value(const char *p, struct tval *v, char *buf, const char **end, char *why,
+		     size_t whylen, bool array_ok)
 {
 	const char *q;
 	int ret;
@@ -1024,6 +1136,8 @@ static int lex_value(const char *p, struct tval *v, char *buf, const char **end,
 		v->rawlen = (size_t)(*end - p);
 		return 0;
 	}
+	if (*p == '[' && array_ok)
+		return lex_array(p, v, buf, end, why, whylen);
 	if (*p == '[')
 		return bad_value(why, whylen, p, strlen(p), "arrays are not supported");
 	if (*p == '{')
@@ -1178,7 +1292,7 @@ int config_parse_line(struct pgktls_config *cfg, char *section, const char *line
 		return perr(err, errlen, file, lineno, "%s: duplicate key (first set at line %u)",
 			    key_display(k, dbuf, sizeof(dbuf)), cfg->origins[idx].line);
 
-	ret = lex_value(p, &v, buf, &end, why, sizeof(why));
+	ret = lex_value(p, &v, buf, &end, why, sizeof(why), k->type == CFG_CIDRS);
 	if (ret)
 		return perr(err, errlen, file, lineno, "%s: %s", key_display(k, dbuf, sizeof(dbuf)),
 			    why);
@@ -1589,6 +1703,12 @@ int config_validate(const struct pgktls_config *cfg, char *err, size_t errlen)
 			config_where(cfg, "tls_client_ca_certificate", where, sizeof(where)));
 		return -EINVAL;
 	}
+	if (cfg->proxy_protocol && !cfg->n_proxy_protocol_trusted) {
+		fmt_err(err, errlen, "%s: needs proxy_protocol_trusted, the networks of the load "
+			"balancers allowed to send the header (e.g. [\"10.0.0.0/8\"])",
+			config_where(cfg, "proxy_protocol", where, sizeof(where)));
+		return -EINVAL;
+	}
 	ret = check_client_certs(cfg, err, errlen);
 	if (ret)
 		return ret;
@@ -1645,6 +1765,7 @@ void config_free(struct pgktls_config *cfg)
 		}
 	}
 	free_listen(cfg);
+	free(cfg->proxy_protocol_trusted);
 	for (size_t i = 0; cfg->origins && i < cfg->n_origins; i++)
 		free(cfg->origins[i].file);
 	free(cfg->origins);

@@ -3,6 +3,7 @@
 /*
  * conn.c - the life of one proxied connection.
  *
+ *   [PROXY_HEADER -->] ACCEPTED   (proxy_protocol: the balancer's header first)
  *   ACCEPTED --SSLRequest--> CLIENT_TLS --> STARTUP --+
  *      |  \--0x16 (direct TLS)--^                       |
  *      +--StartupMessage / CancelRequest----------------+--> UPSTREAM_CONNECT
@@ -34,6 +35,7 @@
 #include "pgktls/ktls.h"
 #include "pgktls/log.h"
 #include "pgktls/pgproto.h"
+#include "pgktls/proxyproto.h"
 #include "pgktls/stats.h"
 #include "pgktls/tls.h"
 #include "pgktls/worker.h"
@@ -42,6 +44,7 @@
 #define CONN_ERROR_FLUSH_MS 5000
 
 static const char *const state_names[CONN__NSTATES] = {
+	[CONN_PROXY_HEADER] = "proxy_header",
 	[CONN_ACCEPTED] = "accepted",
 	[CONN_CLIENT_TLS] = "client_tls",
 	[CONN_STARTUP] = "startup",
@@ -69,11 +72,13 @@ static const char *const reason_names[CONN__NREASONS] = {
 	[CONN_CLOSE_KEYUPDATE] = "key_update",
 	[CONN_CLOSE_SHUTDOWN] = "shutdown",
 	[CONN_CLOSE_NOMEM] = "out_of_memory",
+	[CONN_CLOSE_PROXY] = "proxy_refused",
 };
 
 /* Allowed successors of each state (PGKTLS_BUG_ON on anything else). */
 #define B(s) (1u << (s))
 static const unsigned conn_next[CONN__NSTATES] = {
+	[CONN_PROXY_HEADER] = B(CONN_ACCEPTED) | B(CONN_CLOSING),
 	[CONN_ACCEPTED] = B(CONN_CLIENT_TLS) | B(CONN_UPSTREAM_CONNECT) | B(CONN_ERROR_FLUSH) |
 			  B(CONN_CLOSING),
 	[CONN_CLIENT_TLS] = B(CONN_STARTUP) | B(CONN_ERROR_FLUSH) | B(CONN_CLOSING),
@@ -171,7 +176,7 @@ void conn_close(struct conn *c, enum conn_close_reason reason)
 	conn_set_state(c, CONN_CLOSING);
 	c->close_reason = reason;
 	ev_timer_stop(w->loop, &c->timer);
-	if (c->flags & CONN_F_CANCEL)
+	if (c->flags & (CONN_F_CANCEL | CONN_F_PROXY_LOCAL))
 		clog_debug(c, "closed: %s", reason_names[reason]);
 	else
 		clog_info(c, "closed: %s (client->server %llu bytes, server->client %llu bytes, "
@@ -818,6 +823,79 @@ static bool handle_initial(struct conn *c, int kind, size_t pktlen)
 	}
 }
 
+/* ---- the PROXY protocol header (proxy_protocol = true) ---- */
+
+static void read_initial(struct conn *c);
+
+_Static_assert(PROXYPROTO_MAX_LEN <= RELAY_BUF_SIZE, "c2s cannot hold a PROXY header");
+
+/*
+ * A balancer's PROXY header, before anything PostgreSQL sends. Not one byte
+ * after it may be taken from the socket (a ClientHello may follow in the
+ * same segment, and OpenSSL or the kernel must find it there), so what has
+ * arrived is peeked at, and only header bytes are consumed: all of them
+ * while the parser asks for more (it guarantees that those are header
+ * bytes, so nothing stays queued to wake a level-triggered loop again),
+ * then exactly the rest of the header. They collect in c2s's buffer, which
+ * read_initial() finds empty afterwards.
+ */
+static void read_proxy_header(struct conn *c)
+{
+	struct relay_dir *d = &c->c2s;
+	struct proxyproto_hdr h;
+	const char *why = "";
+	size_t take;
+	ssize_t n;
+	int r;
+
+	if (relay_dir_reserve(d) < 0) {
+		conn_close(c, CONN_CLOSE_NOMEM);
+		return;
+	}
+	n = recv(c->client.fd, d->buf + d->tail, PROXYPROTO_MAX_LEN - d->tail, MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_close(c, n == 0 ? CONN_CLOSE_CLIENT_GONE : CONN_CLOSE_CLIENT_ERROR);
+		return;
+	}
+	r = proxyproto_parse(d->buf, d->tail + (size_t)n, &h, &why);
+	if (r < 0) {
+		STAT_INC(st(c), proxy_invalid);
+		clog_info(c, "refused: %s (proxy_protocol = true: every connection must start "
+			     "with a PROXY v1 or v2 header)", why);
+		conn_close(c, CONN_CLOSE_PROXY);
+		return;
+	}
+	take = r == PROXYPROTO_NEED_MORE ? (size_t)n : h.len - d->tail;
+	/* The bytes were just peeked at: nothing but a broken socket takes fewer. */
+	n = recv(c->client.fd, d->buf + d->tail, take, 0);
+	if (n != (ssize_t)take) {
+		clog_info(c, "client read failed: %s", n < 0 ? strerror(errno) : "short read");
+		conn_close(c, CONN_CLOSE_CLIENT_ERROR);
+		return;
+	}
+	d->tail += (uint32_t)take;
+	if (r == PROXYPROTO_NEED_MORE)
+		return;	/* EPOLLIN stays on; startup_timeout bounds the wait */
+
+	STAT_INC(st(c), proxy_headers);
+	if (h.local) {
+		c->flags |= CONN_F_PROXY_LOCAL;
+		clog_debug(c, "PROXY v%u header without a client address: keeping the socket's",
+			   h.version);
+	} else {
+		char client[SOCK_ADDR_STRLEN];
+
+		sock_addr_str((struct sockaddr *)&h.src, h.addrlen, client, sizeof(client));
+		clog_debug(c, "PROXY v%u header: client %s", h.version, client);
+		memcpy(c->peer, client, sizeof(c->peer));
+	}
+	d->head = d->scan = d->tail = 0;
+	conn_set_state(c, CONN_ACCEPTED);
+	read_initial(c);
+}
+
 /* Read and act on the first packet(s), plaintext or inside TLS. */
 static void read_initial(struct conn *c)
 {
@@ -939,12 +1017,19 @@ static void client_tls_step(struct conn *c)
 		set_events(c, &c->client, EPOLLOUT);
 		return;
 	default:
+		/* With a revoked certificate, the text names it (subject and serial). */
+		tls_error_string(c->client.ssl, detail, sizeof(detail));
+		if ((c->flags & CONN_F_PROXY_LOCAL) &&
+		    hs_fail_kind(c->client.ssl, r) == STATS_HS_FAIL_EOF) {
+			/* A balancer's health check that stops at 'S': not a failure. */
+			clog_debug(c, "health check closed after the SSLRequest");
+			conn_close(c, CONN_CLOSE_CLIENT_GONE);
+			return;
+		}
 		STAT_INC(st(c), client_tls_failures);
 		STAT_INC(st(c), hs_failed[STATS_HOP_CLIENT][hs_fail_kind(c->client.ssl, r)]);
 		if (SSL_get_verify_result(c->client.ssl) == X509_V_ERR_CERT_REVOKED)
 			STAT_INC(st(c), client_certs_revoked);
-		/* With a revoked certificate, the text names it (subject and serial). */
-		tls_error_string(c->client.ssl, detail, sizeof(detail));
 		clog_info(c, "TLS handshake failed: %s", detail);
 		conn_close(c, CONN_CLOSE_HANDSHAKE);
 	}
@@ -956,6 +1041,9 @@ static void client_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events
 	struct conn *c = container_of(h, struct conn, client);
 
 	switch (c->state) {
+	case CONN_PROXY_HEADER:
+		read_proxy_header(c);
+		return;
 	case CONN_ACCEPTED:
 	case CONN_STARTUP:
 		read_initial(c);
@@ -1004,6 +1092,14 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *t)
 	struct conn *c = container_of(t, struct conn, timer);
 
 	switch (c->state) {
+	case CONN_PROXY_HEADER:
+		/* Nothing PostgreSQL-shaped has been said yet: no ErrorResponse. */
+		STAT_INC(st(c), startup_timeouts);
+		STAT_INC(st(c), proxy_invalid);
+		clog_info(c, "refused: no complete PROXY header within %u ms (startup_timeout)",
+			  cfg(c)->startup_timeout);
+		conn_close(c, CONN_CLOSE_TIMEOUT);
+		return;
 	case CONN_ACCEPTED:
 	case CONN_CLIENT_TLS:
 	case CONN_STARTUP:
@@ -1065,6 +1161,18 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
 	STAT_INC(&w->stats, conns_accepted);
 	STAT_INC(&w->stats, conns_active);
 	clog_debug(c, "accepted on worker %u", w->idx);
+	if (c->rt->cfg->proxy_protocol) {
+		/* Only a trusted balancer may say who the client is. */
+		if (!sock_cidr_match(c->rt->cfg->proxy_protocol_trusted,
+				     c->rt->cfg->n_proxy_protocol_trusted, peer)) {
+			STAT_INC(&w->stats, proxy_untrusted);
+			clog_info(c, "refused: source not in proxy_protocol_trusted, so it may not "
+				     "send a PROXY header (proxy_protocol = true)");
+			conn_close(c, CONN_CLOSE_PROXY);
+			return;
+		}
+		c->state = CONN_PROXY_HEADER;
+	}
 	ev_timer_start(w->loop, &c->timer, c->rt->cfg->startup_timeout);
 	set_events(c, &c->client, EPOLLIN);
 }

@@ -194,6 +194,94 @@ int sock_error(int fd)
 	return e;
 }
 
+int sock_cidr_parse(const char *text, struct sock_cidr *out, const char **why)
+{
+	char addr[INET6_ADDRSTRLEN];
+	const char *slash = strchr(text, '/');
+	size_t alen = slash ? (size_t)(slash - text) : strlen(text);
+	unsigned max, prefix;
+	struct sock_cidr c;
+
+	memset(&c, 0, sizeof(c));
+	*why = "expected an address or network such as \"10.0.0.0/8\" or \"::1/128\"";
+	if (alen == 0 || alen >= sizeof(addr))
+		return -EINVAL;
+	memcpy(addr, text, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET, addr, c.addr) == 1) {
+		c.family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, c.addr) == 1) {
+		c.family = AF_INET6;
+		max = 128;
+	} else {
+		return -EINVAL;
+	}
+	prefix = max;
+	if (slash) {
+		const char *p = slash + 1;
+
+		if (!*p || strlen(p) > 3)
+			return -EINVAL;
+		prefix = 0;
+		for (; *p; p++) {
+			if (*p < '0' || *p > '9')
+				return -EINVAL;
+			prefix = prefix * 10 + (unsigned)(*p - '0');
+		}
+		if (prefix > max) {
+			*why = c.family == AF_INET ? "an IPv4 prefix length is at most 32"
+						   : "an IPv6 prefix length is at most 128";
+			return -EINVAL;
+		}
+	}
+	/* Bits set past the prefix are almost always a typo for another network. */
+	for (unsigned bit = prefix; bit < max; bit++) {
+		if (c.addr[bit / 8] & (0x80u >> (bit % 8))) {
+			*why = "the address has bits set beyond the prefix length";
+			return -EINVAL;
+		}
+	}
+	c.prefix = prefix;
+	*out = c;
+	return 0;
+}
+
+/* Do the first @prefix bits of @a and @b agree? */
+static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned prefix)
+{
+	unsigned whole = prefix / 8, rest = prefix % 8;
+
+	if (memcmp(a, b, whole) != 0)
+		return false;
+	if (!rest)
+		return true;
+	return ((a[whole] ^ b[whole]) & (uint8_t)(0xff00u >> rest)) == 0;
+}
+
+bool sock_cidr_match(const struct sock_cidr *list, size_t n, const struct sockaddr *sa)
+{
+	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	const uint8_t *a4 = NULL, *a6 = NULL;
+
+	if (sa->sa_family == AF_INET) {
+		a4 = (const uint8_t *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	} else if (sa->sa_family == AF_INET6) {
+		a6 = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+		if (memcmp(a6, v4mapped, sizeof(v4mapped)) == 0)
+			a4 = a6 + 12;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct sock_cidr *c = &list[i];
+
+		if (c->family == AF_INET && a4 && prefix_equal(a4, c->addr, c->prefix))
+			return true;
+		if (c->family == AF_INET6 && a6 && prefix_equal(a6, c->addr, c->prefix))
+			return true;
+	}
+	return false;
+}
+
 int sock_parse_hostport(const char *s, struct sock_addr *out)
 {
 	char host[INET6_ADDRSTRLEN];

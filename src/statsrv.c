@@ -757,6 +757,9 @@ static cJSON *render_totals(const struct statsrv_snapshot *s)
 	put_u64(x, "direct_tls", t->client_direct_tls);
 	put_u64(x, "protocol_errors", t->protocol_errors);
 	put_u64(x, "startup_timeouts", t->startup_timeouts);
+	put_u64(x, "proxy_headers", t->proxy_headers);
+	put_u64(x, "proxy_untrusted", t->proxy_untrusted);
+	put_u64(x, "proxy_invalid", t->proxy_invalid);
 	put_u64(o, "cancels_forwarded", t->cancels_forwarded);
 
 	x = cJSON_AddObjectToObject(o, "bytes");

@@ -37,6 +37,7 @@ enum cfg_client_cert {
 	CFG_CLIENT_CERT_REQUIRED,	/* no certificate, no connection (mutual TLS) */
 	CFG_CLIENT_CERT_OPTIONAL,	/* asked for and checked if sent; none is fine */
 };
+struct sock_cidr;
 
 /* TLS protocol versions as OpenSSL numbers them (TLS1_2_VERSION = 0x0303). */
 #define CFG_TLS_V12 0x0303
@@ -55,6 +56,9 @@ struct pgktls_config {
 	size_t n_listen;
 	uint16_t port;			/* default 6432, as PgDog */
 	unsigned workers;		/* 0 = one per online CPU */
+	bool proxy_protocol;		/* every connection starts with a PROXY v1/v2 header */
+	struct sock_cidr *proxy_protocol_trusted; /* who may send one (an array) */
+	size_t n_proxy_protocol_trusted;
 	char *log_level;		/* "error" | "warn" | "info" | "debug"; default info */
 
 	/* client-facing TLS (pgktls is the server) */

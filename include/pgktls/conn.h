@@ -19,6 +19,7 @@ struct runtime;
 struct worker;
 
 enum conn_state {
+	CONN_PROXY_HEADER,	/* proxy_protocol: reading the balancer's PROXY header */
 	CONN_ACCEPTED,		/* reading the first plaintext packet (or peeking 0x16) */
 	CONN_CLIENT_TLS,	/* SSL_accept in progress */
 	CONN_STARTUP,		/* TLS up: reading StartupMessage or CancelRequest */
@@ -48,6 +49,7 @@ enum conn_close_reason {
 	CONN_CLOSE_KEYUPDATE,		/* a KeyUpdate the kernel cannot follow */
 	CONN_CLOSE_SHUTDOWN,		/* pgktls is stopping */
 	CONN_CLOSE_NOMEM,		/* allocation failure */
+	CONN_CLOSE_PROXY,		/* PROXY header missing or bad, or source untrusted */
 	CONN__NREASONS
 };
 
@@ -57,6 +59,8 @@ enum conn_close_reason {
 #define CONN_F_SSL_SEEN (1u << 2)	/* an SSLRequest was answered */
 #define CONN_F_INSPECT (1u << 3)	/* server->client auth messages are inspected */
 #define CONN_F_CANCEL (1u << 4)		/* this connection carries a CancelRequest */
+#define CONN_F_PROXY_LOCAL (1u << 5)	/* PROXY header without a client: the balancer's own
+					 * connection (a health check) */
 
 struct conn {
 	uint64_t id;			/* process-wide, for log lines */

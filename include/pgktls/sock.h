@@ -62,6 +62,29 @@ PGKTLS_MUSTCHECK int sock_listen(const struct sock_addr *a, int backlog);
  */
 PGKTLS_MUSTCHECK int sock_connect(const struct sock_addr *a, int *fd);
 
+/* One network of an address list, such as proxy_protocol_trusted. */
+struct sock_cidr {
+	int family;		/* AF_INET or AF_INET6 */
+	uint8_t addr[16];	/* network address, host bits zero (4 bytes used for IPv4) */
+	unsigned prefix;	/* 0..32 or 0..128 */
+};
+
+/**
+ * sock_cidr_parse() - "10.0.0.0/8", "::1/128", or one address alone (a /32
+ * or /128).
+ * @text: the network, no spaces
+ * @out: the parsed network
+ * @why: on -EINVAL, a static reason ("host bits set", ...)
+ * Return: 0 or -EINVAL.
+ */
+PGKTLS_MUSTCHECK int sock_cidr_parse(const char *text, struct sock_cidr *out, const char **why);
+
+/**
+ * sock_cidr_match() - is @sa (AF_INET or AF_INET6) inside one of @n networks?
+ * An IPv4-mapped IPv6 address (::ffff:a.b.c.d) matches IPv4 networks too.
+ */
+bool sock_cidr_match(const struct sock_cidr *list, size_t n, const struct sockaddr *sa);
+
 /** sock_error() - SO_ERROR of @fd as a positive errno (0 = none). */
 int sock_error(int fd);
 

@@ -44,8 +44,11 @@
 	X(tls_alerts, "TLS alerts seen by kTLS or tlsrec (close_notify included)")          \
 	X(tls_key_updates, "TLS 1.3 KeyUpdates handled by rekeying")                        \
 	X(tls_key_updates_refused, "connections closed on a KeyUpdate the kernel cannot follow") \
-	X(accept_backoffs, "times accept() hit a descriptor limit and backed off")              \
-	X(client_certs_revoked, "client certificates refused as revoked (tls_client_crl)")       \
+	X(accept_backoffs, "times accept() hit a descriptor limit and backed off")          \
+	X(proxy_headers, "PROXY protocol headers accepted (proxy_protocol = true)")         \
+	X(proxy_untrusted, "connections refused: source not in proxy_protocol_trusted")     \
+	X(proxy_invalid, "connections refused: PROXY header missing, malformed or too long") \
+	X(client_certs_revoked, "client certificates refused as revoked (tls_client_crl)")  \
 	X(server_certs_revoked, "PostgreSQL certificates refused as revoked (tls_server_crl)")
 
 /* Room for enum conn_close_reason and enum ktls_reason (checked where they are used). */

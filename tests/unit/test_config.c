@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "pgktls/config.h"
+#include "pgktls/sock.h"
 
 #ifndef TOP_SRCDIR
 #define TOP_SRCDIR "."
@@ -210,6 +211,8 @@ static const char all_keys_text[] =
 	"tls_server_crl = \"/crl.d\"\n"
 	"tls_private_key_passphrase_command = \"echo %p\"\n"
 	"tls_server_private_key_passphrase_command = \"cat /s\"\n"
+	"proxy_protocol = true\n"
+	"proxy_protocol_trusted = [ \"10.0.0.0/8\", '127.0.0.1' , \"::1/128\", ]\n"
 	"\n"
 	"[upstream]\n"
 	"host = \"db.example.com\"\n"
@@ -268,6 +271,13 @@ START_TEST(test_every_key_parses)
 	ck_assert_str_eq(cfg->tls_server_crl, "/crl.d");
 	ck_assert_str_eq(cfg->tls_private_key_passphrase_command, "echo %p");
 	ck_assert_str_eq(cfg->tls_server_private_key_passphrase_command, "cat /s");
+	ck_assert(cfg->proxy_protocol);
+	ck_assert_uint_eq(cfg->n_proxy_protocol_trusted, 3);
+	ck_assert_int_eq(cfg->proxy_protocol_trusted[0].family, AF_INET);
+	ck_assert_uint_eq(cfg->proxy_protocol_trusted[0].prefix, 8);
+	ck_assert_uint_eq(cfg->proxy_protocol_trusted[1].prefix, 32);
+	ck_assert_int_eq(cfg->proxy_protocol_trusted[2].family, AF_INET6);
+	ck_assert_uint_eq(cfg->proxy_protocol_trusted[2].prefix, 128);
 	ck_assert_str_eq(cfg->upstream_host, "db.example.com");
 	ck_assert_uint_eq(cfg->upstream_port, 5433);
 	ck_assert_str_eq(cfg->upstream_unix_socket, "/var/run/postgresql");
@@ -278,13 +288,13 @@ START_TEST(test_every_key_parses)
 		ck_assert_msg(strncmp(where, "t.toml:", 7) == 0, "key %s not covered: %s", *names,
 			      where);
 	}
-	ck_assert_uint_eq(n, 45);
+	ck_assert_uint_eq(n, 47);
 	ck_assert_str_eq(config_where(cfg, "tls_private_key", where, sizeof(where)),
 			 "t.toml:8: tls_private_key");
 	ck_assert_str_eq(config_where(cfg, "general.port", where, sizeof(where)),
 			 "t.toml:4: port");
 	ck_assert_str_eq(config_where(cfg, "upstream.port", where, sizeof(where)),
-			 "t.toml:48: upstream.port");
+			 "t.toml:50: upstream.port");
 	config_free(cfg);
 }
 END_TEST
@@ -491,6 +501,35 @@ static const struct {
 	  "as \"127.0.0.1:9939\" or \"[::1]:9939\", got '1.2.3:80'" },
 	/* syntax TOML has and we do not */
 	{ "[general]\nport = [1, 2]", "t.toml:2: port: arrays are not supported, got '[1, 2]'" },
+	/* proxy_protocol_trusted: an array of networks, on one line */
+	{ "[general]\nproxy_protocol_trusted = [\"10.0.0.1/8\"]",
+	  "t.toml:2: proxy_protocol_trusted: the address has bits set beyond the prefix length, "
+	  "got '10.0.0.1/8'" },
+	{ "[general]\nproxy_protocol_trusted = [\"::1/128\", \"10.0.0.0/33\"]",
+	  "t.toml:2: proxy_protocol_trusted: an IPv4 prefix length is at most 32, "
+	  "got '10.0.0.0/33'" },
+	{ "[general]\nproxy_protocol_trusted = [\"lb.example.com\"]",
+	  "t.toml:2: proxy_protocol_trusted: expected an address or network such as "
+	  "\"10.0.0.0/8\" or \"::1/128\", got 'lb.example.com'" },
+	{ "[general]\nproxy_protocol_trusted = [\"\"]",
+	  "t.toml:2: proxy_protocol_trusted: expected no empty strings in the array, "
+	  "got '[\"\"]'" },
+	{ "[general]\nproxy_protocol_trusted = [10]",
+	  "t.toml:2: proxy_protocol_trusted: expected an array of quoted strings on one line, "
+	  "got '[10]'" },
+	{ "[general]\nproxy_protocol_trusted = [\"10.0.0.0/8\"",
+	  "t.toml:2: proxy_protocol_trusted: unterminated array: it must end on the same line, "
+	  "got '[\"10.0.0.0/8\"'" },
+	{ "[general]\nproxy_protocol_trusted = [\"10.0.0.0/8\" \"::1\"]",
+	  "t.toml:2: proxy_protocol_trusted: expected ',' or ']' after an array item, "
+	  "got '[\"10.0.0.0/8\" \"::1\"]'" },
+	{ "[general]\nproxy_protocol_trusted = [\"10.0.0.0/8\",,]",
+	  "t.toml:2: proxy_protocol_trusted: expected an array of quoted strings on one line, "
+	  "got '[\"10.0.0.0/8\",,]'" },
+	{ "[general]\nproxy_protocol_trusted = [\"10.0.0.0/8\"] x",
+	  "t.toml:2: proxy_protocol_trusted: unexpected text after the value, got 'x'" },
+	{ "[general]\nproxy_protocol = \"yes\"",
+	  "t.toml:2: proxy_protocol: expected true or false, got '\"yes\"'" },
 	{ "[general]\nhost = { a = 1 }",
 	  "t.toml:2: host: inline tables are not supported, got '{ a = 1 }'" },
 	{ "[general]\ntls_ciphers = \"\"\"x\"\"\"",
@@ -640,6 +679,16 @@ START_TEST(test_config_set)
 			 0);
 	ck_assert_uint_eq(cfg->n_listen, 2);
 	ck_assert_str_eq(cfg->listen[1].host, "127.0.0.1");
+	/* A list on the command line is one string, comma-separated. */
+	ck_assert_int_eq(config_set(cfg, "proxy_protocol_trusted", "10.0.0.0/8, ::1", "--set",
+				    err, sizeof(err)), 0);
+	ck_assert_uint_eq(cfg->n_proxy_protocol_trusted, 2);
+	ck_assert_uint_eq(cfg->proxy_protocol_trusted[1].prefix, 128);
+	ck_assert_int_eq(config_set(cfg, "proxy_protocol_trusted", "10.0.0.0/8,x", "--set",
+				    err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "--set: proxy_protocol_trusted: expected an address or network "
+			 "such as \"10.0.0.0/8\" or \"::1/128\", got 'x'");
+	ck_assert_uint_eq(cfg->n_proxy_protocol_trusted, 2);
 
 	/* Errors: the origin replaces FILE:LINE, the value is quoted as given. */
 	ck_assert_int_eq(config_set(cfg, "port", "abc", "--port", err, sizeof(err)), -EINVAL);
@@ -761,6 +810,16 @@ START_TEST(test_validate)
 		 "stats_socket = \"%s/stats.sock\"\n",
 		 f.cert, f.key, f.ca, f.ca, f.cert, f.key, f.dir);
 	expect_validate(text, NULL);
+
+	/* PROXY protocol: on, but from nobody */
+	expect_validate("[general]\nproxy_protocol = true\n",
+			"t.toml:2: proxy_protocol: needs proxy_protocol_trusted, the networks of "
+			"the load balancers allowed to send the header (e.g. [\"10.0.0.0/8\"])");
+	expect_validate("[general]\nproxy_protocol = true\nproxy_protocol_trusted = []\n",
+			"t.toml:2: proxy_protocol: needs proxy_protocol_trusted, the networks of "
+			"the load balancers allowed to send the header (e.g. [\"10.0.0.0/8\"])");
+	expect_validate("[general]\nproxy_protocol = true\nproxy_protocol_trusted = [\"::1\"]\n",
+			NULL);
 
 	/* pairs */
 	snprintf(text, sizeof(text), "[general]\ntls_certificate = \"%s\"\n", f.cert);

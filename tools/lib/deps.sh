@@ -16,6 +16,8 @@ DEPS_TEST=(postgresql-15 postgresql-client-15 python3 python3-psycopg2 python3-p
 	busybox-static cpio kmod util-linux clang libclang-rt-14-dev)
 # The metrics endpoint's test (t-metrics.sh): a Prometheus server with promtool, and curl.
 DEPS_TEST+=(prometheus curl)
+# tests/integration/t-proxy-protocol.sh: a real L4 balancer sending PROXY headers.
+DEPS_TEST+=(haproxy)
 # The demo needs only PostgreSQL and openssl besides the build.
 DEPS_DEMO=(postgresql-15 postgresql-client-15 openssl util-linux)
 
