@@ -52,6 +52,8 @@
 /* Enum fields are stored through an int pointer by CFG_CHOICE. */
 _Static_assert(sizeof(enum cfg_tls_verify) == sizeof(int), "enum cfg_tls_verify is not int-sized");
 _Static_assert(sizeof(enum cfg_ktls) == sizeof(int), "enum cfg_ktls is not int-sized");
+_Static_assert(sizeof(enum cfg_client_cert) == sizeof(int),
+	       "enum cfg_client_cert is not int-sized");
 
 enum cfg_type {
 	CFG_STR,	/* char *: free text; "" means unset (NULL) */
@@ -71,6 +73,8 @@ enum cfg_type {
 #define CFG_F_EMPTY_OK (1u << 0)
 /* CFG_PATH: the word "system" names the OS trust store instead of a file. */
 #define CFG_F_SYSTEM (1u << 1)
+/* CFG_PATH: a directory is fine too (a CRL directory, as PostgreSQL's ssl_crl_dir). */
+#define CFG_F_DIR_OK (1u << 2)
 
 /* One accepted spelling of a CFG_CHOICE / CFG_WORD value. */
 struct cfg_word {
@@ -120,6 +124,12 @@ static const struct cfg_word ktls_words[] = {
 	{ "auto", CFG_KTLS_AUTO, false },
 	{ "off", CFG_KTLS_OFF, false },
 	{ "required", CFG_KTLS_REQUIRED, false },
+	{ NULL, 0, false },
+};
+
+static const struct cfg_word client_cert_words[] = {
+	{ "required", CFG_CLIENT_CERT_REQUIRED, false },
+	{ "optional", CFG_CLIENT_CERT_OPTIONAL, false },
 	{ NULL, 0, false },
 };
 
@@ -175,6 +185,15 @@ static const struct cfg_key cfg_keys[] = {
 	{ .name = "tls_client_ca_certificate", .section = GEN, .type = CFG_PATH,
 	  .offset = OFF(tls_client_ca_certificate),
 	  .doc = "CA bundle client certificates must chain to (mutual TLS)" },
+	{ .name = "tls_client_certificate", .section = GEN, .type = CFG_CHOICE,
+	  .offset = OFF(tls_client_certificate), .def = "required", .words = client_cert_words,
+	  .doc = "with tls_client_ca_certificate: required, or optional (checked if sent)" },
+	{ .name = "tls_client_crl", .section = GEN, .type = CFG_PATH, .offset = OFF(tls_client_crl),
+	  .flags = CFG_F_DIR_OK,
+	  .doc = "revoked client certificates: a PEM CRL file, or a directory of hashed CRLs" },
+	{ .name = "tls_private_key_passphrase_command", .section = GEN, .type = CFG_STR,
+	  .offset = OFF(tls_private_key_passphrase_command),
+	  .doc = "shell command printing tls_private_key's passphrase (%p: prompt)" },
 	{ .name = "tls_min_version", .section = GEN, .type = CFG_TLSVER,
 	  .offset = OFF(tls_min_version), .def = "TLSv1.2",
 	  .doc = "lowest TLS version offered to clients" },
@@ -198,6 +217,12 @@ static const struct cfg_key cfg_keys[] = {
 	  .doc = "client certificate pgktls presents to PostgreSQL" },
 	{ .name = "tls_server_private_key", .section = GEN, .type = CFG_PATH,
 	  .offset = OFF(tls_server_private_key), .doc = "private key of tls_server_certificate" },
+	{ .name = "tls_server_private_key_passphrase_command", .section = GEN, .type = CFG_STR,
+	  .offset = OFF(tls_server_private_key_passphrase_command),
+	  .doc = "shell command printing tls_server_private_key's passphrase (%p: prompt)" },
+	{ .name = "tls_server_crl", .section = GEN, .type = CFG_PATH, .offset = OFF(tls_server_crl),
+	  .flags = CFG_F_DIR_OK,
+	  .doc = "revoked PostgreSQL certificates (verify_ca, verify_full): PEM file or directory" },
 	{ .name = "tls_server_min_version", .section = GEN, .type = CFG_TLSVER,
 	  .offset = OFF(tls_server_min_version), .def = "TLSv1.2",
 	  .doc = "lowest TLS version towards PostgreSQL" },
@@ -1460,9 +1485,9 @@ const char *config_where(const struct pgktls_config *cfg, const char *key, char 
 
 /* ---- validation ---- */
 
-/* The file must open for reading and not be a directory. */
+/* The file must open for reading and not be a directory (unless @dir_ok). */
 static int check_readable(const struct pgktls_config *cfg, const char *key, const char *path,
-			  char *err, size_t errlen)
+			  bool dir_ok, char *err, size_t errlen)
 {
 	char where[PATH_MAX + 64], ebuf[128];
 	struct stat st;
@@ -1477,7 +1502,7 @@ static int check_readable(const struct pgktls_config *cfg, const char *key, cons
 			errtext(e, ebuf, sizeof(ebuf)));
 		return -EINVAL;
 	}
-	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && !dir_ok) {
 		close(fd);
 		fmt_err(err, errlen, "%s: cannot read '%s': Is a directory",
 			config_where(cfg, key, where, sizeof(where)), path);
@@ -1573,6 +1598,57 @@ static int check_versions(const struct pgktls_config *cfg, const char *min_key, 
 	return 0;
 }
 
+/* Whether @key was set (file or command line), not left at its default. */
+static bool key_is_set(const struct pgktls_config *cfg, const char *key)
+{
+	int idx = find_key_dotted(key);
+
+	return idx >= 0 && origin_is_set(cfg, (size_t)idx);
+}
+
+/* @key only means something with @needed set: say so rather than ignore it. */
+static int check_needs(const struct pgktls_config *cfg, const char *key, bool set, bool have,
+		       const char *needed, char *err, size_t errlen)
+{
+	char where[PATH_MAX + 64];
+
+	if (!set || have)
+		return 0;
+	fmt_err(err, errlen, "%s: needs %s", config_where(cfg, key, where, sizeof(where)), needed);
+	return -EINVAL;
+}
+
+/* Client certificates, revocation lists and passphrase commands: each needs its partner. */
+static int check_client_certs(const struct pgktls_config *cfg, char *err, size_t errlen)
+{
+	bool verify = cfg->tls_verify == CFG_VERIFY_CA || cfg->tls_verify == CFG_VERIFY_FULL;
+	int ret;
+
+	ret = check_needs(cfg, "tls_client_certificate", key_is_set(cfg, "tls_client_certificate"),
+			  cfg->tls_client_ca_certificate,
+			  "tls_client_ca_certificate (the CA that client certificates are checked "
+			  "against)", err, errlen);
+	if (!ret)
+		ret = check_needs(cfg, "tls_client_crl", cfg->tls_client_crl,
+				  cfg->tls_client_ca_certificate,
+				  "tls_client_ca_certificate: without it no client certificate is "
+				  "checked, so none can be found revoked", err, errlen);
+	if (!ret)
+		ret = check_needs(cfg, "tls_server_crl", cfg->tls_server_crl, verify,
+				  "tls_verify = \"verify_ca\" or \"verify_full\": otherwise "
+				  "PostgreSQL's certificate is not checked", err, errlen);
+	if (!ret)
+		ret = check_needs(cfg, "tls_private_key_passphrase_command",
+				  cfg->tls_private_key_passphrase_command, cfg->tls_private_key,
+				  "tls_private_key (the key it unlocks)", err, errlen);
+	if (!ret)
+		ret = check_needs(cfg, "tls_server_private_key_passphrase_command",
+				  cfg->tls_server_private_key_passphrase_command,
+				  cfg->tls_server_private_key,
+				  "tls_server_private_key (the key it unlocks)", err, errlen);
+	return ret;
+}
+
 int config_validate(const struct pgktls_config *cfg, char *err, size_t errlen)
 {
 	char where[PATH_MAX + 64], dbuf[64];
@@ -1603,7 +1679,8 @@ int config_validate(const struct pgktls_config *cfg, char *err, size_t errlen)
 		else if (k->flags & CFG_F_SYSTEM && strcmp(path, "system") == 0)
 			continue;
 		else
-			ret = check_readable(cfg, k->name, path, err, errlen);
+			ret = check_readable(cfg, k->name, path, k->flags & CFG_F_DIR_OK, err,
+					     errlen);
 		if (ret)
 			return ret;
 	}
@@ -1632,6 +1709,9 @@ int config_validate(const struct pgktls_config *cfg, char *err, size_t errlen)
 			config_where(cfg, "proxy_protocol", where, sizeof(where)));
 		return -EINVAL;
 	}
+	ret = check_client_certs(cfg, err, errlen);
+	if (ret)
+		return ret;
 	ret = check_versions(cfg, "tls_min_version", cfg->tls_min_version, "tls_max_version",
 			     cfg->tls_max_version, err, errlen);
 	if (ret)
@@ -1695,7 +1775,7 @@ void config_free(struct pgktls_config *cfg)
 
 /* "general.port" style names, built once from the table. */
 static const char *key_names[N_KEYS + 1];
-static char key_names_buf[N_KEYS][48];
+static char key_names_buf[N_KEYS][64];
 static pthread_once_t key_names_once = PTHREAD_ONCE_INIT;
 
 static void key_names_init(void)
@@ -1718,6 +1798,15 @@ const char *config_verify_name(enum cfg_tls_verify v)
 {
 	for (const struct cfg_word *w = verify_words; w->word; w++) {
 		if (!w->alias && w->value == (int)v)
+			return w->word;
+	}
+	return "unknown";
+}
+
+const char *config_client_cert_name(enum cfg_client_cert c)
+{
+	for (const struct cfg_word *w = client_cert_words; w->word; w++) {
+		if (w->value == (int)c)
 			return w->word;
 	}
 	return "unknown";

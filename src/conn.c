@@ -490,6 +490,9 @@ static void upstream_tls_step(struct conn *c)
 	default:
 		STAT_INC(st(c), upstream_tls_failures);
 		STAT_INC(st(c), hs_failed[STATS_HOP_SERVER][hs_fail_kind(c->server.ssl, r)]);
+		if (SSL_get_verify_result(c->server.ssl) == X509_V_ERR_CERT_REVOKED)
+			STAT_INC(st(c), server_certs_revoked);
+		/* With a revoked certificate, the text names it (subject and serial). */
 		tls_error_string(c->server.ssl, detail, sizeof(detail));
 		fail_upstream(c, detail, "TLS handshake failed (tls_verify = %s)",
 			      config_verify_name(cfg(c)->tls_verify));
@@ -786,8 +789,13 @@ static bool handle_initial(struct conn *c, int kind, size_t pktlen)
 		return false;
 
 	case PGPROTO_STARTUP:
-		/* Mutual TLS implies TLS: a plaintext client has no certificate to check. */
-		if (!in_tls && (cfg(c)->tls_client_required || cfg(c)->tls_client_ca_certificate)) {
+		/*
+		 * Mutual TLS implies TLS: a plaintext client has no certificate to
+		 * check. With optional client certificates, having none is fine.
+		 */
+		if (!in_tls && (cfg(c)->tls_client_required ||
+				(cfg(c)->tls_client_ca_certificate &&
+				 cfg(c)->tls_client_certificate == CFG_CLIENT_CERT_REQUIRED))) {
 			STAT_INC(st(c), plaintext_refused);
 			fail(c, CONN_CLOSE_TLS_REQUIRED, "28000", NULL,
 			     "Connect with sslmode=require (or verify-ca, verify-full).",
@@ -1009,6 +1017,7 @@ static void client_tls_step(struct conn *c)
 		set_events(c, &c->client, EPOLLOUT);
 		return;
 	default:
+		/* With a revoked certificate, the text names it (subject and serial). */
 		tls_error_string(c->client.ssl, detail, sizeof(detail));
 		if ((c->flags & CONN_F_PROXY_LOCAL) &&
 		    hs_fail_kind(c->client.ssl, r) == STATS_HS_FAIL_EOF) {
@@ -1019,6 +1028,8 @@ static void client_tls_step(struct conn *c)
 		}
 		STAT_INC(st(c), client_tls_failures);
 		STAT_INC(st(c), hs_failed[STATS_HOP_CLIENT][hs_fail_kind(c->client.ssl, r)]);
+		if (SSL_get_verify_result(c->client.ssl) == X509_V_ERR_CERT_REVOKED)
+			STAT_INC(st(c), client_certs_revoked);
 		clog_info(c, "TLS handshake failed: %s", detail);
 		conn_close(c, CONN_CLOSE_HANDSHAKE);
 	}

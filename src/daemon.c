@@ -450,14 +450,14 @@ static void watch_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 	ev_timer_start(loop, &m->debounce, WATCH_DEBOUNCE_MS);
 }
 
-/* Watch the directories of every file the TLS contexts are built from. */
+/* Watch the directories of every file the TLS contexts are built from (CRLs included). */
 static void start_watching(struct mainloop *m)
 {
 	const struct pgktls_config *cfg = m->d->rt->cfg;
 	const char *files[] = { cfg->tls_certificate, cfg->tls_private_key,
 				cfg->tls_client_ca_certificate, cfg->tls_server_ca_certificate,
 				cfg->tls_server_certificate, cfg->tls_server_private_key,
-				m->d->config_path };
+				cfg->tls_client_crl, cfg->tls_server_crl, m->d->config_path };
 	int fd, n = 0;
 
 	fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -469,9 +469,17 @@ static void start_watching(struct mainloop *m)
 	for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(files); i++) {
 		char copy[4096];
 
+		struct stat st;
+
 		if (!files[i] || strcmp(files[i], "system") == 0)
 			continue;
 		snprintf(copy, sizeof(copy), "%s", files[i]);
+		/* A CRL directory (HASH.r0 files): what changes is inside it. */
+		if (stat(files[i], &st) == 0 && S_ISDIR(st.st_mode) &&
+		    inotify_add_watch(fd, files[i], IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE |
+							IN_DELETE | IN_ATTRIB) == -1)
+			log_warn("watch_certificates: cannot watch the directory '%s': %s",
+				 files[i], strerror(errno));
 		if (inotify_add_watch(fd, dirname(copy), IN_CLOSE_WRITE | IN_MOVED_TO |
 						   IN_CREATE | IN_DELETE | IN_ATTRIB) == -1) {
 			log_warn("watch_certificates: cannot watch the directory of '%s': %s",

@@ -318,6 +318,7 @@ static struct hop_tls_summary *summarize(SSL *ssl)
 	sum->version = SSL_get_version(ssl);
 	sum->cipher = SSL_get_cipher_name(ssl);
 	sum->alpn_postgresql = tls_alpn_is_postgresql(ssl);
+	sum->peer_verified = tls_peer_verified(ssl);
 	sum->sni = sni ? strdup(sni) : NULL;
 	if (peer) {
 		char subject[256];

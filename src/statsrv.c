@@ -47,6 +47,7 @@
 #include "pgktls/log.h"
 #include "pgktls/relay.h"
 #include "pgktls/statfmt.h"
+#include "pgktls/tls.h"
 #include "pgktls/worker.h"
 
 /* Version of the document's layout; bumped on incompatible changes. */
@@ -207,6 +208,7 @@ static void copy_ssl(struct statsrv_hop *o, SSL *ssl)
 	if (peer)
 		X509_NAME_oneline(X509_get_subject_name(peer), o->peer_subject,
 				  sizeof(o->peer_subject));
+	o->peer_verified = tls_peer_verified(ssl);
 }
 
 static void copy_hop(struct statsrv_hop *o, const struct hop *h)
@@ -240,6 +242,7 @@ static void copy_hop(struct statsrv_hop *o, const struct hop *h)
 		if (h->summary->peer_subject)
 			snprintf(o->peer_subject, sizeof(o->peer_subject), "%s",
 				 h->summary->peer_subject);
+		o->peer_verified = h->summary->peer_verified;
 	}
 }
 
@@ -590,6 +593,7 @@ static cJSON *render_hop(const struct statsrv_hop *h)
 	put_str(o, "alpn", h->alpn);
 	put_str(o, "sni", h->sni);
 	put_str(o, "peer_subject", h->peer_subject);
+	put_bool(o, "peer_verified", h->peer_verified);
 	cJSON_AddItemToObject(o, "rx", render_dir(h, false));
 	cJSON_AddItemToObject(o, "tx", render_dir(h, true));
 	k = cJSON_AddObjectToObject(o, "kernel");
@@ -685,6 +689,9 @@ static cJSON *render_totals(const struct statsrv_snapshot *s)
 		z = cJSON_AddObjectToObject(y, "failed_by_reason");
 		for (unsigned f = 0; f < STATS_HS_FAIL__N; f++)
 			put_u64(z, stats_hs_fail_name(f), t->hs_failed[h][f]);
+		/* A subset of failed_by_reason.verify: the CRL said no. */
+		put_u64(y, "revoked",
+			h == STATS_HOP_CLIENT ? t->client_certs_revoked : t->server_certs_revoked);
 	}
 	y = cJSON_AddObjectToObject(x, "client_latency_ms");
 	arr = cJSON_AddArrayToObject(y, "buckets");

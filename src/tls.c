@@ -14,10 +14,16 @@
 
 #include <arpa/inet.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +31,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "pgktls/certgen.h"
@@ -96,6 +103,81 @@ void tls_drain_errors(void)
 	ERR_clear_error();
 }
 
+/*
+ * The certificate a CRL revoked, recorded by verify_cb() in the SSL's
+ * ex_data while the chain is checked: once the handshake has failed, the
+ * store context that knew which certificate it was is gone.
+ */
+static int revoked_index = -1;
+static pthread_once_t revoked_once = PTHREAD_ONCE_INIT;
+
+static void revoked_free(void *parent PGKTLS_UNUSED, void *ptr, CRYPTO_EX_DATA *ad PGKTLS_UNUSED,
+			 int idx PGKTLS_UNUSED, long argl PGKTLS_UNUSED, void *argp PGKTLS_UNUSED)
+{
+	free(ptr);
+}
+
+static void revoked_index_init(void)
+{
+	revoked_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, revoked_free);
+}
+
+/* "subject /CN=alice, serial 0x1A2B" of @cert into @buf. */
+static void describe_cert(X509 *cert, char *buf, size_t len)
+{
+	char subject[256] = "?", *serial = NULL;
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+
+	X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+	if (bn)
+		serial = BN_bn2hex(bn);
+	snprintf(buf, len, "subject %s, serial 0x%s", subject, serial ? serial : "?");
+	OPENSSL_free(serial);
+	BN_free(bn);
+}
+
+/*
+ * Verification callback of both hops: OpenSSL's verdict stands; a revoked
+ * certificate is only noted, so the failure can say which one it was.
+ */
+static int verify_cb(int ok, X509_STORE_CTX *store)
+{
+	SSL *ssl;
+	X509 *cert;
+	char *what;
+
+	if (ok || X509_STORE_CTX_get_error(store) != X509_V_ERR_CERT_REVOKED)
+		return ok;
+	ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+	cert = X509_STORE_CTX_get_current_cert(store);
+	if (!ssl || !cert || revoked_index < 0 || SSL_get_ex_data(ssl, revoked_index))
+		return ok;
+	what = malloc(TLS_REVOKED_STRLEN);
+	if (!what)
+		return ok;
+	describe_cert(cert, what, TLS_REVOKED_STRLEN);
+	if (!SSL_set_ex_data(ssl, revoked_index, what))
+		free(what);
+	return ok;
+}
+
+bool tls_revoked_cert(SSL *ssl, char *buf, size_t len)
+{
+	const char *what;
+
+	if (SSL_get_verify_result(ssl) != X509_V_ERR_CERT_REVOKED)
+		return false;
+	what = revoked_index >= 0 ? SSL_get_ex_data(ssl, revoked_index) : NULL;
+	snprintf(buf, len, "%s", what ? what : "subject ?, serial ?");
+	return true;
+}
+
+bool tls_peer_verified(const SSL *ssl)
+{
+	return (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) && SSL_get0_peer_certificate(ssl) &&
+	       SSL_get_verify_result(ssl) == X509_V_OK;
+}
+
 const char *tls_error_string(SSL *ssl, char *buf, size_t len)
 {
 	unsigned long e;
@@ -118,10 +200,15 @@ const char *tls_error_string(SSL *ssl, char *buf, size_t len)
 	}
 	if (ssl) {
 		long v = SSL_get_verify_result(ssl);
+		char revoked[TLS_REVOKED_STRLEN];
 
-		if (v != X509_V_OK && n < len - 1)
+		if (v != X509_V_OK && n < len - 1) {
 			snprintf(buf + n, len - n, "%s%s", n ? ": " : "",
 				 X509_verify_cert_error_string(v));
+			n = strlen(buf);
+		}
+		if (n < len - 1 && tls_revoked_cert(ssl, revoked, sizeof(revoked)))
+			snprintf(buf + n, len - n, " (%s)", revoked);
 	}
 	if (!buf[0])
 		snprintf(buf, len, "no further detail from OpenSSL");
@@ -238,24 +325,341 @@ static void warn_key_mode(const struct pgktls_config *cfg, const char *key_key, 
 			 (unsigned)(st.st_mode & 07777), key);
 }
 
-static int load_cert_and_key(SSL_CTX *ctx, const struct pgktls_config *cfg, const char *cert_key,
-			     const char *cert, const char *key_key, const char *key, char *err,
-			     size_t errlen)
+/* PostgreSQL's ssl_passphrase_command prompt, so its scripts work unchanged. */
+#define PASSPHRASE_PROMPT "Enter PEM pass phrase:"
+/* Longest command output read: the first line is the passphrase, the rest is dropped. */
+#define PASSPHRASE_MAX 1024
+
+/* One key's passphrase: asked for at most once per load, wiped after. */
+struct passphrase {
+	const char *cmd;	/* the *_passphrase_command, or NULL */
+	bool asked;		/* OpenSSL found the key encrypted and called pass_cb() */
+	bool failed;		/* the command failed (or there is none): @why says how */
+	char why[256];		/* "exited with status 3", "printed nothing", ... */
+	size_t len;
+	char pass[PASSPHRASE_MAX + 1];
+};
+
+/*
+ * @cmd with %p replaced by the prompt and %% by %, as PostgreSQL does; any
+ * other % stays as it is. Return: a string the caller frees, or NULL.
+ */
+static char *passphrase_cmdline(const char *cmd)
 {
+	size_t n = strlen(cmd) * (sizeof(PASSPHRASE_PROMPT) - 1) + 1, o = 0;
+	char *out = malloc(n);
+
+	if (!out)
+		return NULL;
+	for (const char *p = cmd; *p; p++) {
+		if (p[0] == '%' && p[1] == 'p') {
+			memcpy(out + o, PASSPHRASE_PROMPT, sizeof(PASSPHRASE_PROMPT) - 1);
+			o += sizeof(PASSPHRASE_PROMPT) - 1;
+			p++;
+		} else if (p[0] == '%' && p[1] == '%') {
+			out[o++] = '%';
+			p++;
+		} else {
+			out[o++] = *p;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/*
+ * Start "/bin/sh -c @line" with its stdout on a pipe whose read end goes to
+ * *@fd. The child gets the default signal state, not the daemon's: pgktls
+ * blocks SIGTERM, SIGHUP, SIGINT and SIGQUIT in every thread and ignores
+ * SIGPIPE, and a command run with those inherited (timeout(1), a pipeline)
+ * could neither be stopped nor stop writing.
+ */
+static int spawn_shell(const char *line, pid_t *pid, int *fd)
+{
+	char sh[] = "sh", dash_c[] = "-c";
+	char *const argv[] = { sh, dash_c, (char *)line, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, dflt;
+	int p[2], r;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return -errno;
+	sigemptyset(&none);
+	sigfillset(&dflt);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	/* dup2 clears close-on-exec on fd 1; both pipe ends close on exec. */
+	posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &dflt);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	r = posix_spawn(pid, "/bin/sh", &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	if (r != 0) {
+		close(p[0]);
+		return -r;
+	}
+	*fd = p[0];
+	return 0;
+}
+
+/*
+ * Run the command through /bin/sh and keep the first line of what it
+ * prints, without its line end. The output buffer is wiped either way.
+ */
+static void run_passphrase_command(struct passphrase *pp)
+{
+	char out[PASSPHRASE_MAX + 1], *line = passphrase_cmdline(pp->cmd);
+	size_t n = 0;
+	ssize_t got;
+	pid_t pid = 0;
+	int fd = -1, r, status;
+
+	pp->failed = true;
+	if (!line) {
+		snprintf(pp->why, sizeof(pp->why), "out of memory");
+		return;
+	}
+	r = spawn_shell(line, &pid, &fd);
+	free(line);
+	if (r < 0) {
+		snprintf(pp->why, sizeof(pp->why), "cannot run /bin/sh: %s", strerror(-r));
+		return;
+	}
+	/* Read to the end, so the command never dies of SIGPIPE for talking too much. */
+	do {
+		char sink[256];
+
+		if (n < sizeof(out) - 1) {
+			got = read(fd, out + n, sizeof(out) - 1 - n);
+			if (got > 0)
+				n += (size_t)got;
+		} else {
+			got = read(fd, sink, sizeof(sink));
+			OPENSSL_cleanse(sink, sizeof(sink));
+		}
+	} while (got > 0 || (got == -1 && errno == EINTR));
+	close(fd);
+	out[n] = '\0';
+	while ((r = waitpid(pid, &status, 0)) == -1 && errno == EINTR)
+		;
+	n = strcspn(out, "\n");
+	if (n && out[n - 1] == '\r')
+		n--;
+	if (r == -1)
+		snprintf(pp->why, sizeof(pp->why), "cannot wait for it: %s", strerror(errno));
+	else if (WIFSIGNALED(status))
+		snprintf(pp->why, sizeof(pp->why), "killed by signal %d", WTERMSIG(status));
+	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		snprintf(pp->why, sizeof(pp->why), "exited with status %d", WEXITSTATUS(status));
+	else if (n == 0)
+		snprintf(pp->why, sizeof(pp->why), "exited 0 but printed no passphrase");
+	else
+		pp->failed = false;
+	if (!pp->failed) {
+		memcpy(pp->pass, out, n);
+		pp->pass[n] = '\0';
+		pp->len = n;
+	}
+	OPENSSL_cleanse(out, sizeof(out));
+}
+
+/* pem_password_cb: the command's answer; -1 makes OpenSSL give up on the key. */
+static int pass_cb(char *buf, int size, int rwflag PGKTLS_UNUSED, void *u)
+{
+	struct passphrase *pp = u;
+
+	/* OpenSSL may ask again (one decoder after another): run the command once. */
+	if (!pp->asked) {
+		pp->asked = true;
+		if (pp->cmd) {
+			run_passphrase_command(pp);
+		} else {
+			pp->failed = true;
+			snprintf(pp->why, sizeof(pp->why), "none is set");
+		}
+	}
+	if (pp->failed)
+		return -1;
+	if (pp->len > (size_t)size) {
+		snprintf(pp->why, sizeof(pp->why), "printed a passphrase longer than %d bytes",
+			 size);
+		pp->failed = true;
+		return -1;
+	}
+	memcpy(buf, pp->pass, pp->len);
+	return (int)pp->len;
+}
+
+/*
+ * Load @key, running @cmd_key's command if the key turns out to be
+ * encrypted, and explain a failure in terms of the config: which command,
+ * which key file, what went wrong. The passphrase is wiped before return.
+ */
+static int load_private_key(SSL_CTX *ctx, const struct pgktls_config *cfg, const char *cert,
+			    const char *key_key, const char *key, const char *cmd_key,
+			    const char *cmd, char *err, size_t errlen)
+{
+	struct passphrase pp = { .cmd = cmd };
+	char where[256], ossl[512];
+	int r = 0;
+
+	SSL_CTX_set_default_passwd_cb(ctx, pass_cb);
+	SSL_CTX_set_default_passwd_cb_userdata(ctx, &pp);
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		if (pp.failed && cmd) {
+			tls_drain_errors();
+			snprintf(err, errlen, "%s: command '%s' for key file '%s' failed: %s",
+				 config_where(cfg, cmd_key, where, sizeof(where)), cmd, key,
+				 pp.why);
+			r = -EINVAL;
+		} else if (pp.failed) {
+			tls_drain_errors();
+			snprintf(err, errlen, "%s: key file '%s' is encrypted: set %s to a command "
+				 "that prints its passphrase",
+				 config_where(cfg, key_key, where, sizeof(where)), key, cmd_key);
+			r = -EINVAL;
+		} else if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+			/* OpenSSL checks the pair while loading: say which pair, plainly. */
+			r = ctx_fail(cfg, key_key, "does not match the certificate in", cert, err,
+				     errlen);
+		} else if (pp.asked) {
+			tls_error_string(NULL, ossl, sizeof(ossl));
+			snprintf(err, errlen, "%s: cannot decrypt key file '%s': wrong passphrase "
+				 "from %s (OpenSSL: %s)",
+				 config_where(cfg, key_key, where, sizeof(where)), key, cmd_key,
+				 ossl);
+			r = -EINVAL;
+		} else {
+			r = ctx_fail(cfg, key_key, "cannot load private key", key, err, errlen);
+		}
+	}
+	/* The context must not keep pointers to this stack frame. */
+	SSL_CTX_set_default_passwd_cb(ctx, NULL);
+	SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
+	OPENSSL_cleanse(&pp, sizeof(pp));
+	return r;
+}
+
+static int load_cert_and_key(SSL_CTX *ctx, const struct pgktls_config *cfg, const char *cert_key,
+			     const char *cert, const char *key_key, const char *key,
+			     const char *cmd_key, const char *cmd, char *err, size_t errlen)
+{
+	int r;
+
 	warn_key_mode(cfg, key_key, key);
 	/* The whole chain, so clients holding only the root CA can verify. */
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
 		return ctx_fail(cfg, cert_key, "cannot load certificate chain", cert, err, errlen);
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		/* OpenSSL checks the pair while loading: say which pair, plainly. */
-		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
-			return ctx_fail(cfg, key_key, "does not match the certificate in", cert,
-					err, errlen);
-		return ctx_fail(cfg, key_key, "cannot load private key", key, err, errlen);
-	}
+	r = load_private_key(ctx, cfg, cert, key_key, key, cmd_key, cmd, err, errlen);
+	if (r < 0)
+		return r;
 	if (SSL_CTX_check_private_key(ctx) != 1)
 		return ctx_fail(cfg, key_key, "does not match the certificate in", cert, err,
 				errlen);
+	return 0;
+}
+
+/* A CRL past its nextUpdate makes OpenSSL refuse every certificate it covers: warn at load. */
+static void warn_crl_expired(const struct pgktls_config *cfg, const char *key, X509_CRL *crl)
+{
+	const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+	char where[256], issuer[256];
+
+	if (!next || X509_cmp_current_time(next) > 0)
+		return;
+	X509_NAME_oneline(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
+	log_warn("%s: the CRL of %s is past its next update: every certificate that CA issued "
+		 "will be refused until a fresh CRL is installed",
+		 config_where(cfg, key, where, sizeof(where)), issuer);
+}
+
+/* Every PEM CRL in @path into @store; a file without one is an error, not a no-op. */
+static int load_crl_file(X509_STORE *store, const struct pgktls_config *cfg, const char *key,
+			 const char *path, char *err, size_t errlen)
+{
+	BIO *bio = BIO_new_file(path, "r");
+	X509_CRL *crl;
+	unsigned long e;
+	int n = 0;
+
+	if (!bio)
+		return ctx_fail(cfg, key, "cannot open CRL file", path, err, errlen);
+	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL))) {
+		warn_crl_expired(cfg, key, crl);
+		if (X509_STORE_add_crl(store, crl) != 1) {
+			X509_CRL_free(crl);
+			BIO_free(bio);
+			return ctx_fail(cfg, key, "cannot use a CRL in", path, err, errlen);
+		}
+		X509_CRL_free(crl);
+		n++;
+	}
+	BIO_free(bio);
+	/* The loop ends on "no start line" at the end of the file; anything else is damage. */
+	e = ERR_peek_last_error();
+	if (n == 0 || (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) != PEM_R_NO_START_LINE) ||
+	    (e && ERR_GET_LIB(e) != ERR_LIB_PEM))
+		return ctx_fail(cfg, key, n ? "damaged CRL in" : "no PEM CRL (X509 CRL) in", path,
+				err, errlen);
+	tls_drain_errors();
+	return 0;
+}
+
+/* Whether @dir holds a name `openssl rehash` gives CRLs: 8 hex digits, ".r", a number. */
+static bool dir_has_hashed_crl(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool found = false;
+
+	if (!d)
+		return false;
+	while (!found && (e = readdir(d))) {
+		const char *n = e->d_name;
+
+		found = strlen(n) > 10 && strspn(n, "0123456789abcdef") == 8 && n[8] == '.' &&
+			n[9] == 'r' && strspn(n + 10, "0123456789") == strlen(n + 10);
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * The revocation list of one hop (tls_client_crl or tls_server_crl): a PEM
+ * file, read now, or a directory of hashed names (PostgreSQL's ssl_crl_dir),
+ * which OpenSSL reads as each CA's CRL is needed. Either way every
+ * certificate of the chain, not only the leaf, must be covered by a CRL of
+ * its issuer, as PostgreSQL checks (X509_V_FLAG_CRL_CHECK_ALL).
+ */
+static int load_crl(SSL_CTX *ctx, const struct pgktls_config *cfg, const char *key,
+		    const char *path, char *err, size_t errlen)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	X509_LOOKUP *lookup;
+	struct stat st;
+	char where[256];
+	int r;
+
+	if (!path)
+		return 0;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		lookup = X509_STORE_add_lookup(store, X509_LOOKUP_hash_dir());
+		if (!lookup || X509_LOOKUP_add_dir(lookup, path, X509_FILETYPE_PEM) != 1)
+			return ctx_fail(cfg, key, "cannot use CRL directory", path, err, errlen);
+		if (!dir_has_hashed_crl(path))
+			log_warn("%s: directory %s holds no CRL under a hashed name (HASH.r0): run "
+				 "`openssl rehash %s`, or every certificate will be refused",
+				 config_where(cfg, key, where, sizeof(where)), path, path);
+	} else {
+		r = load_crl_file(store, cfg, key, path, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
 	return 0;
 }
 
@@ -351,7 +755,9 @@ static int build_client_side(const struct pgktls_config *cfg, SSL_CTX **out, cha
 		r = use_generated_cert(ctx, cfg, err, errlen);
 	else
 		r = load_cert_and_key(ctx, cfg, "tls_certificate", cfg->tls_certificate,
-				      "tls_private_key", cfg->tls_private_key, err, errlen);
+				      "tls_private_key", cfg->tls_private_key,
+				      "tls_private_key_passphrase_command",
+				      cfg->tls_private_key_passphrase_command, err, errlen);
 	if (r < 0)
 		goto err;
 	if (cfg->tls_client_ca_certificate) {
@@ -365,7 +771,17 @@ static int build_client_side(const struct pgktls_config *cfg, SSL_CTX **out, cha
 		names = SSL_load_client_CA_file(cfg->tls_client_ca_certificate);
 		if (names)
 			SSL_CTX_set_client_CA_list(ctx, names);
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		r = load_crl(ctx, cfg, "tls_client_crl", cfg->tls_client_crl, err, errlen);
+		if (r < 0)
+			goto err;
+		/*
+		 * optional: the certificate is asked for and, if one comes, must
+		 * verify (a bad one still fails the handshake); none is fine.
+		 */
+		SSL_CTX_set_verify(ctx, cfg->tls_client_certificate == CFG_CLIENT_CERT_OPTIONAL
+					? SSL_VERIFY_PEER
+					: SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+				   verify_cb);
 	}
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
 	*out = ctx;
@@ -404,7 +820,9 @@ static int build_server_side(const struct pgktls_config *cfg, SSL_CTX **out, cha
 	if (cfg->tls_server_certificate) {
 		r = load_cert_and_key(ctx, cfg, "tls_server_certificate",
 				      cfg->tls_server_certificate, "tls_server_private_key",
-				      cfg->tls_server_private_key, err, errlen);
+				      cfg->tls_server_private_key,
+				      "tls_server_private_key_passphrase_command",
+				      cfg->tls_server_private_key_passphrase_command, err, errlen);
 		if (r < 0)
 			goto err;
 	}
@@ -423,7 +841,10 @@ static int build_server_side(const struct pgktls_config *cfg, SSL_CTX **out, cha
 				     err, errlen);
 			goto err;
 		}
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		r = load_crl(ctx, cfg, "tls_server_crl", cfg->tls_server_crl, err, errlen);
+		if (r < 0)
+			goto err;
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
 	} else {
 		/* prefer: encryption without authentication, as libpq's sslmode=prefer. */
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
@@ -455,6 +876,7 @@ int tls_contexts_build(const struct pgktls_config *cfg, struct tls_contexts *out
 	int r;
 
 	memset(out, 0, sizeof(*out));
+	pthread_once(&revoked_once, revoked_index_init);
 	tls_drain_errors();
 	r = build_client_side(cfg, &out->client_side, err, errlen);
 	if (r < 0)

@@ -32,6 +32,11 @@ enum cfg_ktls {
 	CFG_KTLS_REQUIRED,	/* refuse connections that cannot be offloaded */
 };
 
+/* Whether clients must present a certificate when tls_client_ca_certificate is set. */
+enum cfg_client_cert {
+	CFG_CLIENT_CERT_REQUIRED,	/* no certificate, no connection (mutual TLS) */
+	CFG_CLIENT_CERT_OPTIONAL,	/* asked for and checked if sent; none is fine */
+};
 struct sock_cidr;
 
 /* TLS protocol versions as OpenSSL numbers them (TLS1_2_VERSION = 0x0303). */
@@ -63,6 +68,9 @@ struct pgktls_config {
 					 * self-signed certificate at each start (certgen) */
 	bool tls_client_required;	/* refuse plaintext StartupMessage */
 	char *tls_client_ca_certificate; /* mutual TLS: CA bundle clients must chain to */
+	enum cfg_client_cert tls_client_certificate; /* required (default) or optional */
+	char *tls_client_crl;		/* revoked client certificates: PEM file or hashed dir */
+	char *tls_private_key_passphrase_command; /* prints tls_private_key's passphrase */
 	int tls_min_version;		/* CFG_TLS_V12 (default) or CFG_TLS_V13 */
 	int tls_max_version;		/* 0 = highest supported */
 	char *tls_ciphers;		/* TLS 1.2 cipher list (OpenSSL syntax) */
@@ -74,6 +82,8 @@ struct pgktls_config {
 	char *tls_server_ca_certificate; /* PEM bundle, or "system" for the OS store */
 	char *tls_server_certificate;	/* client certificate pgktls presents upstream */
 	char *tls_server_private_key;
+	char *tls_server_private_key_passphrase_command; /* ... of tls_server_private_key */
+	char *tls_server_crl;		/* revoked server certificates (verify_ca/verify_full) */
 	int tls_server_min_version;
 	int tls_server_max_version;
 	char *tls_server_ciphers;
@@ -197,6 +207,8 @@ const char *const *config_key_names(void);
 
 const char *config_verify_name(enum cfg_tls_verify v);
 const char *config_ktls_name(enum cfg_ktls k);
+/** config_client_cert_name() - "required" or "optional". */
+const char *config_client_cert_name(enum cfg_client_cert c);
 /** config_tls_version_name() - "TLSv1.2", "TLSv1.3" or "any" for 0. */
 const char *config_tls_version_name(int v);
 

@@ -50,6 +50,7 @@ struct hop_tls_summary {
 	bool alpn_postgresql;	/* ALPN "postgresql" was negotiated */
 	char *sni;		/* server name sent or received; owned, or NULL */
 	char *peer_subject;	/* peer certificate subject; owned, or NULL */
+	bool peer_verified;	/* that certificate was asked for and verified */
 };
 
 /* One side of a connection. */

@@ -47,7 +47,9 @@
 	X(accept_backoffs, "times accept() hit a descriptor limit and backed off")          \
 	X(proxy_headers, "PROXY protocol headers accepted (proxy_protocol = true)")         \
 	X(proxy_untrusted, "connections refused: source not in proxy_protocol_trusted")     \
-	X(proxy_invalid, "connections refused: PROXY header missing, malformed or too long")
+	X(proxy_invalid, "connections refused: PROXY header missing, malformed or too long") \
+	X(client_certs_revoked, "client certificates refused as revoked (tls_client_crl)")  \
+	X(server_certs_revoked, "PostgreSQL certificates refused as revoked (tls_server_crl)")
 
 /* Room for enum conn_close_reason and enum ktls_reason (checked where they are used). */
 #define STATS_MAX_REASONS 16

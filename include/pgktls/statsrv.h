@@ -48,6 +48,7 @@ struct statsrv_hop {
 	char alpn[32];			/* negotiated ALPN, "" if none */
 	char sni[256];			/* server name sent (server hop) or received (client) */
 	char peer_subject[256];		/* the peer certificate's subject, "" if none */
+	bool peer_verified;		/* ... asked for and verified (tls_peer_verified()) */
 	struct ktls_hop_state ktls;	/* what pgktls decided, per direction */
 	struct sockaddr_storage local;	/* getsockname() */
 	struct sockaddr_storage remote;	/* getpeername() */

@@ -57,7 +57,8 @@ SSL *tls_new_client(const struct tls_contexts *t, int fd);
 /**
  * tls_error_string() - drain OpenSSL's error queue into @buf as one line
  * ("certificate verify failed (self-signed certificate in certificate chain)"),
- * adding the verify result of @ssl when it failed. Always leaves the queue empty.
+ * adding the verify result of @ssl when it failed, and for a revoked
+ * certificate which one (tls_revoked_cert()). Always leaves the queue empty.
  * Return: @buf.
  */
 const char *tls_error_string(SSL *ssl, char *buf, size_t len);
@@ -76,6 +77,25 @@ const char *tls_error_string(SSL *ssl, char *buf, size_t len);
  * Return: 0, or -EBUSY if OpenSSL has already allocated.
  */
 PGKTLS_MUSTCHECK int tls_wipe_freed_memory(void);
+
+/* Room for tls_revoked_cert()'s text: a subject of up to 256 bytes and a serial. */
+#define TLS_REVOKED_STRLEN 384
+
+/**
+ * tls_revoked_cert() - whether @ssl's handshake failed on a revoked
+ * certificate (tls_client_crl, tls_server_crl) and, if so, which one:
+ * "subject /CN=alice, serial 0x1A2B" in @buf. With CRL_CHECK_ALL it may be
+ * an intermediate CA's certificate, not the peer's own.
+ * Return: true if the verify result is X509_V_ERR_CERT_REVOKED.
+ */
+bool tls_revoked_cert(SSL *ssl, char *buf, size_t len);
+
+/**
+ * tls_peer_verified() - whether @ssl asked for the peer's certificate, got
+ * one and it verified (a client certificate under tls_client_ca_certificate,
+ * PostgreSQL's under verify_ca / verify_full). Call once the handshake is done.
+ */
+bool tls_peer_verified(const SSL *ssl);
 
 /** tls_drain_errors() - empty OpenSSL's per-thread error queue. */
 void tls_drain_errors(void);

@@ -283,6 +283,29 @@ make_certs() {
 	CERTS=$d
 }
 
+# make_crl OUT CA [CERT...]: a CRL of CA (a name in $CERTS: CA.crt, CA.key) revoking the
+# given certificate files (paths), valid for 30 days, written to OUT. An empty list makes an
+# empty CRL (the CA revokes nothing). Uses a throw-away `openssl ca` database per call.
+make_crl() {
+	local out=$1 ca=$2 db c
+	shift 2
+	db=$(mktemp -d "$T/crldb.XXXXXX") || bail "mktemp failed"
+	: >"$db/index.txt"
+	echo 1000 >"$db/crlnumber"
+	printf '%s\n' "[ca]" "default_ca = d" "[d]" "database = $db/index.txt" \
+		"crlnumber = $db/crlnumber" "default_md = sha256" "default_crl_days = 30" \
+		>"$db/ca.cnf"
+	for c in "$@"; do
+		openssl ca -config "$db/ca.cnf" -keyfile "$CERTS/$ca.key" -cert "$CERTS/$ca.crt" \
+			-revoke "$c" >"$db/log" 2>&1 ||
+			{ cat "$db/log"; bail "openssl ca -revoke failed"; }
+	done
+	openssl ca -config "$db/ca.cnf" -keyfile "$CERTS/$ca.key" -cert "$CERTS/$ca.crt" \
+		-gencrl -out "$out" >"$db/log" 2>&1 ||
+		{ cat "$db/log"; bail "openssl ca -gencrl failed"; }
+	rm -rf "$db"
+}
+
 # ---------------------------------------------------------------- PostgreSQL
 
 declare -A PG_PORT PG_DIR PG_SOCK

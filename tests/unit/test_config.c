@@ -123,6 +123,11 @@ START_TEST(test_defaults)
 	ck_assert_ptr_null(cfg->tls_private_key);
 	ck_assert(!cfg->tls_client_required);
 	ck_assert_ptr_null(cfg->tls_client_ca_certificate);
+	ck_assert_int_eq(cfg->tls_client_certificate, CFG_CLIENT_CERT_REQUIRED);
+	ck_assert_ptr_null(cfg->tls_client_crl);
+	ck_assert_ptr_null(cfg->tls_private_key_passphrase_command);
+	ck_assert_ptr_null(cfg->tls_server_private_key_passphrase_command);
+	ck_assert_ptr_null(cfg->tls_server_crl);
 	ck_assert_int_eq(cfg->tls_min_version, CFG_TLS_V12);
 	ck_assert_int_eq(cfg->tls_max_version, 0);
 	ck_assert_ptr_null(cfg->tls_ciphers);
@@ -201,6 +206,11 @@ static const char all_keys_text[] =
 	"user = \"pgktls\"\n"
 	"group = \"ssl-cert\"\n"
 	"pid_file = \"/run/pgktls.pid\"\n"
+	"tls_client_certificate = \"optional\"\n"
+	"tls_client_crl = \"/crl.pem\"\n"
+	"tls_server_crl = \"/crl.d\"\n"
+	"tls_private_key_passphrase_command = \"echo %p\"\n"
+	"tls_server_private_key_passphrase_command = \"cat /s\"\n"
 	"proxy_protocol = true\n"
 	"proxy_protocol_trusted = [ \"10.0.0.0/8\", '127.0.0.1' , \"::1/128\", ]\n"
 	"\n"
@@ -256,6 +266,11 @@ START_TEST(test_every_key_parses)
 	ck_assert_str_eq(cfg->user, "pgktls");
 	ck_assert_str_eq(cfg->group, "ssl-cert");
 	ck_assert_str_eq(cfg->pid_file, "/run/pgktls.pid");
+	ck_assert_int_eq(cfg->tls_client_certificate, CFG_CLIENT_CERT_OPTIONAL);
+	ck_assert_str_eq(cfg->tls_client_crl, "/crl.pem");
+	ck_assert_str_eq(cfg->tls_server_crl, "/crl.d");
+	ck_assert_str_eq(cfg->tls_private_key_passphrase_command, "echo %p");
+	ck_assert_str_eq(cfg->tls_server_private_key_passphrase_command, "cat /s");
 	ck_assert(cfg->proxy_protocol);
 	ck_assert_uint_eq(cfg->n_proxy_protocol_trusted, 3);
 	ck_assert_int_eq(cfg->proxy_protocol_trusted[0].family, AF_INET);
@@ -273,13 +288,13 @@ START_TEST(test_every_key_parses)
 		ck_assert_msg(strncmp(where, "t.toml:", 7) == 0, "key %s not covered: %s", *names,
 			      where);
 	}
-	ck_assert_uint_eq(n, 42);
+	ck_assert_uint_eq(n, 47);
 	ck_assert_str_eq(config_where(cfg, "tls_private_key", where, sizeof(where)),
 			 "t.toml:8: tls_private_key");
 	ck_assert_str_eq(config_where(cfg, "general.port", where, sizeof(where)),
 			 "t.toml:4: port");
 	ck_assert_str_eq(config_where(cfg, "upstream.port", where, sizeof(where)),
-			 "t.toml:45: upstream.port");
+			 "t.toml:50: upstream.port");
 	config_free(cfg);
 }
 END_TEST
@@ -925,6 +940,63 @@ START_TEST(test_validate)
 }
 END_TEST
 
+/* Optional client certificates, CRLs and passphrase commands: each needs its partner. */
+START_TEST(test_validate_client_certs)
+{
+	struct vfiles f;
+	char text[8192], exp[2048], base[4096];
+
+	make_vfiles(&f);
+	snprintf(base, sizeof(base), "[general]\ntls_certificate = \"%s\"\n"
+		 "tls_private_key = \"%s\"\n", f.cert, f.key);
+
+	/* tls_client_certificate: both words, and only with a client CA. */
+	snprintf(text, sizeof(text), "%stls_client_ca_certificate = \"%s\"\n"
+		 "tls_client_certificate = \"optional\"\n", base, f.ca);
+	expect_validate(text, NULL);
+	snprintf(text, sizeof(text), "%stls_client_certificate = \"required\"\n", base);
+	expect_validate(text, "t.toml:4: tls_client_certificate: needs tls_client_ca_certificate "
+			      "(the CA that client certificates are checked against)");
+	expect_parse_error("[general]\ntls_client_certificate = \"maybe\"\n",
+			   "t.toml:2: tls_client_certificate: expected required or optional, "
+			   "got 'maybe'");
+
+	/* CRLs: a file or a directory, each with what makes it mean something. */
+	snprintf(text, sizeof(text), "%stls_client_ca_certificate = \"%s\"\n"
+		 "tls_client_crl = \"%s\"\n", base, f.ca, f.dir);
+	expect_validate(text, NULL);
+	snprintf(text, sizeof(text), "%stls_client_ca_certificate = \"%s\"\n"
+		 "tls_client_crl = \"%s\"\n", base, f.ca, f.ca);
+	expect_validate(text, NULL);
+	snprintf(text, sizeof(text), "%stls_client_crl = \"%s\"\n", base, f.ca);
+	expect_validate(text, "t.toml:4: tls_client_crl: needs tls_client_ca_certificate: "
+			      "without it no client certificate is checked, so none can be found "
+			      "revoked");
+	snprintf(text, sizeof(text), "%stls_client_ca_certificate = \"%s\"\n"
+		 "tls_client_crl = \"%s\"\n", base, f.ca, f.missing);
+	snprintf(exp, sizeof(exp), "t.toml:5: tls_client_crl: cannot read '%s': No such file or "
+		 "directory", f.missing);
+	expect_validate(text, exp);
+	snprintf(text, sizeof(text), "[general]\ntls_verify = \"verify_ca\"\n"
+		 "tls_server_ca_certificate = \"%s\"\ntls_server_crl = \"%s\"\n", f.ca, f.dir);
+	expect_validate(text, NULL);
+	snprintf(text, sizeof(text), "[general]\ntls_server_crl = \"%s\"\n", f.ca);
+	expect_validate(text, "t.toml:2: tls_server_crl: needs tls_verify = \"verify_ca\" or "
+			      "\"verify_full\": otherwise PostgreSQL's certificate is not checked");
+
+	/* Passphrase commands: free text, but only with the key they unlock. */
+	snprintf(text, sizeof(text), "%stls_private_key_passphrase_command = \"echo '%%p'\"\n",
+		 base);
+	expect_validate(text, NULL);
+	expect_validate("[general]\ntls_private_key_passphrase_command = \"echo x\"\n",
+			"t.toml:2: tls_private_key_passphrase_command: needs tls_private_key (the "
+			"key it unlocks)");
+	expect_validate("[general]\n\ntls_server_private_key_passphrase_command = \"echo x\"\n",
+			"t.toml:3: tls_server_private_key_passphrase_command: needs "
+			"tls_server_private_key (the key it unlocks)");
+}
+END_TEST
+
 START_TEST(test_validate_command_line)
 {
 	struct pgktls_config *cfg = config_new_defaults();
@@ -1254,6 +1326,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_config_set);
 	tcase_add_test(tc, test_ktls_inheritance);
 	tcase_add_test(tc, test_validate);
+	tcase_add_test(tc, test_validate_client_certs);
 	tcase_add_test(tc, test_validate_command_line);
 	tcase_add_test(tc, test_validate_socket);
 	tcase_add_test(tc, test_load_file);

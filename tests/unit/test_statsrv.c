@@ -113,6 +113,7 @@ static void fake_snapshot(struct statsrv_snapshot *s, bool kernel_view)
 	s->totals.client_tls_handshakes = 6;
 	s->totals.client_tls_failures = 1;
 	s->totals.hs_failed[STATS_HOP_CLIENT][STATS_HS_FAIL_VERIFY] = 1;
+	s->totals.client_certs_revoked = 1;
 	s->totals.hs_latency[0] = 2;	/* <= 1 ms */
 	s->totals.hs_latency[4] = 3;	/* <= 25 ms */
 	s->totals.hs_latency[STATS_HS_BUCKETS - 1] = 1;	/* > 5 s */
@@ -143,6 +144,7 @@ static void fake_snapshot(struct statsrv_snapshot *s, bool kernel_view)
 	snprintf(c->client.alpn, sizeof(c->client.alpn), "postgresql");
 	snprintf(c->client.sni, sizeof(c->client.sni), "db.example");
 	snprintf(c->client.peer_subject, sizeof(c->client.peer_subject), "/CN=alice \"x\"");
+	c->client.peer_verified = true;
 	c->client.ktls.rx = c->client.ktls.tx = KTLS_ENGINE_KERNEL;
 	set_in(&c->client.local, &c->client.local_len, "127.0.0.1", 6432);
 	set_in(&c->client.remote, &c->client.remote_len, "127.0.0.1", 40000);
@@ -268,6 +270,9 @@ START_TEST(test_render_all)
 	ck_assert_int_eq(jnum(doc, "totals.connections.closed_by_reason.tls_required"), 1);
 	ck_assert_int_eq(jnum(doc, "totals.clients.plaintext_refused"), 1);
 	ck_assert_int_eq(jnum(doc, "totals.handshakes.client.failed_by_reason.verify"), 1);
+	ck_assert_int_eq(jnum(doc, "totals.handshakes.client.revoked"), 1);
+	ck_assert_int_eq(jnum(doc, "totals.handshakes.server.revoked"), 0);
+	ck_assert_int_eq(jnum(doc, "totals.counters.client_certs_revoked"), 1);
 	/* Buckets are cumulative; the last is +Inf and equals the count. */
 	ck_assert_int_eq(jnum(doc, "totals.handshakes.client_latency_ms.buckets.0.count"), 2);
 	ck_assert_int_eq(jnum(doc, "totals.handshakes.client_latency_ms.buckets.3.count"), 2);
@@ -309,6 +314,8 @@ START_TEST(test_render_all)
 	ck_assert_str_eq(jstr(doc, "connections.0.client.local"), "127.0.0.1:6432");
 	ck_assert_str_eq(jstr(doc, "connections.0.client.alpn"), "postgresql");
 	ck_assert_str_eq(jstr(doc, "connections.0.client.peer_subject"), "/CN=alice \"x\"");
+	ck_assert(cJSON_IsTrue(jget(doc, "connections.0.client.peer_verified")));
+	ck_assert(cJSON_IsFalse(jget(doc, "connections.0.server.peer_verified")));
 	ck_assert_str_eq(jstr(doc, "connections.0.client.rx.engine"), "kernel_sw");
 	ck_assert_str_eq(jstr(doc, "connections.0.client.tx.engine"), "kernel_nic");
 	ck_assert(cJSON_IsNull(jget(doc, "connections.0.client.rx.reason")));

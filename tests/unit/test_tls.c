@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,6 +340,222 @@ START_TEST(test_keylog_only_where_records_leave_openssl)
 }
 END_TEST
 
+/*
+ * In certdir/crl: a CA that may sign CRLs (testlib's may not), leaves "good"
+ * and "revoked" signed by it, ca.crl revoking "revoked", the same CRL in a
+ * hashed directory, and server.key encrypted with the passphrase "s3cret".
+ */
+static void make_crl_certs(void)
+{
+	char cmd[4096];
+
+	make_certs();
+	if (access(path("crl/ca.crl"), F_OK) == 0)
+		return;
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; mkdir -p '%s/crl/dir'; cd '%s/crl'; "
+		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+		 "  -subj /CN=crl-ca -keyout ca.key -out ca.pem "
+		 "  -addext basicConstraints=critical,CA:TRUE "
+		 "  -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null; "
+		 "for n in good revoked; do "
+		 "  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		 "    -subj /CN=$n -keyout $n.key -out $n.csr 2>/dev/null; "
+		 "  openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -days 2 "
+		 "    -set_serial 0x$(openssl rand -hex 8) -out $n.pem 2>/dev/null; "
+		 "done; : > index.txt; echo 1000 > crlnumber; "
+		 "printf '[ca]\\ndefault_ca = d\\n[d]\\ndatabase = index.txt\\n"
+		 "crlnumber = crlnumber\\ndefault_md = sha256\\ndefault_crl_days = 2\\n' > ca.cnf; "
+		 "openssl ca -config ca.cnf -keyfile ca.key -cert ca.pem -revoke revoked.pem "
+		 "  2>/dev/null; "
+		 "openssl ca -config ca.cnf -keyfile ca.key -cert ca.pem -gencrl -out ca.crl "
+		 "  2>/dev/null; "
+		 "cp ca.crl dir/$(openssl crl -hash -noout -in ca.crl).r0; "
+		 "openssl pkey -in ../server.key -aes256 -passout pass:s3cret -out server-enc.key; "
+		 "chmod 600 *.key",
+		 certdir, certdir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Client-facing context from @kv against a client presenting @cert (NULL: none). */
+static int client_cert_handshake(const char *const *kv, const char *cert, const char *key,
+				 bool *verified, char *why, size_t whylen)
+{
+	struct pgktls_config *cfg = cfg_with(kv);
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	struct tls_contexts t;
+	char err[1024];
+	SSL *srv, *cli;
+	int sv[2], r;
+
+	ck_assert_msg(tls_contexts_build(cfg, &t, err, sizeof(err)) == 0, "%s", err);
+	if (cert) {
+		ck_assert_int_eq(SSL_CTX_use_certificate_file(cctx, cert, SSL_FILETYPE_PEM), 1);
+		ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(cctx, key, SSL_FILETYPE_PEM), 1);
+	}
+	pair(sv);
+	srv = tls_new_client(&t, sv[0]);
+	cli = SSL_new(cctx);
+	SSL_set_fd(cli, sv[1]);
+	SSL_set_connect_state(cli);
+	/* TLS 1.2: the server's verdict on the certificate is known when both are done. */
+	SSL_set_max_proto_version(cli, TLS1_2_VERSION);
+	r = handshake(srv, cli);
+	*verified = r == 0 && tls_peer_verified(srv);
+	tls_error_string(srv, why, whylen);
+	SSL_free(srv);
+	SSL_free(cli);
+	SSL_CTX_free(cctx);
+	close(sv[0]);
+	close(sv[1]);
+	tls_contexts_fini(&t);
+	config_free(cfg);
+	ERR_clear_error();
+	return r;
+}
+
+START_TEST(test_client_crl_and_optional)
+{
+	/* Copies: path() reuses its buffers. */
+	char chain[640], key[640], ca[640], crl[640], dir[640], why[512];
+	const char *file_kv[] = { "tls_certificate", chain, "tls_private_key", key,
+				  "tls_verify", "disable", "tls_client_ca_certificate", ca,
+				  "tls_client_crl", crl, NULL };
+	const char *dir_kv[] = { "tls_certificate", chain, "tls_private_key", key,
+				 "tls_verify", "disable", "tls_client_ca_certificate", ca,
+				 "tls_client_crl", dir, "tls_client_certificate", "optional",
+				 NULL };
+	bool verified;
+
+	make_crl_certs();
+	snprintf(chain, sizeof(chain), "%s", path("server-chain.pem"));
+	snprintf(key, sizeof(key), "%s", path("server.key"));
+	snprintf(ca, sizeof(ca), "%s", path("crl/ca.pem"));
+	snprintf(crl, sizeof(crl), "%s", path("crl/ca.crl"));
+	snprintf(dir, sizeof(dir), "%s", path("crl/dir"));
+
+	/* A CRL file: the good certificate passes, the revoked one is named. */
+	ck_assert_int_eq(client_cert_handshake(file_kv, path("crl/good.pem"),
+					       path("crl/good.key"), &verified, why,
+					       sizeof(why)), 0);
+	ck_assert(verified);
+	ck_assert_int_ne(client_cert_handshake(file_kv, path("crl/revoked.pem"),
+					       path("crl/revoked.key"), &verified, why,
+					       sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "certificate revoked (subject /CN=revoked, serial 0x"), "%s",
+		      why);
+	/* required (the default): no certificate, no handshake. */
+	ck_assert_int_ne(client_cert_handshake(file_kv, NULL, NULL, &verified, why, sizeof(why)),
+			 0);
+
+	/* A hashed directory, optional: none is fine, a revoked one is not. */
+	ck_assert_int_eq(client_cert_handshake(dir_kv, NULL, NULL, &verified, why, sizeof(why)),
+			 0);
+	ck_assert(!verified);
+	ck_assert_int_eq(client_cert_handshake(dir_kv, path("crl/good.pem"), path("crl/good.key"),
+					       &verified, why, sizeof(why)), 0);
+	ck_assert(verified);
+	ck_assert_int_ne(client_cert_handshake(dir_kv, path("crl/revoked.pem"),
+					       path("crl/revoked.key"), &verified, why,
+					       sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "certificate revoked (subject /CN=revoked"), "%s", why);
+	/* optional still checks what comes: another CA's certificate is refused. */
+	ck_assert_int_ne(client_cert_handshake(dir_kv, path("client.pem"), path("client.key"),
+					       &verified, why, sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "unable to get local issuer"), "%s", why);
+}
+END_TEST
+
+START_TEST(test_crl_file_without_a_crl)
+{
+	const char *kv[] = { "tls_certificate", path("server-chain.pem"), "tls_private_key",
+			     path("server.key"), "tls_verify", "disable",
+			     "tls_client_ca_certificate", path("ca.pem"), "tls_client_crl",
+			     path("ca.pem"), NULL };
+	struct pgktls_config *cfg = cfg_with(kv);
+	struct tls_contexts t;
+	char err[1024];
+
+	ck_assert_int_eq(tls_contexts_build(cfg, &t, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "test: tls_client_crl: no PEM CRL") && strstr(err, "ca.pem"),
+		      "%s", err);
+	config_free(cfg);
+}
+END_TEST
+
+/* Build the client-facing context with the encrypted key and @cmd (NULL: none). */
+static int build_with_passphrase(const char *cmd, char *err, size_t errlen)
+{
+	const char *kv[] = { "tls_certificate", path("server-chain.pem"), "tls_private_key",
+			     path("crl/server-enc.key"), "tls_verify", "disable",
+			     cmd ? "tls_private_key_passphrase_command" : NULL, cmd, NULL };
+	struct pgktls_config *cfg = cfg_with(kv);
+	struct tls_contexts t;
+	int r;
+
+	err[0] = '\0';
+	r = tls_contexts_build(cfg, &t, err, errlen);
+	if (r == 0)
+		tls_contexts_fini(&t);
+	config_free(cfg);
+	return r;
+}
+
+START_TEST(test_passphrase_command)
+{
+	char err[1024], cmd[800];
+	FILE *f;
+	int r;
+
+	make_crl_certs();
+	ck_assert_msg(build_with_passphrase("echo s3cret", err, sizeof(err)) == 0, "%s", err);
+	/* %p is the prompt, %% a percent sign; only the first line counts, CR LF is a line end. */
+	snprintf(cmd, sizeof(cmd), "echo '%%p' > '%s'; printf 's3cret\\r\\n%%%%s\\n' more",
+		 path("crl/prompt"));
+	ck_assert_msg(build_with_passphrase(cmd, err, sizeof(err)) == 0, "%s", err);
+	f = fopen(path("crl/prompt"), "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(cmd, sizeof(cmd), f));
+	fclose(f);
+	ck_assert_str_eq(cmd, "Enter PEM pass phrase:\n");
+
+	ck_assert_int_eq(build_with_passphrase("echo wrong", err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "test: tls_private_key: cannot decrypt key file '") &&
+		      strstr(err, "server-enc.key': wrong passphrase"), "%s", err);
+	ck_assert_int_eq(build_with_passphrase("echo s3cret; exit 3", err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "test: tls_private_key_passphrase_command: command 'echo s3cret; "
+			     "exit 3' for key file '") && strstr(err, "exited with status 3"),
+		      "%s", err);
+	ck_assert_int_eq(build_with_passphrase("true", err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "printed no passphrase"), "%s", err);
+	ck_assert_int_eq(build_with_passphrase(NULL, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "is encrypted: set tls_private_key_passphrase_command"), "%s",
+		      err);
+	/*
+	 * The daemon blocks SIGTERM and ignores SIGPIPE: the command must not
+	 * inherit either (its shell's SigBlk is zero, SigIgn lacks bit 13).
+	 */
+	{
+		sigset_t term, old;
+		void (*oldpipe)(int) = signal(SIGPIPE, SIG_IGN);
+
+		sigemptyset(&term);
+		sigaddset(&term, SIGTERM);
+		pthread_sigmask(SIG_BLOCK, &term, &old);
+		r = build_with_passphrase("grep -Eq '^SigBlk:[[:space:]]+0+$' /proc/$$/status "
+					  "&& i=$(sed -n 's/^SigIgn:[[:space:]]*//p' "
+					  "/proc/$$/status) && [ $((0x$i & 0x1000)) = 0 ] && "
+					  "echo s3cret", err, sizeof(err));
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		signal(SIGPIPE, oldpipe);
+		ck_assert_msg(r == 0, "%s", err);
+	}
+	/* Never in an error: the passphrase itself. */
+	ck_assert_int_eq(build_with_passphrase("echo s3cret; exit 1", err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_null(strstr(strstr(err, "failed:"), "s3cret"));
+}
+END_TEST
+
 static Suite *tls_suite(void)
 {
 	Suite *s = suite_create("tls");
@@ -352,6 +569,9 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, test_upstream_verify_modes);
 	tcase_add_test(tc, test_hop_io_over_tls);
 	tcase_add_test(tc, test_keylog_only_where_records_leave_openssl);
+	tcase_add_test(tc, test_client_crl_and_optional);
+	tcase_add_test(tc, test_crl_file_without_a_crl);
+	tcase_add_test(tc, test_passphrase_command);
 	suite_add_tcase(s, tc);
 	return s;
 }
