@@ -851,12 +851,16 @@ static void read_initial(struct conn *c)
 		}
 		kind = pgproto_parse_initial(d->buf + d->head, d->tail - d->head, &pktlen, &why);
 		if (kind < 0) {
+			const char *sqlstate = pgproto_refusal_sqlstate(kind);
+
 			STAT_INC(st(c), protocol_errors);
-			/* As PostgreSQL: an unknown protocol version is 0A000, the rest 08P01. */
-			fail(c, CONN_CLOSE_PROTOCOL,
-			     strncmp(why, "unsupported frontend protocol", 29) == 0 ? "0A000"
-										  : "08P01",
-			     NULL, NULL, "%s", why);
+			if (!sqlstate) {
+				/* As PostgreSQL: a wrong length is only logged. */
+				clog_info(c, "refused: %s", why);
+				conn_close(c, CONN_CLOSE_PROTOCOL);
+				return;
+			}
+			fail(c, CONN_CLOSE_PROTOCOL, sqlstate, NULL, NULL, "%s", why);
 			return;
 		}
 		if (kind != PGPROTO_NEED_MORE) {

@@ -47,17 +47,31 @@ enum pgproto_initial {
  * @len: how many
  * @pktlen: out: length of the complete packet (for NEED_MORE: total needed
  *	    once the length word is known, else 0)
- * @why: out, on -EPROTO: a static, human-readable reason fit for an
- *	 ErrorResponse ("invalid length of startup packet", ...)
+ * @why: out, on failure: a static, human-readable reason for the log, and
+ *	 for the ErrorResponse if pgproto_refusal_sqlstate() says to send one
  *
  * Validates lengths (8..PG_MAX_STARTUP_PACKET), the protocol major version
  * (3), and that a StartupMessage is a sequence of NUL-terminated name/value
  * strings ending with a single extra NUL as its last byte.
  *
- * Return: an enum pgproto_initial value (>= 0), or -EPROTO.
+ * Return: an enum pgproto_initial value (>= 0), or -EMSGSIZE (a length that
+ * no packet of its kind may have), -EPROTONOSUPPORT (a protocol version or
+ * request code we do not speak), -EPROTO (a malformed StartupMessage body).
  */
 PGKTLS_MUSTCHECK int pgproto_parse_initial(const uint8_t *buf, size_t len, size_t *pktlen,
 					   const char **why);
+
+/**
+ * pgproto_refusal_sqlstate() - how PostgreSQL answers a first packet that
+ * pgproto_parse_initial() refused with @err.
+ *
+ * Return: the SQLSTATE of the FATAL ErrorResponse to send ("0A000" for an
+ * unsupported protocol, "08P01" for a malformed packet), or NULL where
+ * PostgreSQL closes the connection without a reply (a wrong length: the
+ * peer may not be a PostgreSQL client at all, or may be waiting for the
+ * answer to an SSLRequest, and would misread an ErrorResponse).
+ */
+const char *pgproto_refusal_sqlstate(int err);
 
 /**
  * pgproto_backend_msg() - frame one tagged message (type byte + int32 length).
