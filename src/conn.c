@@ -91,6 +91,13 @@ static const unsigned conn_next[CONN__NSTATES] = {
 };
 #undef B
 
+enum conn_close_reason conn_hop_failure_reason(bool client_hop, int err)
+{
+	if (err == -EKEYREJECTED)
+		return CONN_CLOSE_KEYUPDATE;
+	return client_hop ? CONN_CLOSE_CLIENT_ERROR : CONN_CLOSE_SERVER_ERROR;
+}
+
 const char *conn_state_name(enum conn_state s)
 {
 	return s < CONN__NSTATES ? state_names[s] : "?";
@@ -674,15 +681,11 @@ static void start_relay(struct conn *c)
 		     c->rt->upstream_str);
 		return;
 	}
-	if (failed == &c->server) {
+	if (failed == &c->server)
 		clog_info(c, "server hop failed: %s", c->server.err);
-		conn_close(c, strstr(c->server.err, "KeyUpdate") ? CONN_CLOSE_KEYUPDATE
-								  : CONN_CLOSE_SERVER_ERROR);
-	} else {
+	else
 		clog_info(c, "client hop failed: %s", c->client.err[0] ? c->client.err : "error");
-		conn_close(c, strstr(c->client.err, "KeyUpdate") ? CONN_CLOSE_KEYUPDATE
-								  : CONN_CLOSE_CLIENT_ERROR);
-	}
+	conn_close(c, conn_hop_failure_reason(failed != &c->server, c->relay.err));
 }
 
 /* ---- client side: negotiation ---- */
@@ -888,7 +891,7 @@ static void read_initial(struct conn *c)
 			}
 			if (n < 0) {
 				clog_info(c, "client read failed: %s", c->client.err);
-				conn_close(c, CONN_CLOSE_CLIENT_ERROR);
+				conn_close(c, conn_hop_failure_reason(true, (int)n));
 				return;
 			}
 			d->tail += (uint32_t)n;

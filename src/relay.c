@@ -779,7 +779,8 @@ enum relay_status relay_run(struct relay *r, struct ev_loop *loop, struct hop **
 		bool progress = false;
 
 		for (int i = 0; i < 2; i++) {
-			if (step(r, i, &progress, failed_hop) < 0)
+			r->err = step(r, i, &progress, failed_hop);
+			if (r->err < 0)
 				return RELAY_FAILED;
 		}
 		if (!progress)
@@ -806,6 +807,7 @@ enum relay_status relay_run(struct relay *r, struct ev_loop *loop, struct hop **
 	if (ev_io_set(loop, &h0->io, hop_events(h0, want_read[0], want_write[1])) < 0 ||
 	    ev_io_set(loop, &h1->io, hop_events(h1, want_read[1], want_write[0])) < 0) {
 		*failed_hop = h0;
+		r->err = -errno;
 		snprintf(h0->err, sizeof(h0->err), "epoll_ctl: %s", strerror(errno));
 		return RELAY_FAILED;
 	}

@@ -94,6 +94,17 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
  */
 void conn_close(struct conn *c, enum conn_close_reason reason);
 
+/**
+ * conn_hop_failure_reason() - why a connection ends when one of its hops fails.
+ * @client_hop: the client's hop failed (else the server's)
+ * @err: the -errno it failed with (hop_read(), hop_write(), struct relay's err)
+ *
+ * Chosen from the code alone: a hop's err text is for the log.
+ * Return: CONN_CLOSE_KEYUPDATE for a KeyUpdate the kernel cannot follow
+ * (-EKEYREJECTED), else CONN_CLOSE_CLIENT_ERROR or CONN_CLOSE_SERVER_ERROR.
+ */
+enum conn_close_reason conn_hop_failure_reason(bool client_hop, int err);
+
 const char *conn_state_name(enum conn_state s);
 const char *conn_close_reason_name(enum conn_close_reason r);
 

@@ -123,12 +123,14 @@ struct relay {
 	struct stats *stats;	/* the worker's counters */
 	uint8_t *scratch;	/* worker-wide bounce buffer, RELAY_BATCH_SIZE */
 	struct relay_pipes *pipes; /* the worker's spare pipes */
+	int err;		/* on RELAY_FAILED: the -errno that ended it (see hop_read()) */
 };
 
 enum relay_status {
 	RELAY_AGAIN,		/* waiting for the sockets: epoll masks set */
 	RELAY_FINISHED,		/* both directions delivered their EOF */
-	RELAY_FAILED,		/* a hop failed: see its err; *failed_hop says which */
+	RELAY_FAILED,		/* a hop failed: r->err says how, its err why (for the log);
+				 * *failed_hop says which */
 };
 
 /** hop_init() - an empty hop around @fd (no TLS yet). */
@@ -142,7 +144,8 @@ void hop_init(struct hop *h, int fd, const char *name, bool is_tcp);
  * kernel can, close_notify is EOF) and skips empty data records.
  *
  * Return: bytes read (> 0), 0 at EOF (h->rx_eof set), -EAGAIN, or another
- * -errno with h->err set (-EBADMSG: a record failed authentication).
+ * -errno with h->err set (-EBADMSG: a record failed authentication;
+ * -EKEYREJECTED: a KeyUpdate this kernel cannot follow).
  */
 PGKTLS_MUSTCHECK ssize_t hop_read(struct hop *h, void *buf, size_t len, struct stats *st);
 
