@@ -633,6 +633,61 @@ static int inspect_auth(void *arg, struct relay_dir *d)
 	return 0;
 }
 
+/* ---- the server's last words ---- */
+
+/*
+ * Whether the client may be told, with an ErrorResponse of ours, that the
+ * server is gone: only between two of the server's messages (never inside
+ * one half relayed, or where spliced bytes went past unseen), never after
+ * the server's own ErrorResponse (its FATAL says why it closes, as with
+ * pg_terminate_backend), and never once the client said goodbye
+ * (Terminate) or left.
+ */
+static bool server_vanished(const struct conn *c)
+{
+	return pgproto_framer_at_boundary(&c->s2c_frame) && c->s2c_frame.last_type != 'E' &&
+	       pgproto_framer_at_boundary(&c->c2s_frame) && c->c2s_frame.last_type != 'X' &&
+	       !c->client.rx_eof && !c->client.tx_shut && c->s2c.pipe_len == 0;
+}
+
+/*
+ * Queue FATAL 08006 after whatever @d still holds for the client, as libpq
+ * would say it had it lost the server itself. Return: false if it does not
+ * fit (then the client just sees the connection close).
+ */
+static bool queue_server_lost(struct conn *c, struct relay_dir *d, const char *how)
+{
+	char detail[256];
+	size_t n;
+
+	if (relay_dir_reserve(d) < 0)
+		return false;
+	if (d->head == d->tail)
+		d->head = d->scan = d->tail = 0;
+	snprintf(detail, sizeof(detail), "pgktls lost its connection to upstream %s: %s",
+		 c->rt->upstream_str, how);
+	n = pgproto_build_error(d->buf + d->tail, d->cap - d->tail, "FATAL", "08006",
+				"server closed the connection unexpectedly", detail,
+				"The server probably terminated abnormally.");
+	if (n == 0)
+		return false;
+	d->tail += (uint32_t)n;
+	d->scan = d->tail;
+	STAT_INC(st(c), upstream_lost);
+	clog_info(c, "upstream closed the connection unexpectedly (%s): client told", how);
+	return true;
+}
+
+/* relay_eof_cb: the server's stream ended where the client still listens. */
+static void on_relay_eof(void *arg, int i, struct relay_dir *d)
+{
+	struct conn *c = arg;
+
+	if (i == 1 && server_vanished(c))
+		queue_server_lost(c, d, c->server.clean_eof ? "end of stream" : "end of stream "
+										"without close_notify");
+}
+
 /* ---- relay ---- */
 
 static void start_relay(struct conn *c)
@@ -660,6 +715,13 @@ static void start_relay(struct conn *c)
 		c->relay.rx_ready[0] = c->relay.rx_ready[1] = true;
 		/* The startup packet (and anything after it) waits in c2s. */
 		c->c2s.scan = c->c2s.tail;
+		pgproto_framer_init(&c->c2s_frame, pgproto_get_u32(c->c2s.buf + c->c2s.head));
+		pgproto_framer_feed(&c->c2s_frame, c->c2s.buf + c->c2s.head,
+				    c->c2s.tail - c->c2s.head);
+		pgproto_framer_init(&c->s2c_frame, 0);
+		c->relay.frame[0] = &c->c2s_frame;
+		c->relay.frame[1] = &c->s2c_frame;
+		c->relay.on_eof = on_relay_eof;
 		clog_debug(c, "relaying to %s", c->rt->upstream_str);
 	}
 	rs = relay_run(&c->relay, loop_of(c), &failed);
@@ -679,6 +741,17 @@ static void start_relay(struct conn *c)
 		fail(c, CONN_CLOSE_UPSTREAM, "08006", c->server.err, NULL,
 		     "pgktls: upstream %s closed the connection before authentication",
 		     c->rt->upstream_str);
+		return;
+	}
+	if (failed == &c->server && server_vanished(c) &&
+	    queue_server_lost(c, &c->s2c, c->server.err)) {
+		/* Reset between two messages: say so once what came before is out. */
+		c->close_reason = CONN_CLOSE_SERVER_ERROR;
+		hop_close(loop_of(c), &c->server);
+		conn_set_state(c, CONN_ERROR_FLUSH);
+		ev_timer_start(loop_of(c), &c->timer, CONN_ERROR_FLUSH_MS);
+		set_events(c, &c->client, 0);
+		flush_error(c);
 		return;
 	}
 	if (failed == &c->server)

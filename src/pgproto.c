@@ -192,6 +192,46 @@ int pgproto_backend_msg(const uint8_t *buf, size_t len, uint8_t *type, size_t *t
 	return len >= *total ? 1 : 0;
 }
 
+void pgproto_framer_init(struct pgproto_framer *f, uint32_t skip)
+{
+	memset(f, 0, sizeof(*f));
+	f->left = skip;
+}
+
+void pgproto_framer_feed(struct pgproto_framer *f, const uint8_t *p, size_t n)
+{
+	while (n > 0 && !f->lost) {
+		size_t take;
+		uint32_t mlen;
+
+		if (f->left) {
+			/* Inside a body: skip it by count, whatever its size. */
+			take = n < f->left ? n : f->left;
+			f->left -= (uint32_t)take;
+			p += take;
+			n -= take;
+			continue;
+		}
+		take = PG_MSG_HDR - f->hdr_len;
+		if (take > n)
+			take = n;
+		memcpy(f->hdr + f->hdr_len, p, take);
+		f->hdr_len += (uint8_t)take;
+		p += take;
+		n -= take;
+		if (f->hdr_len < PG_MSG_HDR)
+			return;
+		mlen = pgproto_get_u32(f->hdr + 1);
+		if (mlen < PG_MSG_MIN_LEN || mlen > PG_MSG_MAX_LEN) {
+			f->lost = true;
+			return;
+		}
+		f->last_type = f->hdr[0];
+		f->left = mlen - PG_MSG_MIN_LEN;
+		f->hdr_len = 0;
+	}
+}
+
 /*
  * check_msg() - @msg must be exactly one message of type @type: its length
  * word must account for every byte of @len and for at least @min body bytes.

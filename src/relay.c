@@ -27,6 +27,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "pgktls/pgproto.h"
 #include "pgktls/stats.h"
 #include "pgktls/tls.h"
 #include "pgktls/tlsrec.h"
@@ -541,6 +542,8 @@ static int splice_in(struct relay *r, int i, bool *progress)
 	if (n > 0) {
 		d->pipe_len += (uint32_t)n;
 		*progress = true;
+		if (r->frame[i])
+			pgproto_framer_lose(r->frame[i]);
 		/* kTLS splices one record at a time: only plain TCP shows a drained socket. */
 		if (!rx_in_kernel(src) && (size_t)n < RELAY_PIPE_SIZE - (d->pipe_len - (size_t)n))
 			r->rx_ready[i] = false;
@@ -652,6 +655,8 @@ static int pass_through(struct relay *r, int i, bool *progress)
 	} while (RELAY_BATCH_SIZE - got >= RELAY_BUF_SIZE && has_buffered(src));
 	if (n != -EAGAIN || got > 0)
 		*progress = true;
+	if (r->frame[i])
+		pgproto_framer_feed(r->frame[i], r->scratch, got);
 	while (off < got) {
 		ssize_t w = hop_write(r->dst[i], r->scratch + off, got - off);
 
@@ -694,6 +699,8 @@ static int read_buffered(struct relay *r, int i, bool *progress)
 		return (int)n;
 	if (n == 0)
 		return 0;
+	if (r->frame[i])
+		pgproto_framer_feed(r->frame[i], d->buf + d->tail, (size_t)n);
 	d->tail += (uint32_t)n;
 	if (r->inspect[i])
 		return r->inspect[i](r->inspect_arg, d);
@@ -751,6 +758,13 @@ static int step(struct relay *r, int i, bool *progress, struct hop **failed)
 eof:
 	if (src->rx_eof && d->scan < d->tail)
 		d->scan = d->tail;	/* nothing more will complete a partial message */
+	if (src->rx_eof && relay_dir_pending(d) == 0 && r->on_eof && !d->eof_told) {
+		d->eof_told = true;
+		r->on_eof(r->inspect_arg, i, d);
+		ret = flush_dir(r, i, progress);
+		if (ret < 0)
+			goto fail_dst;
+	}
 	if (src->rx_eof && relay_dir_pending(d) == 0) {
 		ret = hop_shutdown_write(dst);
 		if (ret == -EAGAIN)

@@ -12,6 +12,7 @@
 
 #include "pgktls/authinspect.h"
 #include "pgktls/ev.h"
+#include "pgktls/pgproto.h"
 #include "pgktls/relay.h"
 #include "pgktls/sock.h"
 
@@ -72,6 +73,8 @@ struct conn {
 	struct relay_dir s2c;		/* server -> client (or our ErrorResponse) */
 	struct relay relay;		/* wiring of the above for relay_run() */
 	struct authinspect auth;	/* server->client authentication, until AuthenticationOk */
+	struct pgproto_framer c2s_frame; /* where each direction stands between messages */
+	struct pgproto_framer s2c_frame;
 	struct ev_timer timer;		/* startup / connect / flush deadline */
 	struct ev_defer defer;		/* frees the conn after the dispatch round */
 	struct conn *prev, *next;	/* worker's list */

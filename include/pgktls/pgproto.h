@@ -157,6 +157,45 @@ PGKTLS_MUSTCHECK int pgproto_error_add_hint(const uint8_t *msg, size_t len, cons
 size_t pgproto_build_error(uint8_t *out, size_t cap, const char *severity, const char *sqlstate,
 			   const char *message, const char *detail, const char *hint);
 
+/*
+ * Where a stream of tagged messages stands, from its bytes alone: headers
+ * are read, bodies skipped by count, nothing is copied beyond a header
+ * split across reads. The relay feeds it what passes through userspace, so
+ * the connection can tell whether a stream stopped between two messages.
+ */
+struct pgproto_framer {
+	uint32_t left;		/* bytes of the current message (or skipped packet) still due */
+	uint8_t hdr[5];		/* a header split across feeds */
+	uint8_t hdr_len;	/* bytes of it so far */
+	uint8_t last_type;	/* type byte of the last message begun; 0 before any */
+	bool lost;		/* bytes passed unseen, or a bad length: position unknown */
+};
+
+/**
+ * pgproto_framer_init() - a framer at the start of a stream.
+ * @skip: bytes of an untagged packet that come first (the StartupMessage
+ *	  of a client stream), or 0
+ */
+void pgproto_framer_init(struct pgproto_framer *f, uint32_t skip);
+
+/** pgproto_framer_feed() - account for the next @n bytes of the stream. */
+void pgproto_framer_feed(struct pgproto_framer *f, const uint8_t *p, size_t n);
+
+/** pgproto_framer_lose() - bytes passed without being fed: the position is unknown. */
+static inline void pgproto_framer_lose(struct pgproto_framer *f)
+{
+	f->lost = true;
+}
+
+/**
+ * pgproto_framer_at_boundary() - whether every message begun has ended
+ * (so a whole message may follow), as far as the framer can tell.
+ */
+static inline bool pgproto_framer_at_boundary(const struct pgproto_framer *f)
+{
+	return !f->lost && f->left == 0 && f->hdr_len == 0;
+}
+
 /** pgproto_get_u32() - read a big-endian uint32. */
 static inline uint32_t pgproto_get_u32(const uint8_t *p)
 {

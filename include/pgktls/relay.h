@@ -28,6 +28,7 @@
 #include "pgktls/ev.h"
 #include "pgktls/ktls.h"
 
+struct pgproto_framer;
 struct stats;
 struct tlsrec;
 
@@ -83,6 +84,7 @@ struct relay_dir {
 	uint32_t pipe_len;	/* bytes sitting in the pipe */
 	bool no_pipe;		/* pipe2() failed (EMFILE): copy through userspace */
 	bool done;		/* EOF passed on to the destination */
+	bool eof_told;		/* the relay's on_eof has been called for this direction */
 };
 
 /*
@@ -107,6 +109,14 @@ void relay_pipes_fini(struct relay_pipes *p);
  */
 typedef int relay_inspect_cb(void *arg, struct relay_dir *d);
 
+/*
+ * relay_eof_cb - called once when direction @i's source has ended and
+ * everything it sent has been written on, just before the EOF is passed to
+ * the destination: the owner may put last words in @d (its buffer is empty;
+ * it may reserve it and fill head..tail), which go out before the EOF.
+ */
+typedef void relay_eof_cb(void *arg, int i, struct relay_dir *d);
+
 struct relay {
 	struct hop *src[2];	/* [0] client->server reads client; [1] server->client */
 	struct hop *dst[2];
@@ -119,7 +129,14 @@ struct relay {
 	 * level-triggered epoll a wrong "drained" costs one more wakeup.
 	 */
 	bool rx_ready[2];
-	void *inspect_arg;
+	/*
+	 * Framing of each direction's PostgreSQL messages (NULL = not
+	 * tracked): fed every byte that passes through userspace, marked lost
+	 * when bytes are spliced past it. Headers only: no copy of the data.
+	 */
+	struct pgproto_framer *frame[2];
+	relay_eof_cb *on_eof;	/* NULL = pass EOF on at once */
+	void *inspect_arg;	/* for inspect and on_eof */
 	struct stats *stats;	/* the worker's counters */
 	uint8_t *scratch;	/* worker-wide bounce buffer, RELAY_BATCH_SIZE */
 	struct relay_pipes *pipes; /* the worker's spare pipes */

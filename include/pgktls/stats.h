@@ -30,6 +30,7 @@
 	X(upstream_failures, "upstream connections that failed (connect or TLS)")           \
 	X(upstream_tls_handshakes, "TLS handshakes completed with PostgreSQL")              \
 	X(upstream_tls_failures, "TLS handshakes with PostgreSQL that failed")              \
+	X(upstream_lost, "sessions told 08006: PostgreSQL closed between two messages")     \
 	X(sasl_plus_stripped, "AuthenticationSASL messages with -PLUS removed")             \
 	X(channel_binding_hints, "channel-binding errors given a HINT")                     \
 	X(bytes_client_to_server, "bytes relayed from clients to PostgreSQL")               \

@@ -1085,6 +1085,78 @@ START_TEST(test_build_error_space)
 }
 END_TEST
 
+/* A server stream: DataRow, CopyData (big), ReadyForQuery; fed in every split. */
+START_TEST(test_framer_splits)
+{
+	struct pkt p;
+	struct pgproto_framer f;
+	uint8_t big[9000];
+	size_t ends[3], cut, k;
+
+	memset(big, 'y', sizeof(big));
+	p.n = 0;
+	put_bytes(&p, "D\0\0\0\x0b\0\x01\0\0\0\x01x", 12);
+	ends[0] = p.n;
+	put_bytes(&p, "d", 1);
+	put_u32(&p, 4 + sizeof(big));
+	put_bytes(&p, big, sizeof(big));
+	ends[1] = p.n;
+	put_bytes(&p, "Z\0\0\0\x05I", 6);
+	ends[2] = p.n;
+
+	/* Cut anywhere: at a boundary exactly at the ends of messages. */
+	for (cut = 0; cut <= p.n; cut++) {
+		bool boundary = cut == 0 || cut == ends[0] || cut == ends[1] || cut == ends[2];
+
+		pgproto_framer_init(&f, 0);
+		pgproto_framer_feed(&f, p.b, cut);
+		ck_assert_msg(pgproto_framer_at_boundary(&f) == boundary, "cut at %zu", cut);
+		pgproto_framer_feed(&f, p.b + cut, p.n - cut);
+		ck_assert(pgproto_framer_at_boundary(&f));
+		ck_assert_int_eq(f.last_type, 'Z');
+	}
+	/* One byte at a time. */
+	pgproto_framer_init(&f, 0);
+	for (k = 0; k < p.n; k++) {
+		pgproto_framer_feed(&f, p.b + k, 1);
+		if (k + 1 == ends[0])
+			ck_assert_int_eq(f.last_type, 'D');
+	}
+	ck_assert(pgproto_framer_at_boundary(&f));
+	ck_assert_int_eq(f.last_type, 'Z');
+}
+END_TEST
+
+START_TEST(test_framer_skip_lost)
+{
+	struct pkt p;
+	struct pgproto_framer f;
+
+	/* A client stream: the StartupMessage (untagged) is skipped, then Terminate. */
+	libpq_startup(&p, PG_PROTOCOL(3, 0));
+	put_bytes(&p, "X\0\0\0\x04", 5);
+	pgproto_framer_init(&f, pgproto_get_u32(p.b));
+	pgproto_framer_feed(&f, p.b, p.n - 5);
+	ck_assert(pgproto_framer_at_boundary(&f));
+	ck_assert_int_eq(f.last_type, 0);
+	pgproto_framer_feed(&f, p.b + p.n - 5, 5);
+	ck_assert(pgproto_framer_at_boundary(&f));
+	ck_assert_int_eq(f.last_type, 'X');
+
+	/* A length below 4 is no PostgreSQL stream: position unknown for good. */
+	pgproto_framer_init(&f, 0);
+	pgproto_framer_feed(&f, (const uint8_t *)"Z\0\0\0\x03", 5);
+	ck_assert(!pgproto_framer_at_boundary(&f));
+	pgproto_framer_feed(&f, (const uint8_t *)"Z\0\0\0\x05I", 6);
+	ck_assert(!pgproto_framer_at_boundary(&f));
+
+	/* Bytes that went past unseen (spliced) lose the position too. */
+	pgproto_framer_init(&f, 0);
+	pgproto_framer_lose(&f);
+	ck_assert(!pgproto_framer_at_boundary(&f));
+}
+END_TEST
+
 static Suite *pgproto_suite(void)
 {
 	Suite *s = suite_create("pgproto");
@@ -1117,6 +1189,11 @@ static Suite *pgproto_suite(void)
 	tcase_add_test(tc, test_sasl_strip_order_and_names);
 	tcase_add_test(tc, test_sasl_strip_space);
 	tcase_add_test(tc, test_sasl_strip_malformed);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("framer");
+	tcase_add_test(tc, test_framer_splits);
+	tcase_add_test(tc, test_framer_skip_lost);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("error");
