@@ -45,7 +45,8 @@
 	X(tls_alerts, "TLS alerts seen by kTLS or tlsrec (close_notify included)")          \
 	X(tls_key_updates, "TLS 1.3 KeyUpdates handled by rekeying")                        \
 	X(tls_key_updates_refused, "connections closed on a KeyUpdate the kernel cannot follow") \
-	X(accept_backoffs, "times accept() hit a descriptor limit and backed off")
+	X(accept_backoffs, "times accept() hit a descriptor limit and backed off")          \
+	X(accept_refused_nofd, "clients refused at once (53300) at the descriptor limit")
 
 /* Room for enum conn_close_reason and enum ktls_reason (checked where they are used). */
 #define STATS_MAX_REASONS 16
