@@ -203,13 +203,7 @@ void conn_close(struct conn *c, enum conn_close_reason reason)
 	}
 	hop_close(w->loop, &c->client);
 	hop_close(w->loop, &c->server);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		w->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
+	c->on_closed(w, c);
 	STAT_INC(st(c), conns_closed);
 	STAT_INC(st(c), closed_by_reason[reason]);
 	STAT_DEC(st(c), conns_active);
@@ -403,6 +397,8 @@ static void fail_ktls_required(struct conn *c, struct hop *h)
 /* ---- upstream ---- */
 
 static void start_upstream(struct conn *c);
+static void handshake_step(struct conn *c, struct hop *h);
+static void read_initial(struct conn *c);
 static void on_server_event(struct conn *c, uint32_t events);
 static void start_relay(struct conn *c);
 
@@ -463,39 +459,17 @@ static void upstream_ready(struct conn *c)
 	start_relay(c);
 }
 
-static void upstream_tls_step(struct conn *c)
+/* The upstream hop's handshake finished: offload it, then relay (or cancel). */
+static void upstream_tls_up(struct conn *c)
 {
-	char detail[256];
-	int r;
-
-	tls_drain_errors();
-	r = SSL_do_handshake(c->server.ssl);
-	if (r == 1) {
-		STAT_INC(st(c), upstream_tls_handshakes);
-		clog_debug(c, "upstream TLS: %s %s", SSL_get_version(c->server.ssl),
-			   SSL_get_cipher_name(c->server.ssl));
-		if (offload(c, &c->server, cfg(c)->ktls_server, false) < 0) {
-			fail_ktls_required(c, &c->server);
-			return;
-		}
-		upstream_ready(c);
+	STAT_INC(st(c), upstream_tls_handshakes);
+	clog_debug(c, "upstream TLS: %s %s", SSL_get_version(c->server.ssl),
+		   SSL_get_cipher_name(c->server.ssl));
+	if (offload(c, &c->server, cfg(c)->ktls_server, false) < 0) {
+		fail_ktls_required(c, &c->server);
 		return;
 	}
-	r = SSL_get_error(c->server.ssl, r);
-	switch (r) {
-	case SSL_ERROR_WANT_READ:
-		set_events(c, &c->server, EPOLLIN);
-		return;
-	case SSL_ERROR_WANT_WRITE:
-		set_events(c, &c->server, EPOLLOUT);
-		return;
-	default:
-		STAT_INC(st(c), upstream_tls_failures);
-		STAT_INC(st(c), hs_failed[STATS_HOP_SERVER][hs_fail_kind(c->server.ssl, r)]);
-		tls_error_string(c->server.ssl, detail, sizeof(detail));
-		fail_upstream(c, detail, "TLS handshake failed (tls_verify = %s)",
-			      config_verify_name(cfg(c)->tls_verify));
-	}
+	upstream_ready(c);
 }
 
 static void on_server_event(struct conn *c, uint32_t events)
@@ -548,7 +522,7 @@ static void on_server_event(struct conn *c, uint32_t events)
 				return;
 			}
 			conn_set_state(c, CONN_UPSTREAM_TLS);
-			upstream_tls_step(c);
+			handshake_step(c, &c->server);
 			return;
 		}
 		if (reply == 'N') {
@@ -567,7 +541,7 @@ static void on_server_event(struct conn *c, uint32_t events)
 		return;
 
 	case CONN_UPSTREAM_TLS:
-		upstream_tls_step(c);
+		handshake_step(c, &c->server);
 		return;
 
 	case CONN_CANCEL_SEND:
@@ -699,20 +673,11 @@ static void start_relay(struct conn *c)
 		conn_set_state(c, CONN_RELAY);
 		ev_timer_stop(loop_of(c), &c->timer);
 		c->flags |= CONN_F_INSPECT;
-		c->relay.src[0] = &c->client;
-		c->relay.dst[0] = &c->server;
-		c->relay.dir[0] = &c->c2s;
-		c->relay.src[1] = &c->server;
-		c->relay.dst[1] = &c->client;
-		c->relay.dir[1] = &c->s2c;
-		c->relay.inspect[0] = NULL;
+		relay_init(&c->relay, &c->client, &c->server, &c->c2s, &c->s2c, st(c),
+			   c->w->scratch, &c->w->pipes);
 		c->relay.inspect[1] = inspect_auth;
 		c->auth.strip_plus = !hop_has_tls(&c->client) && hop_has_tls(&c->server);
 		c->relay.inspect_arg = c;
-		c->relay.stats = st(c);
-		c->relay.scratch = c->w->scratch;
-		c->relay.pipes = &c->w->pipes;
-		c->relay.rx_ready[0] = c->relay.rx_ready[1] = true;
 		/* The startup packet (and anything after it) waits in c2s. */
 		c->c2s.scan = c->c2s.tail;
 		pgproto_framer_init(&c->c2s_frame, pgproto_get_u32(c->c2s.buf + c->c2s.head));
@@ -769,7 +734,6 @@ static bool write_byte(struct conn *c, char b)
 	return send(c->client.fd, &b, 1, MSG_NOSIGNAL) == 1;
 }
 
-static void client_tls_step(struct conn *c);
 
 static void start_client_tls(struct conn *c)
 {
@@ -780,7 +744,7 @@ static void start_client_tls(struct conn *c)
 		return;
 	}
 	conn_set_state(c, CONN_CLIENT_TLS);
-	client_tls_step(c);
+	handshake_step(c, &c->client);
 }
 
 /* Act on one complete first packet. Return: true if parsing may continue. */
@@ -973,49 +937,72 @@ static void read_initial(struct conn *c)
 	set_events(c, &c->client, hop_events(&c->client, true, false));
 }
 
-static void client_tls_step(struct conn *c)
+/* The client hop's handshake finished: check ALPN, offload, read the startup packet. */
+static void client_tls_up(struct conn *c)
 {
+	STAT_INC(st(c), client_tls_handshakes);
+	stats_hs_observe(st(c), ev_now(loop_of(c)) - c->accepted_ms);
+	clog_debug(c, "client TLS: %s %s%s", SSL_get_version(c->client.ssl),
+		   SSL_get_cipher_name(c->client.ssl),
+		   (c->flags & CONN_F_DIRECT_TLS) ? " (direct)" : "");
+	conn_set_state(c, CONN_STARTUP);
+	if ((c->flags & CONN_F_DIRECT_TLS) && !tls_alpn_is_postgresql(c->client.ssl)) {
+		/* PostgreSQL 17 refuses direct TLS without ALPN; so do we. */
+		STAT_INC(st(c), protocol_errors);
+		fail(c, CONN_CLOSE_PROTOCOL, "08P01", NULL, NULL,
+		     "received direct SSL connection request without ALPN protocol "
+		     "negotiation extension");
+		return;
+	}
+	if (offload(c, &c->client, cfg(c)->ktls_client, true) < 0) {
+		fail_ktls_required(c, &c->client);
+		return;
+	}
+	read_initial(c);
+}
+
+/*
+ * handshake_step() - one non-blocking step of @h's TLS handshake, either
+ * hop: wait for the socket, go on once it is done, or end the connection
+ * (the client is told nothing mid-handshake; a failed upstream handshake
+ * is told to the client, whose own TLS is up or absent).
+ */
+static void handshake_step(struct conn *c, struct hop *h)
+{
+	bool client = h == &c->client;
+	enum stats_hop hop = client ? STATS_HOP_CLIENT : STATS_HOP_SERVER;
 	char detail[256];
 	int r;
 
 	tls_drain_errors();
-	r = SSL_do_handshake(c->client.ssl);
+	r = SSL_do_handshake(h->ssl);
 	if (r == 1) {
-		STAT_INC(st(c), client_tls_handshakes);
-		stats_hs_observe(st(c), ev_now(loop_of(c)) - c->accepted_ms);
-		clog_debug(c, "client TLS: %s %s%s", SSL_get_version(c->client.ssl),
-			   SSL_get_cipher_name(c->client.ssl),
-			   (c->flags & CONN_F_DIRECT_TLS) ? " (direct)" : "");
-		conn_set_state(c, CONN_STARTUP);
-		if ((c->flags & CONN_F_DIRECT_TLS) && !tls_alpn_is_postgresql(c->client.ssl)) {
-			/* PostgreSQL 17 refuses direct TLS without ALPN; so do we. */
-			STAT_INC(st(c), protocol_errors);
-			fail(c, CONN_CLOSE_PROTOCOL, "08P01", NULL, NULL,
-			     "received direct SSL connection request without ALPN protocol "
-			     "negotiation extension");
-			return;
-		}
-		if (offload(c, &c->client, cfg(c)->ktls_client, true) < 0) {
-			fail_ktls_required(c, &c->client);
-			return;
-		}
-		read_initial(c);
+		if (client)
+			client_tls_up(c);
+		else
+			upstream_tls_up(c);
 		return;
 	}
-	r = SSL_get_error(c->client.ssl, r);
+	r = SSL_get_error(h->ssl, r);
 	switch (r) {
 	case SSL_ERROR_WANT_READ:
-		set_events(c, &c->client, EPOLLIN);
+		set_events(c, h, EPOLLIN);
 		return;
 	case SSL_ERROR_WANT_WRITE:
-		set_events(c, &c->client, EPOLLOUT);
+		set_events(c, h, EPOLLOUT);
 		return;
 	default:
-		STAT_INC(st(c), client_tls_failures);
-		STAT_INC(st(c), hs_failed[STATS_HOP_CLIENT][hs_fail_kind(c->client.ssl, r)]);
-		tls_error_string(c->client.ssl, detail, sizeof(detail));
-		clog_info(c, "TLS handshake failed: %s", detail);
-		conn_close(c, CONN_CLOSE_HANDSHAKE);
+		STAT_INC(st(c), hs_failed[hop][hs_fail_kind(h->ssl, r)]);
+		tls_error_string(h->ssl, detail, sizeof(detail));
+		if (client) {
+			STAT_INC(st(c), client_tls_failures);
+			clog_info(c, "TLS handshake failed: %s", detail);
+			conn_close(c, CONN_CLOSE_HANDSHAKE);
+			return;
+		}
+		STAT_INC(st(c), upstream_tls_failures);
+		fail_upstream(c, detail, "TLS handshake failed (tls_verify = %s)",
+			      config_verify_name(cfg(c)->tls_verify));
 	}
 }
 
@@ -1030,7 +1017,7 @@ static void client_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events
 		read_initial(c);
 		return;
 	case CONN_CLIENT_TLS:
-		client_tls_step(c);
+		handshake_step(c, &c->client);
 		return;
 	case CONN_RELAY:
 		if ((events & EPOLLIN) || c->client.rd_wants_write)
@@ -1105,16 +1092,20 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *t)
 	}
 }
 
-void conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+struct conn *conn_accept(struct worker *w, int fd, const struct sockaddr *peer,
+			 socklen_t peerlen, conn_closed_cb *on_closed)
 {
+	/* Process-wide, for log lines and the stats: unique across workers. */
+	static uint64_t next_id;
 	struct conn *c = calloc(1, sizeof(*c));
 
 	if (!c) {
 		log_err("out of memory accepting a connection");
 		close(fd);
-		return;
+		return NULL;
 	}
-	c->id = worker_next_conn_id();
+	c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+	c->on_closed = on_closed;
 	sock_addr_str(peer, peerlen, c->peer, sizeof(c->peer));
 	c->w = w;
 	c->rt = runtime_get(w->rt);
@@ -1127,13 +1118,10 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
 	ev_io_init(&c->client.io, fd, client_io_cb);
 	ev_timer_init(&c->timer, timer_cb);
 	sock_set_nodelay(fd);
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
 	STAT_INC(&w->stats, conns_accepted);
 	STAT_INC(&w->stats, conns_active);
 	clog_debug(c, "accepted on worker %u", w->idx);
 	ev_timer_start(w->loop, &c->timer, c->rt->cfg->startup_timeout);
 	set_events(c, &c->client, EPOLLIN);
+	return c;
 }

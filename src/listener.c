@@ -13,10 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pgktls/conn.h"
 #include "pgktls/log.h"
 #include "pgktls/pgproto.h"
-#include "pgktls/worker.h"
+#include "pgktls/stats.h"
 
 /* Accepts per wakeup: enough to drain a burst, few enough to keep relays moving. */
 #define LISTENER_BATCH 64
@@ -28,7 +27,7 @@ static void backoff_cb(struct ev_loop *loop, struct ev_timer *t)
 	struct listener *l = container_of(t, struct listener, backoff);
 
 	if (ev_io_set(loop, &l->io, EPOLLIN) < 0)
-		log_err("worker %u: cannot resume accepting: %s", l->w->idx, strerror(errno));
+		log_err("worker %u: cannot resume accepting: %s", l->idx, strerror(errno));
 }
 
 /* A descriptor held back for refusing connections at the limit (see refuse_at_limit()). */
@@ -63,16 +62,16 @@ static bool refuse_at_limit(struct listener *l, int err)
 					"sorry, too many clients already", detail, NULL);
 		/* A fresh socket takes 120 bytes at once; if not, the client gets the close. */
 		if (send(fd, msg, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-			log_debug("worker %u: refusal not sent: %s", l->w->idx, strerror(errno));
+			log_debug("worker %u: refusal not sent: %s", l->idx, strerror(errno));
 		close(fd);
-		STAT_INC(&l->w->stats, accept_refused_nofd);
+		STAT_INC(l->stats, accept_refused_nofd);
 	}
 	l->spare_fd = spare_open();
 	if (fd < 0 || l->spare_fd < 0)
 		return false;
 	if (!l->refusing)
 		log_warn("worker %u: accept: %s; refusing new connections (53300) until "
-			 "descriptors are free", l->w->idx, strerror(err));
+			 "descriptors are free", l->idx, strerror(err));
 	l->refusing = true;
 	return true;
 }
@@ -98,35 +97,40 @@ static void accept_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 				 * Level-triggered accept with no fds would spin: pause this
 				 * listener; the pending clients wait in the backlog.
 				 */
-				STAT_INC(&l->w->stats, accept_backoffs);
-				log_warn("worker %u: accept: %s; pausing %d ms", l->w->idx,
+				STAT_INC(l->stats, accept_backoffs);
+				log_warn("worker %u: accept: %s; pausing %d ms", l->idx,
 					 strerror(err), LISTENER_BACKOFF_MS);
 				ev_io_stop(loop, io);
 				ev_timer_start(loop, &l->backoff, LISTENER_BACKOFF_MS);
 				return;
 			}
-			log_warn("worker %u: accept: %s", l->w->idx, strerror(err));
+			log_warn("worker %u: accept: %s", l->idx, strerror(err));
 			return;
 		}
 		if (l->refusing)
-			log_info("worker %u: accepting again", l->w->idx);
+			log_info("worker %u: accepting again", l->idx);
 		l->refusing = false;
-		conn_accept(l->w, fd, (struct sockaddr *)&ss, len);
+		l->on_accept(l->arg, fd, (struct sockaddr *)&ss, len);
 	}
 }
 
-struct listener *listener_new(struct worker *w, int fd)
+struct listener *listener_new(struct ev_loop *loop, int fd, unsigned idx, struct stats *st,
+			      listener_accept_cb *on_accept, void *arg)
 {
 	struct listener *l = calloc(1, sizeof(*l));
 
 	if (!l)
 		return NULL;
-	l->w = w;
+	l->loop = loop;
+	l->idx = idx;
+	l->stats = st;
+	l->on_accept = on_accept;
+	l->arg = arg;
 	/* Without a spare (already at the limit) EMFILE falls back to backing off. */
 	l->spare_fd = spare_open();
 	ev_io_init(&l->io, fd, accept_cb);
 	ev_timer_init(&l->backoff, backoff_cb);
-	if (ev_io_set(w->loop, &l->io, EPOLLIN) < 0) {
+	if (ev_io_set(loop, &l->io, EPOLLIN) < 0) {
 		if (l->spare_fd >= 0)
 			close(l->spare_fd);
 		free(l);
@@ -139,8 +143,8 @@ void listener_free(struct listener *l)
 {
 	if (!l)
 		return;
-	ev_io_stop(l->w->loop, &l->io);
-	ev_timer_stop(l->w->loop, &l->backoff);
+	ev_io_stop(l->loop, &l->io);
+	ev_timer_stop(l->loop, &l->backoff);
 	if (l->spare_fd >= 0)
 		close(l->spare_fd);
 	close(l->io.fd);

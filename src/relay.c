@@ -784,6 +784,21 @@ fail_dst:
 	return ret;
 }
 
+void relay_init(struct relay *r, struct hop *client, struct hop *server, struct relay_dir *c2s,
+		struct relay_dir *s2c, struct stats *st, uint8_t *scratch,
+		struct relay_pipes *pipes)
+{
+	memset(r, 0, sizeof(*r));
+	r->src[0] = r->dst[1] = client;
+	r->src[1] = r->dst[0] = server;
+	r->dir[0] = c2s;
+	r->dir[1] = s2c;
+	r->rx_ready[0] = r->rx_ready[1] = true;
+	r->stats = st;
+	r->scratch = scratch;
+	r->pipes = pipes;
+}
+
 enum relay_status relay_run(struct relay *r, struct ev_loop *loop, struct hop **failed_hop)
 {
 	struct hop *h0 = r->src[0], *h1 = r->src[1];

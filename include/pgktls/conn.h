@@ -16,6 +16,7 @@
 #include "pgktls/relay.h"
 #include "pgktls/sock.h"
 
+struct conn;
 struct runtime;
 struct worker;
 
@@ -59,6 +60,13 @@ enum conn_close_reason {
 #define CONN_F_INSPECT (1u << 3)	/* server->client auth messages are inspected */
 #define CONN_F_CANCEL (1u << 4)		/* this connection carries a CancelRequest */
 
+/*
+ * conn_closed_cb - the connection is closing (from conn_close(), in the
+ * worker's thread): its owner lets go of it; it is freed after the
+ * current dispatch round.
+ */
+typedef void conn_closed_cb(struct worker *w, struct conn *c);
+
 struct conn {
 	uint64_t id;			/* process-wide, for log lines */
 	char peer[SOCK_ADDR_STRLEN];	/* client address */
@@ -77,7 +85,8 @@ struct conn {
 	struct pgproto_framer s2c_frame;
 	struct ev_timer timer;		/* startup / connect / flush deadline */
 	struct ev_defer defer;		/* frees the conn after the dispatch round */
-	struct conn *prev, *next;	/* worker's list */
+	struct conn *prev, *next;	/* worker's list: only worker.c touches these */
+	conn_closed_cb *on_closed;	/* the owner's, from conn_accept() */
 	uint64_t accepted_ms;		/* ev_now() at accept */
 	enum conn_close_reason close_reason;
 };
@@ -88,12 +97,18 @@ struct conn {
  * @fd: non-blocking socket from accept4(); owned by the conn from here on,
  *	closed here on failure
  * @peer: the client's address
+ * @on_closed: called by conn_close(), so the worker can let go of it
+ *
+ * Return: the connection, for the worker to keep in its list until
+ * @on_closed; NULL (out of memory, @fd closed).
  */
-void conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
+struct conn *conn_accept(struct worker *w, int fd, const struct sockaddr *peer,
+			 socklen_t peerlen, conn_closed_cb *on_closed);
 
 /**
  * conn_close() - the one teardown path: close both hops, count @reason,
- * log, and free the conn after the current dispatch round. Idempotent.
+ * log, tell the owner (on_closed), and free the conn after the
+ * current dispatch round. Idempotent.
  */
 void conn_close(struct conn *c, enum conn_close_reason reason);
 

@@ -209,6 +209,18 @@ void hop_close(struct ev_loop *loop, struct hop *h);
 uint32_t hop_events(const struct hop *h, bool want_read, bool want_write);
 
 /**
+ * relay_init() - wire @r between two hops: direction 0 reads @client and
+ * writes @server through @c2s, direction 1 the other way through @s2c; both
+ * sources marked ready, nothing inspected or framed, no on_eof (the owner
+ * sets those after).
+ * @st: the worker's counters; @scratch: its RELAY_BATCH_SIZE bounce
+ * buffer; @pipes: its spare pipes (all borrowed, not owned)
+ */
+void relay_init(struct relay *r, struct hop *client, struct hop *server, struct relay_dir *c2s,
+		struct relay_dir *s2c, struct stats *st, uint8_t *scratch,
+		struct relay_pipes *pipes);
+
+/**
  * relay_run() - move as much as the sockets allow, both directions, then
  * set each hop's epoll mask.
  * @failed_hop: out, on RELAY_FAILED: the hop whose error ended it
