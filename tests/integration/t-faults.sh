@@ -168,8 +168,8 @@ for ((i = 0; i < 20; i++)); do
 	sleep 0.5
 done
 ok $ok "... and accepts again once descriptors are free"
-refused=$("$PGKTLS_BUILDDIR/tools/pgktls-stat" -s "$T/lowfd-stats.sock" --json |
-	"$PY" -c 'import json, sys; print(json.load(sys.stdin)["totals"]["counters"]["accept_refused_nofd"])')
+refused=$("$PGKTLS_BUILDDIR/tools/pgktls-stat" -s "$T/lowfd-stats.sock" --json | "$PY" -c \
+	'import json, sys; print(json.load(sys.stdin)["totals"]["counters"]["accept_refused_nofd"])')
 ok $([ "${refused:-0}" -ge 40 ] && echo 0 || echo 1) \
 	"... and the refusals are counted (accept_refused_nofd = ${refused:-?})"
 hold_check "a session open before the descriptors ran out is not disturbed"
