@@ -3,7 +3,7 @@
 # Copyright (c) 2026 The pgktls developers
 #
 # idle-mem.sh [N] [WORKERS] - idle memory per session through pgktls in userspace TLS
-# mode (ktls = off, so any kernel will do), against bench/fakepg.py, for both upstream
+# mode (ktls = off, so any kernel will do), against tests/integration/fakepg.py, for both upstream
 # kinds: TLS on both hops, and client TLS with a plaintext upstream. Run it from a
 # build directory:
 #   bash /path/to/bench/idle-mem.sh 1000      # workers = 1
@@ -17,6 +17,8 @@ ulimit -n 20000 2>/dev/null
 N=${1:-1000}
 WORKERS=${2:-1}
 HERE=$(cd "$(dirname "$0")" && pwd)
+# The stand-in upstream and the idle client are test support, shared with t-idle-memory.sh.
+SUPPORT=$(cd "$HERE/../tests/integration" && pwd)
 BIN=${PGKTLS_BIN:-$PWD/src/pgktls}
 PY=/usr/bin/python3
 [ -x "$BIN" ] || { echo "idle-mem.sh: no pgktls at $BIN (run from the build dir)" >&2; exit 1; }
@@ -34,7 +36,7 @@ for upstream in tls plain; do
 	else
 		FAKE_TLS=()	# answers SSLRequest with 'N': tls_verify = prefer goes plaintext
 	fi
-	"$PY" "$HERE/fakepg.py" --port "$PG" "${FAKE_TLS[@]}" >"$W/fake-$upstream.log" 2>&1 &
+	"$PY" "$SUPPORT/fakepg.py" --port "$PG" "${FAKE_TLS[@]}" >"$W/fake-$upstream.log" 2>&1 &
 	F=$!
 	for _ in $(seq 1 50); do grep -q ready "$W/fake-$upstream.log" 2>/dev/null && break; sleep 0.1; done
 	# shellcheck disable=SC2086
@@ -44,13 +46,13 @@ for upstream in tls plain; do
 	P=$!
 	sleep 1
 	mkfifo "$W/warm-$upstream" "$W/hold-$upstream"
-	"$PY" "$HERE/idle.py" 127.0.0.1 "$PX" 20 --tls --parallel 8 \
+	"$PY" "$SUPPORT/idle.py" 127.0.0.1 "$PX" 20 --tls --parallel 8 \
 		<"$W/warm-$upstream" >"$W/warm-$upstream.out" &
 	exec 8>"$W/warm-$upstream"
 	for _ in $(seq 1 120); do grep -q ready "$W/warm-$upstream.out" 2>/dev/null && break; sleep 0.5; done
 	r0=$(awk '/VmRSS/{print $2}' "/proc/$P/status")
 	t0=$(awk '{print $14 + $15}' "/proc/$P/stat")
-	"$PY" "$HERE/idle.py" 127.0.0.1 "$PX" "$N" --tls --parallel 16 \
+	"$PY" "$SUPPORT/idle.py" 127.0.0.1 "$PX" "$N" --tls --parallel 16 \
 		<"$W/hold-$upstream" >"$W/idle-$upstream.out" &
 	exec 9>"$W/hold-$upstream"
 	for _ in $(seq 1 1200); do grep -q ready "$W/idle-$upstream.out" 2>/dev/null && break; sleep 0.5; done

@@ -289,7 +289,7 @@ def main():
     md += table
     md.append("")
     if fake:
-        md.append("Idle counts marked *stand-in upstream* ran against bench/fakepg.py (answers "
+        md.append("Idle counts marked *stand-in upstream* ran against tests/integration/fakepg.py (answers "
                   "the startup with AuthenticationOk and ReadyForQuery) instead of PostgreSQL: "
                   "that many PostgreSQL backends do not fit on this machine. The figure is the "
                   "proxy's RSS growth per session, both of its hops included.")

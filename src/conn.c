@@ -96,6 +96,13 @@ static const unsigned conn_next[CONN__NSTATES] = {
 };
 #undef B
 
+enum conn_close_reason conn_hop_failure_reason(bool client_hop, int err)
+{
+	if (err == -EKEYREJECTED)
+		return CONN_CLOSE_KEYUPDATE;
+	return client_hop ? CONN_CLOSE_CLIENT_ERROR : CONN_CLOSE_SERVER_ERROR;
+}
+
 const char *conn_state_name(enum conn_state s)
 {
 	return s < CONN__NSTATES ? state_names[s] : "?";
@@ -201,13 +208,7 @@ void conn_close(struct conn *c, enum conn_close_reason reason)
 	}
 	hop_close(w->loop, &c->client);
 	hop_close(w->loop, &c->server);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		w->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
+	c->on_closed(w, c);
 	STAT_INC(st(c), conns_closed);
 	STAT_INC(st(c), closed_by_reason[reason]);
 	STAT_DEC(st(c), conns_active);
@@ -401,6 +402,8 @@ static void fail_ktls_required(struct conn *c, struct hop *h)
 /* ---- upstream ---- */
 
 static void start_upstream(struct conn *c);
+static void handshake_step(struct conn *c, struct hop *h);
+static void read_initial(struct conn *c);
 static void on_server_event(struct conn *c, uint32_t events);
 static void start_relay(struct conn *c);
 
@@ -461,42 +464,17 @@ static void upstream_ready(struct conn *c)
 	start_relay(c);
 }
 
-static void upstream_tls_step(struct conn *c)
+/* The upstream hop's handshake finished: offload it, then relay (or cancel). */
+static void upstream_tls_up(struct conn *c)
 {
-	char detail[256];
-	int r;
-
-	tls_drain_errors();
-	r = SSL_do_handshake(c->server.ssl);
-	if (r == 1) {
-		STAT_INC(st(c), upstream_tls_handshakes);
-		clog_debug(c, "upstream TLS: %s %s", SSL_get_version(c->server.ssl),
-			   SSL_get_cipher_name(c->server.ssl));
-		if (offload(c, &c->server, cfg(c)->ktls_server, false) < 0) {
-			fail_ktls_required(c, &c->server);
-			return;
-		}
-		upstream_ready(c);
+	STAT_INC(st(c), upstream_tls_handshakes);
+	clog_debug(c, "upstream TLS: %s %s", SSL_get_version(c->server.ssl),
+		   SSL_get_cipher_name(c->server.ssl));
+	if (offload(c, &c->server, cfg(c)->ktls_server, false) < 0) {
+		fail_ktls_required(c, &c->server);
 		return;
 	}
-	r = SSL_get_error(c->server.ssl, r);
-	switch (r) {
-	case SSL_ERROR_WANT_READ:
-		set_events(c, &c->server, EPOLLIN);
-		return;
-	case SSL_ERROR_WANT_WRITE:
-		set_events(c, &c->server, EPOLLOUT);
-		return;
-	default:
-		STAT_INC(st(c), upstream_tls_failures);
-		STAT_INC(st(c), hs_failed[STATS_HOP_SERVER][hs_fail_kind(c->server.ssl, r)]);
-		if (SSL_get_verify_result(c->server.ssl) == X509_V_ERR_CERT_REVOKED)
-			STAT_INC(st(c), server_certs_revoked);
-		/* With a revoked certificate, the text names it (subject and serial). */
-		tls_error_string(c->server.ssl, detail, sizeof(detail));
-		fail_upstream(c, detail, "TLS handshake failed (tls_verify = %s)",
-			      config_verify_name(cfg(c)->tls_verify));
-	}
+	upstream_ready(c);
 }
 
 static void on_server_event(struct conn *c, uint32_t events)
@@ -549,7 +527,7 @@ static void on_server_event(struct conn *c, uint32_t events)
 				return;
 			}
 			conn_set_state(c, CONN_UPSTREAM_TLS);
-			upstream_tls_step(c);
+			handshake_step(c, &c->server);
 			return;
 		}
 		if (reply == 'N') {
@@ -568,7 +546,7 @@ static void on_server_event(struct conn *c, uint32_t events)
 		return;
 
 	case CONN_UPSTREAM_TLS:
-		upstream_tls_step(c);
+		handshake_step(c, &c->server);
 		return;
 
 	case CONN_CANCEL_SEND:
@@ -634,6 +612,61 @@ static int inspect_auth(void *arg, struct relay_dir *d)
 	return 0;
 }
 
+/* ---- the server's last words ---- */
+
+/*
+ * Whether the client may be told, with an ErrorResponse of ours, that the
+ * server is gone: only between two of the server's messages (never inside
+ * one half relayed, or where spliced bytes went past unseen), never after
+ * the server's own ErrorResponse (its FATAL says why it closes, as with
+ * pg_terminate_backend), and never once the client said goodbye
+ * (Terminate) or left.
+ */
+static bool server_vanished(const struct conn *c)
+{
+	return pgproto_framer_at_boundary(&c->s2c_frame) && c->s2c_frame.last_type != 'E' &&
+	       pgproto_framer_at_boundary(&c->c2s_frame) && c->c2s_frame.last_type != 'X' &&
+	       !c->client.rx_eof && !c->client.tx_shut && c->s2c.pipe_len == 0;
+}
+
+/*
+ * Queue FATAL 08006 after whatever @d still holds for the client, as libpq
+ * would say it had it lost the server itself. Return: false if it does not
+ * fit (then the client just sees the connection close).
+ */
+static bool queue_server_lost(struct conn *c, struct relay_dir *d, const char *how)
+{
+	char detail[256];
+	size_t n;
+
+	if (relay_dir_reserve(d) < 0)
+		return false;
+	if (d->head == d->tail)
+		d->head = d->scan = d->tail = 0;
+	snprintf(detail, sizeof(detail), "pgktls lost its connection to upstream %s: %s",
+		 c->rt->upstream_str, how);
+	n = pgproto_build_error(d->buf + d->tail, d->cap - d->tail, "FATAL", "08006",
+				"server closed the connection unexpectedly", detail,
+				"The server probably terminated abnormally.");
+	if (n == 0)
+		return false;
+	d->tail += (uint32_t)n;
+	d->scan = d->tail;
+	STAT_INC(st(c), upstream_lost);
+	clog_info(c, "upstream closed the connection unexpectedly (%s): client told", how);
+	return true;
+}
+
+/* relay_eof_cb: the server's stream ended where the client still listens. */
+static void on_relay_eof(void *arg, int i, struct relay_dir *d)
+{
+	struct conn *c = arg;
+
+	if (i == 1 && server_vanished(c))
+		queue_server_lost(c, d, c->server.clean_eof ? "end of stream" : "end of stream "
+										"without close_notify");
+}
+
 /* ---- relay ---- */
 
 static void start_relay(struct conn *c)
@@ -645,22 +678,20 @@ static void start_relay(struct conn *c)
 		conn_set_state(c, CONN_RELAY);
 		ev_timer_stop(loop_of(c), &c->timer);
 		c->flags |= CONN_F_INSPECT;
-		c->relay.src[0] = &c->client;
-		c->relay.dst[0] = &c->server;
-		c->relay.dir[0] = &c->c2s;
-		c->relay.src[1] = &c->server;
-		c->relay.dst[1] = &c->client;
-		c->relay.dir[1] = &c->s2c;
-		c->relay.inspect[0] = NULL;
+		relay_init(&c->relay, &c->client, &c->server, &c->c2s, &c->s2c, st(c),
+			   c->w->scratch, &c->w->pipes);
 		c->relay.inspect[1] = inspect_auth;
 		c->auth.strip_plus = !hop_has_tls(&c->client) && hop_has_tls(&c->server);
 		c->relay.inspect_arg = c;
-		c->relay.stats = st(c);
-		c->relay.scratch = c->w->scratch;
-		c->relay.pipes = &c->w->pipes;
-		c->relay.rx_ready[0] = c->relay.rx_ready[1] = true;
 		/* The startup packet (and anything after it) waits in c2s. */
 		c->c2s.scan = c->c2s.tail;
+		pgproto_framer_init(&c->c2s_frame, pgproto_get_u32(c->c2s.buf + c->c2s.head));
+		pgproto_framer_feed(&c->c2s_frame, c->c2s.buf + c->c2s.head,
+				    c->c2s.tail - c->c2s.head);
+		pgproto_framer_init(&c->s2c_frame, 0);
+		c->relay.frame[0] = &c->c2s_frame;
+		c->relay.frame[1] = &c->s2c_frame;
+		c->relay.on_eof = on_relay_eof;
 		clog_debug(c, "relaying to %s", c->rt->upstream_str);
 	}
 	rs = relay_run(&c->relay, loop_of(c), &failed);
@@ -682,15 +713,22 @@ static void start_relay(struct conn *c)
 		     c->rt->upstream_str);
 		return;
 	}
-	if (failed == &c->server) {
-		clog_info(c, "server hop failed: %s", c->server.err);
-		conn_close(c, strstr(c->server.err, "KeyUpdate") ? CONN_CLOSE_KEYUPDATE
-								  : CONN_CLOSE_SERVER_ERROR);
-	} else {
-		clog_info(c, "client hop failed: %s", c->client.err[0] ? c->client.err : "error");
-		conn_close(c, strstr(c->client.err, "KeyUpdate") ? CONN_CLOSE_KEYUPDATE
-								  : CONN_CLOSE_CLIENT_ERROR);
+	if (failed == &c->server && server_vanished(c) &&
+	    queue_server_lost(c, &c->s2c, c->server.err)) {
+		/* Reset between two messages: say so once what came before is out. */
+		c->close_reason = CONN_CLOSE_SERVER_ERROR;
+		hop_close(loop_of(c), &c->server);
+		conn_set_state(c, CONN_ERROR_FLUSH);
+		ev_timer_start(loop_of(c), &c->timer, CONN_ERROR_FLUSH_MS);
+		set_events(c, &c->client, 0);
+		flush_error(c);
+		return;
 	}
+	if (failed == &c->server)
+		clog_info(c, "server hop failed: %s", c->server.err);
+	else
+		clog_info(c, "client hop failed: %s", c->client.err[0] ? c->client.err : "error");
+	conn_close(c, conn_hop_failure_reason(failed != &c->server, c->relay.err));
 }
 
 /* ---- client side: negotiation ---- */
@@ -701,7 +739,6 @@ static bool write_byte(struct conn *c, char b)
 	return send(c->client.fd, &b, 1, MSG_NOSIGNAL) == 1;
 }
 
-static void client_tls_step(struct conn *c);
 
 static void start_client_tls(struct conn *c)
 {
@@ -712,7 +749,7 @@ static void start_client_tls(struct conn *c)
 		return;
 	}
 	conn_set_state(c, CONN_CLIENT_TLS);
-	client_tls_step(c);
+	handshake_step(c, &c->client);
 }
 
 /* Act on one complete first packet. Return: true if parsing may continue. */
@@ -937,12 +974,16 @@ static void read_initial(struct conn *c)
 		}
 		kind = pgproto_parse_initial(d->buf + d->head, d->tail - d->head, &pktlen, &why);
 		if (kind < 0) {
+			const char *sqlstate = pgproto_refusal_sqlstate(kind);
+
 			STAT_INC(st(c), protocol_errors);
-			/* As PostgreSQL: an unknown protocol version is 0A000, the rest 08P01. */
-			fail(c, CONN_CLOSE_PROTOCOL,
-			     strncmp(why, "unsupported frontend protocol", 29) == 0 ? "0A000"
-										  : "08P01",
-			     NULL, NULL, "%s", why);
+			if (!sqlstate) {
+				/* As PostgreSQL: a wrong length is only logged. */
+				clog_info(c, "refused: %s", why);
+				conn_close(c, CONN_CLOSE_PROTOCOL);
+				return;
+			}
+			fail(c, CONN_CLOSE_PROTOCOL, sqlstate, NULL, NULL, "%s", why);
 			return;
 		}
 		if (kind != PGPROTO_NEED_MORE) {
@@ -970,7 +1011,7 @@ static void read_initial(struct conn *c)
 			}
 			if (n < 0) {
 				clog_info(c, "client read failed: %s", c->client.err);
-				conn_close(c, CONN_CLOSE_CLIENT_ERROR);
+				conn_close(c, conn_hop_failure_reason(true, (int)n));
 				return;
 			}
 			d->tail += (uint32_t)n;
@@ -979,59 +1020,84 @@ static void read_initial(struct conn *c)
 	set_events(c, &c->client, hop_events(&c->client, true, false));
 }
 
-static void client_tls_step(struct conn *c)
+/* The client hop's handshake finished: check ALPN, offload, read the startup packet. */
+static void client_tls_up(struct conn *c)
 {
+	STAT_INC(st(c), client_tls_handshakes);
+	stats_hs_observe(st(c), ev_now(loop_of(c)) - c->accepted_ms);
+	clog_debug(c, "client TLS: %s %s%s", SSL_get_version(c->client.ssl),
+		   SSL_get_cipher_name(c->client.ssl),
+		   (c->flags & CONN_F_DIRECT_TLS) ? " (direct)" : "");
+	conn_set_state(c, CONN_STARTUP);
+	if ((c->flags & CONN_F_DIRECT_TLS) && !tls_alpn_is_postgresql(c->client.ssl)) {
+		/* PostgreSQL 17 refuses direct TLS without ALPN; so do we. */
+		STAT_INC(st(c), protocol_errors);
+		fail(c, CONN_CLOSE_PROTOCOL, "08P01", NULL, NULL,
+		     "received direct SSL connection request without ALPN protocol "
+		     "negotiation extension");
+		return;
+	}
+	if (offload(c, &c->client, cfg(c)->ktls_client, true) < 0) {
+		fail_ktls_required(c, &c->client);
+		return;
+	}
+	read_initial(c);
+}
+
+/*
+ * handshake_step() - one non-blocking step of @h's TLS handshake, either
+ * hop: wait for the socket, go on once it is done, or end the connection
+ * (the client is told nothing mid-handshake; a failed upstream handshake
+ * is told to the client, whose own TLS is up or absent).
+ */
+static void handshake_step(struct conn *c, struct hop *h)
+{
+	bool client = h == &c->client;
+	enum stats_hop hop = client ? STATS_HOP_CLIENT : STATS_HOP_SERVER;
 	char detail[256];
 	int r;
 
 	tls_drain_errors();
-	r = SSL_do_handshake(c->client.ssl);
+	r = SSL_do_handshake(h->ssl);
 	if (r == 1) {
-		STAT_INC(st(c), client_tls_handshakes);
-		stats_hs_observe(st(c), ev_now(loop_of(c)) - c->accepted_ms);
-		clog_debug(c, "client TLS: %s %s%s", SSL_get_version(c->client.ssl),
-			   SSL_get_cipher_name(c->client.ssl),
-			   (c->flags & CONN_F_DIRECT_TLS) ? " (direct)" : "");
-		conn_set_state(c, CONN_STARTUP);
-		if ((c->flags & CONN_F_DIRECT_TLS) && !tls_alpn_is_postgresql(c->client.ssl)) {
-			/* PostgreSQL 17 refuses direct TLS without ALPN; so do we. */
-			STAT_INC(st(c), protocol_errors);
-			fail(c, CONN_CLOSE_PROTOCOL, "08P01", NULL, NULL,
-			     "received direct SSL connection request without ALPN protocol "
-			     "negotiation extension");
-			return;
-		}
-		if (offload(c, &c->client, cfg(c)->ktls_client, true) < 0) {
-			fail_ktls_required(c, &c->client);
-			return;
-		}
-		read_initial(c);
+		if (client)
+			client_tls_up(c);
+		else
+			upstream_tls_up(c);
 		return;
 	}
-	r = SSL_get_error(c->client.ssl, r);
+	r = SSL_get_error(h->ssl, r);
 	switch (r) {
 	case SSL_ERROR_WANT_READ:
-		set_events(c, &c->client, EPOLLIN);
+		set_events(c, h, EPOLLIN);
 		return;
 	case SSL_ERROR_WANT_WRITE:
-		set_events(c, &c->client, EPOLLOUT);
+		set_events(c, h, EPOLLOUT);
 		return;
 	default:
-		/* With a revoked certificate, the text names it (subject and serial). */
-		tls_error_string(c->client.ssl, detail, sizeof(detail));
-		if ((c->flags & CONN_F_PROXY_LOCAL) &&
-		    hs_fail_kind(c->client.ssl, r) == STATS_HS_FAIL_EOF) {
+		if (client && (c->flags & CONN_F_PROXY_LOCAL) &&
+		    hs_fail_kind(h->ssl, r) == STATS_HS_FAIL_EOF) {
 			/* A balancer's health check that stops at 'S': not a failure. */
 			clog_debug(c, "health check closed after the SSLRequest");
 			conn_close(c, CONN_CLOSE_CLIENT_GONE);
 			return;
 		}
-		STAT_INC(st(c), client_tls_failures);
-		STAT_INC(st(c), hs_failed[STATS_HOP_CLIENT][hs_fail_kind(c->client.ssl, r)]);
-		if (SSL_get_verify_result(c->client.ssl) == X509_V_ERR_CERT_REVOKED)
-			STAT_INC(st(c), client_certs_revoked);
-		clog_info(c, "TLS handshake failed: %s", detail);
-		conn_close(c, CONN_CLOSE_HANDSHAKE);
+		STAT_INC(st(c), hs_failed[hop][hs_fail_kind(h->ssl, r)]);
+		/* With a revoked certificate, the text names it (subject and serial). */
+		tls_error_string(h->ssl, detail, sizeof(detail));
+		if (client) {
+			STAT_INC(st(c), client_tls_failures);
+			if (SSL_get_verify_result(h->ssl) == X509_V_ERR_CERT_REVOKED)
+				STAT_INC(st(c), client_certs_revoked);
+			clog_info(c, "TLS handshake failed: %s", detail);
+			conn_close(c, CONN_CLOSE_HANDSHAKE);
+			return;
+		}
+		STAT_INC(st(c), upstream_tls_failures);
+		if (SSL_get_verify_result(h->ssl) == X509_V_ERR_CERT_REVOKED)
+			STAT_INC(st(c), server_certs_revoked);
+		fail_upstream(c, detail, "TLS handshake failed (tls_verify = %s)",
+			      config_verify_name(cfg(c)->tls_verify));
 	}
 }
 
@@ -1049,7 +1115,7 @@ static void client_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events
 		read_initial(c);
 		return;
 	case CONN_CLIENT_TLS:
-		client_tls_step(c);
+		handshake_step(c, &c->client);
 		return;
 	case CONN_RELAY:
 		if ((events & EPOLLIN) || c->client.rd_wants_write)
@@ -1132,16 +1198,20 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *t)
 	}
 }
 
-void conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+struct conn *conn_accept(struct worker *w, int fd, const struct sockaddr *peer,
+			 socklen_t peerlen, conn_closed_cb *on_closed)
 {
+	/* Process-wide, for log lines and the stats: unique across workers. */
+	static uint64_t next_id;
 	struct conn *c = calloc(1, sizeof(*c));
 
 	if (!c) {
 		log_err("out of memory accepting a connection");
 		close(fd);
-		return;
+		return NULL;
 	}
-	c->id = worker_next_conn_id();
+	c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+	c->on_closed = on_closed;
 	sock_addr_str(peer, peerlen, c->peer, sizeof(c->peer));
 	c->w = w;
 	c->rt = runtime_get(w->rt);
@@ -1154,10 +1224,6 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
 	ev_io_init(&c->client.io, fd, client_io_cb);
 	ev_timer_init(&c->timer, timer_cb);
 	sock_set_nodelay(fd);
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
 	STAT_INC(&w->stats, conns_accepted);
 	STAT_INC(&w->stats, conns_active);
 	clog_debug(c, "accepted on worker %u", w->idx);
@@ -1175,4 +1241,5 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
 	}
 	ev_timer_start(w->loop, &c->timer, c->rt->cfg->startup_timeout);
 	set_events(c, &c->client, EPOLLIN);
+	return c;
 }

@@ -12,7 +12,9 @@
  * The rules follow PostgreSQL's ProcessStartupPacket() (backend_startup.c)
  * with two deliberate tightenings: SSLRequest and GSSENCRequest must be
  * exactly 8 bytes, and the whole packet, not just its body, is bounded by
- * PG_MAX_STARTUP_PACKET.
+ * PG_MAX_STARTUP_PACKET. So do its answers: a packet whose length is wrong
+ * gets no reply (the server only logs it, as COMMERROR, and closes), one
+ * whose version or layout is wrong gets a FATAL ErrorResponse.
  */
 #include "config.h"
 
@@ -60,8 +62,13 @@ int pgproto_parse_initial(const uint8_t *buf, size_t len, size_t *pktlen, const 
 
 	plen = pgproto_get_u32(buf);
 	if (plen < 8 || plen > PG_MAX_STARTUP_PACKET) {
+		/*
+		 * Not a PostgreSQL client, or one that sent something else first
+		 * (node-postgres sends Terminate, 'X', when end() follows connect()
+		 * at once): it would take any reply as the answer to a request.
+		 */
 		*why = "invalid length of startup packet";
-		return -EPROTO;
+		return -EMSGSIZE;
 	}
 	*pktlen = plen;
 	if (len < 8)
@@ -79,20 +86,20 @@ int pgproto_parse_initial(const uint8_t *buf, size_t len, size_t *pktlen, const 
 	case PG_SSL_REQUEST_CODE:
 		if (plen != 8) {
 			*why = "invalid length of SSL negotiation packet";
-			return -EPROTO;
+			return -EMSGSIZE;
 		}
 		return PGPROTO_SSLREQUEST;
 	case PG_GSSENC_REQUEST_CODE:
 		if (plen != 8) {
 			*why = "invalid length of GSSAPI negotiation packet";
-			return -EPROTO;
+			return -EMSGSIZE;
 		}
 		return PGPROTO_GSSENCREQUEST;
 	case PG_CANCEL_REQUEST_CODE:
 		/* Process id (4) + secret key (4 bytes in 3.0, up to 256 in 3.2). */
 		if (plen < PG_CANCEL_MIN_LEN || plen > PG_CANCEL_MAX_LEN) {
 			*why = "invalid length of cancel request packet";
-			return -EPROTO;
+			return -EMSGSIZE;
 		}
 		return len < plen ? PGPROTO_NEED_MORE : PGPROTO_CANCEL;
 	default:
@@ -101,14 +108,14 @@ int pgproto_parse_initial(const uint8_t *buf, size_t len, size_t *pktlen, const 
 	if (major == PG_REQUEST_MAJOR) {
 		/* A negotiation code from some future release we do not speak. */
 		*why = "unsupported frontend protocol";
-		return -EPROTO;
+		return -EPROTONOSUPPORT;
 	}
 	if (major != 3) {
 		/* Same wording as the server, so clients show the familiar text. */
 		snprintf(proto_why, sizeof(proto_why), "unsupported frontend protocol %u.%u",
 			 major, minor);
 		*why = proto_why;
-		return -EPROTO;
+		return -EPROTONOSUPPORT;
 	}
 	if (len < plen)
 		return PGPROTO_NEED_MORE;
@@ -158,6 +165,18 @@ int pgproto_parse_initial(const uint8_t *buf, size_t len, size_t *pktlen, const 
 	}
 }
 
+const char *pgproto_refusal_sqlstate(int err)
+{
+	switch (err) {
+	case -EPROTONOSUPPORT:
+		return "0A000";	/* ERRCODE_FEATURE_NOT_SUPPORTED */
+	case -EPROTO:
+		return "08P01";	/* ERRCODE_PROTOCOL_VIOLATION */
+	default:
+		return NULL;	/* -EMSGSIZE: PostgreSQL closes without a reply */
+	}
+}
+
 int pgproto_backend_msg(const uint8_t *buf, size_t len, uint8_t *type, size_t *total)
 {
 	uint32_t mlen;
@@ -171,6 +190,46 @@ int pgproto_backend_msg(const uint8_t *buf, size_t len, uint8_t *type, size_t *t
 		return -EPROTO;
 	*total = (size_t)mlen + 1;
 	return len >= *total ? 1 : 0;
+}
+
+void pgproto_framer_init(struct pgproto_framer *f, uint32_t skip)
+{
+	memset(f, 0, sizeof(*f));
+	f->left = skip;
+}
+
+void pgproto_framer_feed(struct pgproto_framer *f, const uint8_t *p, size_t n)
+{
+	while (n > 0 && !f->lost) {
+		size_t take;
+		uint32_t mlen;
+
+		if (f->left) {
+			/* Inside a body: skip it by count, whatever its size. */
+			take = n < f->left ? n : f->left;
+			f->left -= (uint32_t)take;
+			p += take;
+			n -= take;
+			continue;
+		}
+		take = PG_MSG_HDR - f->hdr_len;
+		if (take > n)
+			take = n;
+		memcpy(f->hdr + f->hdr_len, p, take);
+		f->hdr_len += (uint8_t)take;
+		p += take;
+		n -= take;
+		if (f->hdr_len < PG_MSG_HDR)
+			return;
+		mlen = pgproto_get_u32(f->hdr + 1);
+		if (mlen < PG_MSG_MIN_LEN || mlen > PG_MSG_MAX_LEN) {
+			f->lost = true;
+			return;
+		}
+		f->last_type = f->hdr[0];
+		f->left = mlen - PG_MSG_MIN_LEN;
+		f->hdr_len = 0;
+	}
 }
 
 /*

@@ -27,6 +27,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "pgktls/pgproto.h"
 #include "pgktls/stats.h"
 #include "pgktls/tls.h"
 #include "pgktls/tlsrec.h"
@@ -542,6 +543,8 @@ static int splice_in(struct relay *r, int i, bool *progress)
 	if (n > 0) {
 		d->pipe_len += (uint32_t)n;
 		*progress = true;
+		if (r->frame[i])
+			pgproto_framer_lose(r->frame[i]);
 		/* kTLS splices one record at a time: only plain TCP shows a drained socket. */
 		if (!rx_in_kernel(src) && (size_t)n < RELAY_PIPE_SIZE - (d->pipe_len - (size_t)n))
 			r->rx_ready[i] = false;
@@ -653,6 +656,8 @@ static int pass_through(struct relay *r, int i, bool *progress)
 	} while (RELAY_BATCH_SIZE - got >= RELAY_BUF_SIZE && has_buffered(src));
 	if (n != -EAGAIN || got > 0)
 		*progress = true;
+	if (r->frame[i])
+		pgproto_framer_feed(r->frame[i], r->scratch, got);
 	while (off < got) {
 		ssize_t w = hop_write(r->dst[i], r->scratch + off, got - off);
 
@@ -695,6 +700,8 @@ static int read_buffered(struct relay *r, int i, bool *progress)
 		return (int)n;
 	if (n == 0)
 		return 0;
+	if (r->frame[i])
+		pgproto_framer_feed(r->frame[i], d->buf + d->tail, (size_t)n);
 	d->tail += (uint32_t)n;
 	if (r->inspect[i])
 		return r->inspect[i](r->inspect_arg, d);
@@ -752,6 +759,13 @@ static int step(struct relay *r, int i, bool *progress, struct hop **failed)
 eof:
 	if (src->rx_eof && d->scan < d->tail)
 		d->scan = d->tail;	/* nothing more will complete a partial message */
+	if (src->rx_eof && relay_dir_pending(d) == 0 && r->on_eof && !d->eof_told) {
+		d->eof_told = true;
+		r->on_eof(r->inspect_arg, i, d);
+		ret = flush_dir(r, i, progress);
+		if (ret < 0)
+			goto fail_dst;
+	}
 	if (src->rx_eof && relay_dir_pending(d) == 0) {
 		ret = hop_shutdown_write(dst);
 		if (ret == -EAGAIN)
@@ -771,6 +785,21 @@ fail_dst:
 	return ret;
 }
 
+void relay_init(struct relay *r, struct hop *client, struct hop *server, struct relay_dir *c2s,
+		struct relay_dir *s2c, struct stats *st, uint8_t *scratch,
+		struct relay_pipes *pipes)
+{
+	memset(r, 0, sizeof(*r));
+	r->src[0] = r->dst[1] = client;
+	r->src[1] = r->dst[0] = server;
+	r->dir[0] = c2s;
+	r->dir[1] = s2c;
+	r->rx_ready[0] = r->rx_ready[1] = true;
+	r->stats = st;
+	r->scratch = scratch;
+	r->pipes = pipes;
+}
+
 enum relay_status relay_run(struct relay *r, struct ev_loop *loop, struct hop **failed_hop)
 {
 	struct hop *h0 = r->src[0], *h1 = r->src[1];
@@ -780,7 +809,8 @@ enum relay_status relay_run(struct relay *r, struct ev_loop *loop, struct hop **
 		bool progress = false;
 
 		for (int i = 0; i < 2; i++) {
-			if (step(r, i, &progress, failed_hop) < 0)
+			r->err = step(r, i, &progress, failed_hop);
+			if (r->err < 0)
 				return RELAY_FAILED;
 		}
 		if (!progress)
@@ -807,6 +837,7 @@ enum relay_status relay_run(struct relay *r, struct ev_loop *loop, struct hop **
 	if (ev_io_set(loop, &h0->io, hop_events(h0, want_read[0], want_write[1])) < 0 ||
 	    ev_io_set(loop, &h1->io, hop_events(h1, want_read[1], want_write[0])) < 0) {
 		*failed_hop = h0;
+		r->err = -errno;
 		snprintf(h0->err, sizeof(h0->err), "epoll_ctl: %s", strerror(errno));
 		return RELAY_FAILED;
 	}

@@ -19,13 +19,6 @@
 #include "pgktls/log.h"
 #include "pgktls/relay.h"
 
-static uint64_t next_conn_id;
-
-uint64_t worker_next_conn_id(void)
-{
-	return __atomic_add_fetch(&next_conn_id, 1, __ATOMIC_RELAXED);
-}
-
 struct runtime *runtime_new(struct pgktls_config *cfg, char *err, size_t errlen)
 {
 	struct runtime *rt = calloc(1, sizeof(*rt));
@@ -210,6 +203,34 @@ int worker_init(struct worker *w, unsigned idx, struct runtime *rt)
 	return 0;
 }
 
+/* conn_closed_cb: @c is closing; it leaves the worker's list. */
+static void conn_closed(struct worker *w, struct conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (w->conns == c)
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+/* listener_accept_cb: a new client; the worker keeps its connection in its list. */
+static void on_accept(void *arg, int fd, const struct sockaddr *peer, socklen_t peerlen)
+{
+	struct worker *w = arg;
+	struct conn *c = conn_accept(w, fd, peer, peerlen, conn_closed);
+
+	/* Closed already (a failed set-up)? Then it was never listed. */
+	if (!c || c->state == CONN_CLOSING)
+		return;
+	c->prev = NULL;
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+}
+
 int worker_add_listener(struct worker *w, int fd)
 {
 	struct listener **ls = realloc(w->listeners, (w->n_listeners + 1) * sizeof(*ls));
@@ -218,7 +239,7 @@ int worker_add_listener(struct worker *w, int fd)
 	if (!ls)
 		return -ENOMEM;
 	w->listeners = ls;
-	l = listener_new(w, fd);
+	l = listener_new(w->loop, fd, w->idx, &w->stats, on_accept, w);
 	if (!l)
 		return -ENOMEM;
 	w->listeners[w->n_listeners++] = l;

@@ -12,9 +12,11 @@
 
 #include "pgktls/authinspect.h"
 #include "pgktls/ev.h"
+#include "pgktls/pgproto.h"
 #include "pgktls/relay.h"
 #include "pgktls/sock.h"
 
+struct conn;
 struct runtime;
 struct worker;
 
@@ -62,6 +64,13 @@ enum conn_close_reason {
 #define CONN_F_PROXY_LOCAL (1u << 5)	/* PROXY header without a client: the balancer's own
 					 * connection (a health check) */
 
+/*
+ * conn_closed_cb - the connection is closing (from conn_close(), in the
+ * worker's thread): its owner lets go of it; it is freed after the
+ * current dispatch round.
+ */
+typedef void conn_closed_cb(struct worker *w, struct conn *c);
+
 struct conn {
 	uint64_t id;			/* process-wide, for log lines */
 	char peer[SOCK_ADDR_STRLEN];	/* client address */
@@ -76,9 +85,12 @@ struct conn {
 	struct relay_dir s2c;		/* server -> client (or our ErrorResponse) */
 	struct relay relay;		/* wiring of the above for relay_run() */
 	struct authinspect auth;	/* server->client authentication, until AuthenticationOk */
+	struct pgproto_framer c2s_frame; /* where each direction stands between messages */
+	struct pgproto_framer s2c_frame;
 	struct ev_timer timer;		/* startup / connect / flush deadline */
 	struct ev_defer defer;		/* frees the conn after the dispatch round */
-	struct conn *prev, *next;	/* worker's list */
+	struct conn *prev, *next;	/* worker's list: only worker.c touches these */
+	conn_closed_cb *on_closed;	/* the owner's, from conn_accept() */
 	uint64_t accepted_ms;		/* ev_now() at accept */
 	enum conn_close_reason close_reason;
 };
@@ -89,14 +101,31 @@ struct conn {
  * @fd: non-blocking socket from accept4(); owned by the conn from here on,
  *	closed here on failure
  * @peer: the client's address
+ * @on_closed: called by conn_close(), so the worker can let go of it
+ *
+ * Return: the connection, for the worker to keep in its list until
+ * @on_closed; NULL (out of memory, @fd closed).
  */
-void conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
+struct conn *conn_accept(struct worker *w, int fd, const struct sockaddr *peer,
+			 socklen_t peerlen, conn_closed_cb *on_closed);
 
 /**
  * conn_close() - the one teardown path: close both hops, count @reason,
- * log, and free the conn after the current dispatch round. Idempotent.
+ * log, tell the owner (on_closed), and free the conn after the
+ * current dispatch round. Idempotent.
  */
 void conn_close(struct conn *c, enum conn_close_reason reason);
+
+/**
+ * conn_hop_failure_reason() - why a connection ends when one of its hops fails.
+ * @client_hop: the client's hop failed (else the server's)
+ * @err: the -errno it failed with (hop_read(), hop_write(), struct relay's err)
+ *
+ * Chosen from the code alone: a hop's err text is for the log.
+ * Return: CONN_CLOSE_KEYUPDATE for a KeyUpdate the kernel cannot follow
+ * (-EKEYREJECTED), else CONN_CLOSE_CLIENT_ERROR or CONN_CLOSE_SERVER_ERROR.
+ */
+enum conn_close_reason conn_hop_failure_reason(bool client_hop, int err);
 
 const char *conn_state_name(enum conn_state s);
 const char *conn_close_reason_name(enum conn_close_reason r);

@@ -2,27 +2,48 @@
 /* Copyright (c) 2026 The pgktls developers */
 /*
  * listener.h - a worker's listening socket: accept4() in a loop, hand each
- * socket to conn_accept(), and back off when out of file descriptors.
+ * socket to the owner's callback; out of file descriptors, refuse clients at once
+ * with a spare descriptor (FATAL 53300), or back off if even that fails.
  */
 #ifndef PGKTLS_LISTENER_H
 #define PGKTLS_LISTENER_H
 
+#include <stdbool.h>
+
 #include "pgktls/compiler.h"
 #include "pgktls/ev.h"
 
-struct worker;
+#include <sys/socket.h>
+
+struct stats;
+
+/*
+ * listener_accept_cb - a client socket was accepted: @fd (non-blocking,
+ * close-on-exec) is the callee's from here on, to serve or close.
+ */
+typedef void listener_accept_cb(void *arg, int fd, const struct sockaddr *peer,
+				socklen_t peerlen);
 
 struct listener {
 	struct ev_io io;	/* the listening fd (owned) */
 	struct ev_timer backoff; /* re-arms accepting after EMFILE/ENFILE */
-	struct worker *w;
+	struct ev_loop *loop;	/* the owning worker's */
+	struct stats *stats;	/* the owning worker's counters */
+	unsigned idx;		/* the owning worker's index, for log lines */
+	listener_accept_cb *on_accept;
+	void *arg;		/* for on_accept */
+	int spare_fd;		/* held back to accept and refuse at the fd limit; -1 = none */
+	bool refusing;		/* refusing at the fd limit now (for the log) */
 };
 
 /**
- * listener_new() - take over listening socket @fd for worker @w and start accepting.
+ * listener_new() - take over listening socket @fd and start accepting on @loop,
+ * handing each client socket to @on_accept(@arg, ...).
+ * @idx: the owning worker's index (log lines); @st: its counters
  * Return: the listener (freed with listener_free()), or NULL on ENOMEM.
  */
-struct listener *listener_new(struct worker *w, int fd);
+struct listener *listener_new(struct ev_loop *loop, int fd, unsigned idx, struct stats *st,
+			      listener_accept_cb *on_accept, void *arg);
 
 /** listener_free() - stop accepting and close the socket. */
 void listener_free(struct listener *l);

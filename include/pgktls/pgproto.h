@@ -47,17 +47,31 @@ enum pgproto_initial {
  * @len: how many
  * @pktlen: out: length of the complete packet (for NEED_MORE: total needed
  *	    once the length word is known, else 0)
- * @why: out, on -EPROTO: a static, human-readable reason fit for an
- *	 ErrorResponse ("invalid length of startup packet", ...)
+ * @why: out, on failure: a static, human-readable reason for the log, and
+ *	 for the ErrorResponse if pgproto_refusal_sqlstate() says to send one
  *
  * Validates lengths (8..PG_MAX_STARTUP_PACKET), the protocol major version
  * (3), and that a StartupMessage is a sequence of NUL-terminated name/value
  * strings ending with a single extra NUL as its last byte.
  *
- * Return: an enum pgproto_initial value (>= 0), or -EPROTO.
+ * Return: an enum pgproto_initial value (>= 0), or -EMSGSIZE (a length that
+ * no packet of its kind may have), -EPROTONOSUPPORT (a protocol version or
+ * request code we do not speak), -EPROTO (a malformed StartupMessage body).
  */
 PGKTLS_MUSTCHECK int pgproto_parse_initial(const uint8_t *buf, size_t len, size_t *pktlen,
 					   const char **why);
+
+/**
+ * pgproto_refusal_sqlstate() - how PostgreSQL answers a first packet that
+ * pgproto_parse_initial() refused with @err.
+ *
+ * Return: the SQLSTATE of the FATAL ErrorResponse to send ("0A000" for an
+ * unsupported protocol, "08P01" for a malformed packet), or NULL where
+ * PostgreSQL closes the connection without a reply (a wrong length: the
+ * peer may not be a PostgreSQL client at all, or may be waiting for the
+ * answer to an SSLRequest, and would misread an ErrorResponse).
+ */
+const char *pgproto_refusal_sqlstate(int err);
 
 /**
  * pgproto_backend_msg() - frame one tagged message (type byte + int32 length).
@@ -142,6 +156,45 @@ PGKTLS_MUSTCHECK int pgproto_error_add_hint(const uint8_t *msg, size_t len, cons
  */
 size_t pgproto_build_error(uint8_t *out, size_t cap, const char *severity, const char *sqlstate,
 			   const char *message, const char *detail, const char *hint);
+
+/*
+ * Where a stream of tagged messages stands, from its bytes alone: headers
+ * are read, bodies skipped by count, nothing is copied beyond a header
+ * split across reads. The relay feeds it what passes through userspace, so
+ * the connection can tell whether a stream stopped between two messages.
+ */
+struct pgproto_framer {
+	uint32_t left;		/* bytes of the current message (or skipped packet) still due */
+	uint8_t hdr[5];		/* a header split across feeds */
+	uint8_t hdr_len;	/* bytes of it so far */
+	uint8_t last_type;	/* type byte of the last message begun; 0 before any */
+	bool lost;		/* bytes passed unseen, or a bad length: position unknown */
+};
+
+/**
+ * pgproto_framer_init() - a framer at the start of a stream.
+ * @skip: bytes of an untagged packet that come first (the StartupMessage
+ *	  of a client stream), or 0
+ */
+void pgproto_framer_init(struct pgproto_framer *f, uint32_t skip);
+
+/** pgproto_framer_feed() - account for the next @n bytes of the stream. */
+void pgproto_framer_feed(struct pgproto_framer *f, const uint8_t *p, size_t n);
+
+/** pgproto_framer_lose() - bytes passed without being fed: the position is unknown. */
+static inline void pgproto_framer_lose(struct pgproto_framer *f)
+{
+	f->lost = true;
+}
+
+/**
+ * pgproto_framer_at_boundary() - whether every message begun has ended
+ * (so a whole message may follow), as far as the framer can tell.
+ */
+static inline bool pgproto_framer_at_boundary(const struct pgproto_framer *f)
+{
+	return !f->lost && f->left == 0 && f->hdr_len == 0;
+}
 
 /** pgproto_get_u32() - read a big-endian uint32. */
 static inline uint32_t pgproto_get_u32(const uint8_t *p)

@@ -28,6 +28,7 @@
 #include "pgktls/ev.h"
 #include "pgktls/ktls.h"
 
+struct pgproto_framer;
 struct stats;
 struct tlsrec;
 
@@ -84,6 +85,7 @@ struct relay_dir {
 	uint32_t pipe_len;	/* bytes sitting in the pipe */
 	bool no_pipe;		/* pipe2() failed (EMFILE): copy through userspace */
 	bool done;		/* EOF passed on to the destination */
+	bool eof_told;		/* the relay's on_eof has been called for this direction */
 };
 
 /*
@@ -108,6 +110,14 @@ void relay_pipes_fini(struct relay_pipes *p);
  */
 typedef int relay_inspect_cb(void *arg, struct relay_dir *d);
 
+/*
+ * relay_eof_cb - called once when direction @i's source has ended and
+ * everything it sent has been written on, just before the EOF is passed to
+ * the destination: the owner may put last words in @d (its buffer is empty;
+ * it may reserve it and fill head..tail), which go out before the EOF.
+ */
+typedef void relay_eof_cb(void *arg, int i, struct relay_dir *d);
+
 struct relay {
 	struct hop *src[2];	/* [0] client->server reads client; [1] server->client */
 	struct hop *dst[2];
@@ -120,16 +130,25 @@ struct relay {
 	 * level-triggered epoll a wrong "drained" costs one more wakeup.
 	 */
 	bool rx_ready[2];
-	void *inspect_arg;
+	/*
+	 * Framing of each direction's PostgreSQL messages (NULL = not
+	 * tracked): fed every byte that passes through userspace, marked lost
+	 * when bytes are spliced past it. Headers only: no copy of the data.
+	 */
+	struct pgproto_framer *frame[2];
+	relay_eof_cb *on_eof;	/* NULL = pass EOF on at once */
+	void *inspect_arg;	/* for inspect and on_eof */
 	struct stats *stats;	/* the worker's counters */
 	uint8_t *scratch;	/* worker-wide bounce buffer, RELAY_BATCH_SIZE */
 	struct relay_pipes *pipes; /* the worker's spare pipes */
+	int err;		/* on RELAY_FAILED: the -errno that ended it (see hop_read()) */
 };
 
 enum relay_status {
 	RELAY_AGAIN,		/* waiting for the sockets: epoll masks set */
 	RELAY_FINISHED,		/* both directions delivered their EOF */
-	RELAY_FAILED,		/* a hop failed: see its err; *failed_hop says which */
+	RELAY_FAILED,		/* a hop failed: r->err says how, its err why (for the log);
+				 * *failed_hop says which */
 };
 
 /** hop_init() - an empty hop around @fd (no TLS yet). */
@@ -143,7 +162,8 @@ void hop_init(struct hop *h, int fd, const char *name, bool is_tcp);
  * kernel can, close_notify is EOF) and skips empty data records.
  *
  * Return: bytes read (> 0), 0 at EOF (h->rx_eof set), -EAGAIN, or another
- * -errno with h->err set (-EBADMSG: a record failed authentication).
+ * -errno with h->err set (-EBADMSG: a record failed authentication;
+ * -EKEYREJECTED: a KeyUpdate this kernel cannot follow).
  */
 PGKTLS_MUSTCHECK ssize_t hop_read(struct hop *h, void *buf, size_t len, struct stats *st);
 
@@ -188,6 +208,18 @@ void hop_close(struct ev_loop *loop, struct hop *h);
  * hop_events() - the epoll mask @h needs given what the relay wants from it.
  */
 uint32_t hop_events(const struct hop *h, bool want_read, bool want_write);
+
+/**
+ * relay_init() - wire @r between two hops: direction 0 reads @client and
+ * writes @server through @c2s, direction 1 the other way through @s2c; both
+ * sources marked ready, nothing inspected or framed, no on_eof (the owner
+ * sets those after).
+ * @st: the worker's counters; @scratch: its RELAY_BATCH_SIZE bounce
+ * buffer; @pipes: its spare pipes (all borrowed, not owned)
+ */
+void relay_init(struct relay *r, struct hop *client, struct hop *server, struct relay_dir *c2s,
+		struct relay_dir *s2c, struct stats *st, uint8_t *scratch,
+		struct relay_pipes *pipes);
 
 /**
  * relay_run() - move as much as the sockets allow, both directions, then

@@ -30,6 +30,7 @@
 	X(upstream_failures, "upstream connections that failed (connect or TLS)")           \
 	X(upstream_tls_handshakes, "TLS handshakes completed with PostgreSQL")              \
 	X(upstream_tls_failures, "TLS handshakes with PostgreSQL that failed")              \
+	X(upstream_lost, "sessions told 08006: PostgreSQL closed between two messages")     \
 	X(sasl_plus_stripped, "AuthenticationSASL messages with -PLUS removed")             \
 	X(channel_binding_hints, "channel-binding errors given a HINT")                     \
 	X(bytes_client_to_server, "bytes relayed from clients to PostgreSQL")               \
@@ -49,7 +50,8 @@
 	X(proxy_untrusted, "connections refused: source not in proxy_protocol_trusted")     \
 	X(proxy_invalid, "connections refused: PROXY header missing, malformed or too long") \
 	X(client_certs_revoked, "client certificates refused as revoked (tls_client_crl)")  \
-	X(server_certs_revoked, "PostgreSQL certificates refused as revoked (tls_server_crl)")
+	X(server_certs_revoked, "PostgreSQL certificates refused as revoked (tls_server_crl)") \
+	X(accept_refused_nofd, "clients refused at once (53300) at the descriptor limit")
 
 /* Room for enum conn_close_reason and enum ktls_reason (checked where they are used). */
 #define STATS_MAX_REASONS 16

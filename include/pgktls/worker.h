@@ -120,7 +120,4 @@ void worker_drain(struct worker *w);
 /** worker_active() - connections @w holds now (thread-safe, approximate). */
 uint64_t worker_active(const struct worker *w);
 
-/** worker_next_conn_id() - process-wide unique connection ids, from 1. */
-uint64_t worker_next_conn_id(void);
-
 #endif /* PGKTLS_WORKER_H */

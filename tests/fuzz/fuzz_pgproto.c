@@ -48,7 +48,10 @@ static void fuzz_initial(const uint8_t *data, size_t size)
 
 	ret = pgproto_parse_initial(data, size, &pktlen, &why);
 	if (ret < 0) {
-		FUZZ_CHECK(ret == -EPROTO && why && *why);
+		FUZZ_CHECK((ret == -EPROTO || ret == -EPROTONOSUPPORT || ret == -EMSGSIZE) &&
+			   why && *why);
+		/* A wrong length gets no reply; the rest an ErrorResponse. */
+		FUZZ_CHECK((pgproto_refusal_sqlstate(ret) == NULL) == (ret == -EMSGSIZE));
 		return;
 	}
 	switch (ret) {

@@ -15,7 +15,8 @@
 #                  (default BUILD_DIR/fuzz-out; the corpus in the tree is never written)
 #
 # Seeds: tests/fuzz/corpus/<target>/ (crashes found once stay there as regression
-# inputs), plus the recorded netlink replies in tests/data/ for the nl target.
+# inputs), plus the recorded netlink replies in tests/data/ for the nl target and the
+# unit tests' config files in tests/data/config/ for the config target.
 set -uo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$(cd "${1:-.}" && pwd)
@@ -44,6 +45,10 @@ run_one() {
 	cp "$SRC/tests/fuzz/corpus/$t/"* "$corpus/" 2>/dev/null
 	if [ "$t" = nl ]; then
 		cp "$SRC"/tests/data/*.nl "$SRC"/tests/data/*tls_stat.txt "$corpus/"
+	fi
+	# The unit tests' config files are seeds as they are, not copies kept in the corpus.
+	if [ "$t" = config ]; then
+		cp "$SRC"/tests/data/config/*.toml "$corpus/"
 	fi
 	"$BUILD/tests/fuzz/fuzz_$t" -max_total_time="$SECONDS_EACH" -timeout=10 \
 		-rss_limit_mb=2048 -print_final_stats=1 \

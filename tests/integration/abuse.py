@@ -23,6 +23,8 @@ Scenarios (each prints lines the test matches; the exit status is 0 unless said)
   fake-upstream    --listen PORT: a PostgreSQL impostor for --seconds that answers
                    startup, streams CopyData and resets the connection mid-stream.
   fd-hog           --clients N plain TCP connections held open for --seconds.
+  burst-refused    --clients N connections at once, each sends SSLRequest; prints
+                   "refused R/N in S s", R the answers that were FATAL 53300.
 """
 
 import argparse
@@ -421,6 +423,33 @@ def sc_fake_upstream(a):
     return 0
 
 
+def sc_burst_refused(a):
+    """--clients N connections at once, each sending SSLRequest; counts the FATAL 53300
+    refusals among the answers and how long the slowest took."""
+    t0 = time.monotonic()
+    socks = []
+    for _ in range(a.clients):
+        s = socket.create_connection((a.host, a.port), timeout=10)
+        s.sendall(struct.pack("!II", 8, SSL_REQUEST))
+        socks.append(s)
+    refused = 0
+    for s in socks:
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        s.close()
+        if data[:1] == b"E" and b"C53300\0" in data and b"too many clients" in data:
+            refused += 1
+    print("refused %d/%d in %.1f s" % (refused, a.clients, time.monotonic() - t0))
+    return 0
+
+
 def sc_fd_hog(a):
     socks = []
     for _ in range(a.clients):
@@ -461,6 +490,7 @@ def main():
         "vanish": lambda: sc_vanish(a),
         "fake-upstream": lambda: sc_fake_upstream(a),
         "fd-hog": lambda: sc_fd_hog(a),
+        "burst-refused": lambda: sc_burst_refused(a),
     }.get(a.scenario)
     if not sc:
         p.error("unknown scenario %s" % a.scenario)

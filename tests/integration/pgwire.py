@@ -233,6 +233,18 @@ def sc_ssl_pipelined(args):
         print("reply %r" % r)
 
 
+def sc_terminate_then_ssl(args):
+    """What node-postgres sends when end() follows connect() at once: Terminate, then
+    SSLRequest. PostgreSQL reads 'X\\0\\0\\0' as a length word and closes without a reply."""
+    s = connect(args.host, args.port)
+    s.sendall(b"X\0\0\0\x04" + request(SSL_REQUEST))
+    try:
+        r = s.recv(1)
+    except ConnectionResetError:
+        r = b""
+    print("closed" if not r else "reply %r" % r)
+
+
 def sc_garbage(args):
     s = connect(args.host, args.port)
     s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")

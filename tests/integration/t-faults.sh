@@ -143,7 +143,8 @@ EOF
 chmod +x "$T/lowfd.sh"
 REAL_BIN=$PGKTLS_BIN
 PGKTLS_BIN=$T/lowfd.sh
-PX_WORKERS=1 px_config lowfd "$TLS"
+PX_WORKERS=1 px_config lowfd "$TLS
+stats_socket = \"$T/lowfd-stats.sock\""
 px_run lowfd -c "${PX_CONF[lowfd]}"
 ok $? "pgktls starts with 'ulimit -n 48'"
 PGKTLS_BIN=$REAL_BIN
@@ -153,8 +154,13 @@ abuse lowfd fd-hog --clients 80 --seconds 3 --ready-file "$T/hog" >"$T/hog.out" 
 HOG=$!
 wait_file "$T/hog"
 sleep 0.5
-like "$(cat "${PX_LOG[lowfd]}")" 'accept: Too many open files; pausing [0-9]+ ms' \
-	"out of descriptors: accept backs off and says so"
+like "$(cat "${PX_LOG[lowfd]}")" 'accept: Too many open files; refusing new connections' \
+	"out of descriptors: new connections are refused, and the log says so"
+# With a spare descriptor each client at the limit is accepted and refused at once, as
+# PostgreSQL's postmaster refuses one it cannot serve: FATAL 53300, in plaintext.
+out=$(abuse lowfd burst-refused --clients 40)
+like "$out" "^refused 40/40 in [0-2]\.[0-9] s$" \
+	"a burst of 40 clients at the limit: all refused with 53300 within 3 s"
 wait "$HOG"
 ok=1
 for ((i = 0; i < 20; i++)); do
@@ -162,6 +168,10 @@ for ((i = 0; i < 20; i++)); do
 	sleep 0.5
 done
 ok $ok "... and accepts again once descriptors are free"
+refused=$("$PGKTLS_BUILDDIR/tools/pgktls-stat" -s "$T/lowfd-stats.sock" --json | "$PY" -c \
+	'import json, sys; print(json.load(sys.stdin)["totals"]["counters"]["accept_refused_nofd"])')
+ok $([ "${refused:-0}" -ge 40 ] && echo 0 || echo 1) \
+	"... and the refusals are counted (accept_refused_nofd = ${refused:-?})"
 hold_check "a session open before the descriptors ran out is not disturbed"
 
 q_ok "after all that, the first instance still serves" "$D" "select 'still here'" "still here"

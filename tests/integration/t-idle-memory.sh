@@ -8,13 +8,13 @@
 # (the product target; OpenSSL 3.0 alone keeps about 35 kB for the two sessions).
 # openssl_records = true keeps OpenSSL's record layer: the same sessions must then cost
 # clearly more, which shows the figure comes from the switch and not from the harness.
-# The upstream is bench/fakepg.py (TLS, verified with verify_full) and the sessions are
-# held by bench/idle.py, as in docs/BENCHMARK.md's idle measure.
+# The upstream is tests/integration/fakepg.py (TLS, verified with verify_full) and the sessions are
+# held by tests/integration/idle.py, as in docs/BENCHMARK.md's idle measure.
 . "$(dirname "$0")/lib.sh"
 setup
-FAKEPG=$PGKTLS_SRCDIR/bench/fakepg.py
-IDLE=$PGKTLS_SRCDIR/bench/idle.py
-[ -r "$FAKEPG" ] && [ -r "$IDLE" ] || bail "bench/fakepg.py or bench/idle.py missing"
+FAKEPG=$PGKTLS_SRCDIR/tests/integration/fakepg.py
+IDLE=$PGKTLS_SRCDIR/tests/integration/idle.py
+[ -r "$FAKEPG" ] && [ -r "$IDLE" ] || bail "tests/integration/fakepg.py or idle.py missing"
 N=${PGKTLS_IDLE_SESSIONS:-300}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 [ $((N * 4 + 200)) -le "$(ulimit -n)" ] || N=$((($(ulimit -n) - 200) / 4))

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Copyright (c) 2026 The pgktls developers
 #
-# node-postgres through pgktls: verified TLS, a query, a cancel (plaintext CancelRequest).
+# node-postgres through pgktls: verified TLS, a query, a cancel (plaintext CancelRequest),
+# end() right after connect().
 # pg is installed with `npm ci` from tests/integration/node/package-lock.json into a cache
 # outside the source tree, once per lock file.
 . "$(dirname "$0")/lib.sh"
@@ -33,6 +34,12 @@ out=$(run "${PX_PORT[px]}" "$CERTS/ca.crt")
 is "$out" "query alice 42 TLSv1.3
 cancel 57014 quickly
 after 1" "node-postgres: verified TLS through pgktls, query, cancel"
+# end() right after connect(): Terminate goes out before the SSLRequest. PostgreSQL closes
+# without a reply; an ErrorResponse there made node-postgres throw from its socket handler.
+want=$(run "${PG_PORT[main]}" "$CERTS/ca.crt" end-at-once)
+out=$(run "${PX_PORT[px]}" "$CERTS/ca.crt" end-at-once)
+is "$out" "$want" "node-postgres end() at once: as straight to PostgreSQL ($want)"
+is "$out" "ended" "node-postgres end() at once: no crash"
 out=$(run "${PX_PORT[px]}" "$CERTS/other-ca.crt")
 like "$out" "^error .*(certificate|self-signed|issuer)" \
 	"node-postgres: the wrong CA is refused"

@@ -90,16 +90,32 @@ static int parse(const uint8_t *buf, size_t n, size_t *pktlen, const char **why)
 	return ret;
 }
 
-/* parse() expecting -EPROTO with reason @want. */
-static void parse_fails(const uint8_t *buf, size_t n, const char *want)
+/*
+ * parse() expecting error @err with reason @want, answered as PostgreSQL
+ * answers it: an ErrorResponse with @sqlstate, or (NULL) no reply at all.
+ */
+static void parse_fails_as(const uint8_t *buf, size_t n, int err, const char *sqlstate,
+			   const char *want)
 {
 	size_t pktlen;
-	const char *why;
+	const char *why, *got;
 
-	ck_assert_int_eq(parse(buf, n, &pktlen, &why), -EPROTO);
+	ck_assert_int_eq(parse(buf, n, &pktlen, &why), err);
 	ck_assert_ptr_nonnull(why);
 	ck_assert_str_eq(why, want);
+	got = pgproto_refusal_sqlstate(err);
+	if (sqlstate)
+		ck_assert_str_eq(got, sqlstate);
+	else
+		ck_assert_ptr_null(got);
 }
+
+/* A wrong length: PostgreSQL logs it and closes without a word. */
+#define parse_silent(buf, n, want) parse_fails_as(buf, n, -EMSGSIZE, NULL, want)
+/* An unknown protocol version: FATAL 0A000. */
+#define parse_unsupported(buf, n, want) parse_fails_as(buf, n, -EPROTONOSUPPORT, "0A000", want)
+/* A malformed StartupMessage body: FATAL 08P01. */
+#define parse_fails(buf, n, want) parse_fails_as(buf, n, -EPROTO, "08P01", want)
 
 /*
  * Every proper prefix of a valid initial packet must be NEED_MORE, with the
@@ -204,11 +220,11 @@ START_TEST(test_initial_negotiation_wrong_length)
 		initial_begin(&p, PG_SSL_REQUEST_CODE);
 		pgproto_put_u32(p.b, lens[i]);
 		/* Refused as soon as the code is in, without waiting for the body. */
-		parse_fails(p.b, 8, "invalid length of SSL negotiation packet");
+		parse_silent(p.b, 8, "invalid length of SSL negotiation packet");
 
 		initial_begin(&p, PG_GSSENC_REQUEST_CODE);
 		pgproto_put_u32(p.b, lens[i]);
-		parse_fails(p.b, 8, "invalid length of GSSAPI negotiation packet");
+		parse_silent(p.b, 8, "invalid length of GSSAPI negotiation packet");
 	}
 }
 END_TEST
@@ -249,17 +265,17 @@ START_TEST(test_initial_cancel_bad_length)
 
 	cancel_packet(&p, 257);
 	ck_assert_uint_eq(p.n, 269);
-	parse_fails(p.b, p.n, "invalid length of cancel request packet");
-	parse_fails(p.b, 8, "invalid length of cancel request packet");
+	parse_silent(p.b, p.n, "invalid length of cancel request packet");
+	parse_silent(p.b, 8, "invalid length of cancel request packet");
 
 	cancel_packet(&p, 3);
 	ck_assert_uint_eq(p.n, 15);
-	parse_fails(p.b, p.n, "invalid length of cancel request packet");
+	parse_silent(p.b, p.n, "invalid length of cancel request packet");
 
 	/* No process id at all. */
 	cancel_packet(&p, 0);
 	pgproto_put_u32(p.b, 8);
-	parse_fails(p.b, 8, "invalid length of cancel request packet");
+	parse_silent(p.b, 8, "invalid length of cancel request packet");
 }
 END_TEST
 
@@ -333,8 +349,8 @@ START_TEST(test_initial_startup_boundaries)
 	put_bytes(&p, "\0", 2);
 	initial_end(&p);
 	ck_assert_uint_eq(p.n, 10001);
-	parse_fails(p.b, p.n, "invalid length of startup packet");
-	parse_fails(p.b, 4, "invalid length of startup packet");
+	parse_silent(p.b, p.n, "invalid length of startup packet");
+	parse_silent(p.b, 4, "invalid length of startup packet");
 }
 END_TEST
 
@@ -347,9 +363,29 @@ START_TEST(test_initial_bad_length_word)
 	for (i = 0; i < PGKTLS_ARRAY_SIZE(lens); i++) {
 		pgproto_put_u32(b, lens[i]);
 		pgproto_put_u32(b + 4, PG_PROTOCOL(3, 0));
-		parse_fails(b, 4, "invalid length of startup packet");
-		parse_fails(b, 8, "invalid length of startup packet");
+		parse_silent(b, 4, "invalid length of startup packet");
+		parse_silent(b, 8, "invalid length of startup packet");
 	}
+}
+END_TEST
+
+/*
+ * node-postgres sends Terminate before its SSLRequest when end() follows
+ * connect() at once. PostgreSQL reads 'X',0,0,0 as a length word, logs
+ * "invalid length of startup packet" and closes without a reply; an
+ * ErrorResponse would be read as the answer to the SSLRequest that follows.
+ */
+START_TEST(test_initial_terminate_first)
+{
+	static const uint8_t terminate_then_ssl[] = { 'X', 0, 0, 0, 4, 0, 0, 0, 8,
+						      0x04, 0xd2, 0x16, 0x2f };
+	size_t i;
+
+	for (i = 4; i <= sizeof(terminate_then_ssl); i++)
+		parse_silent(terminate_then_ssl, i, "invalid length of startup packet");
+	/* Other tagged messages a confused client might send first. */
+	parse_silent((const uint8_t *)"Q\0\0\0\x0bSELECT 1", 4, "invalid length of startup packet");
+	parse_silent((const uint8_t *)"p\0\0\0\x08pw\0", 9, "invalid length of startup packet");
 }
 END_TEST
 
@@ -359,22 +395,22 @@ START_TEST(test_initial_bad_protocol)
 
 	libpq_startup(&p, PG_PROTOCOL(2, 0));
 	/* Decided from the header alone, and again with the whole packet. */
-	parse_fails(p.b, 8, "unsupported frontend protocol 2.0");
-	parse_fails(p.b, p.n, "unsupported frontend protocol 2.0");
+	parse_unsupported(p.b, 8, "unsupported frontend protocol 2.0");
+	parse_unsupported(p.b, p.n, "unsupported frontend protocol 2.0");
 
 	libpq_startup(&p, PG_PROTOCOL(4, 1));
-	parse_fails(p.b, p.n, "unsupported frontend protocol 4.1");
+	parse_unsupported(p.b, p.n, "unsupported frontend protocol 4.1");
 	libpq_startup(&p, PG_PROTOCOL(0, 0));
-	parse_fails(p.b, p.n, "unsupported frontend protocol 0.0");
+	parse_unsupported(p.b, p.n, "unsupported frontend protocol 0.0");
 	libpq_startup(&p, PG_PROTOCOL(65535, 65535));
-	parse_fails(p.b, p.n, "unsupported frontend protocol 65535.65535");
+	parse_unsupported(p.b, p.n, "unsupported frontend protocol 65535.65535");
 
 	/* Request codes we do not know: 1234.5681 and 1234.0. */
 	initial_begin(&p, PG_PROTOCOL(1234, 5681));
 	initial_end(&p);
-	parse_fails(p.b, p.n, "unsupported frontend protocol");
+	parse_unsupported(p.b, p.n, "unsupported frontend protocol");
 	libpq_startup(&p, PG_PROTOCOL(1234, 0));
-	parse_fails(p.b, p.n, "unsupported frontend protocol");
+	parse_unsupported(p.b, p.n, "unsupported frontend protocol");
 }
 END_TEST
 
@@ -1049,6 +1085,78 @@ START_TEST(test_build_error_space)
 }
 END_TEST
 
+/* A server stream: DataRow, CopyData (big), ReadyForQuery; fed in every split. */
+START_TEST(test_framer_splits)
+{
+	struct pkt p;
+	struct pgproto_framer f;
+	uint8_t big[9000];
+	size_t ends[3], cut, k;
+
+	memset(big, 'y', sizeof(big));
+	p.n = 0;
+	put_bytes(&p, "D\0\0\0\x0b\0\x01\0\0\0\x01x", 12);
+	ends[0] = p.n;
+	put_bytes(&p, "d", 1);
+	put_u32(&p, 4 + sizeof(big));
+	put_bytes(&p, big, sizeof(big));
+	ends[1] = p.n;
+	put_bytes(&p, "Z\0\0\0\x05I", 6);
+	ends[2] = p.n;
+
+	/* Cut anywhere: at a boundary exactly at the ends of messages. */
+	for (cut = 0; cut <= p.n; cut++) {
+		bool boundary = cut == 0 || cut == ends[0] || cut == ends[1] || cut == ends[2];
+
+		pgproto_framer_init(&f, 0);
+		pgproto_framer_feed(&f, p.b, cut);
+		ck_assert_msg(pgproto_framer_at_boundary(&f) == boundary, "cut at %zu", cut);
+		pgproto_framer_feed(&f, p.b + cut, p.n - cut);
+		ck_assert(pgproto_framer_at_boundary(&f));
+		ck_assert_int_eq(f.last_type, 'Z');
+	}
+	/* One byte at a time. */
+	pgproto_framer_init(&f, 0);
+	for (k = 0; k < p.n; k++) {
+		pgproto_framer_feed(&f, p.b + k, 1);
+		if (k + 1 == ends[0])
+			ck_assert_int_eq(f.last_type, 'D');
+	}
+	ck_assert(pgproto_framer_at_boundary(&f));
+	ck_assert_int_eq(f.last_type, 'Z');
+}
+END_TEST
+
+START_TEST(test_framer_skip_lost)
+{
+	struct pkt p;
+	struct pgproto_framer f;
+
+	/* A client stream: the StartupMessage (untagged) is skipped, then Terminate. */
+	libpq_startup(&p, PG_PROTOCOL(3, 0));
+	put_bytes(&p, "X\0\0\0\x04", 5);
+	pgproto_framer_init(&f, pgproto_get_u32(p.b));
+	pgproto_framer_feed(&f, p.b, p.n - 5);
+	ck_assert(pgproto_framer_at_boundary(&f));
+	ck_assert_int_eq(f.last_type, 0);
+	pgproto_framer_feed(&f, p.b + p.n - 5, 5);
+	ck_assert(pgproto_framer_at_boundary(&f));
+	ck_assert_int_eq(f.last_type, 'X');
+
+	/* A length below 4 is no PostgreSQL stream: position unknown for good. */
+	pgproto_framer_init(&f, 0);
+	pgproto_framer_feed(&f, (const uint8_t *)"Z\0\0\0\x03", 5);
+	ck_assert(!pgproto_framer_at_boundary(&f));
+	pgproto_framer_feed(&f, (const uint8_t *)"Z\0\0\0\x05I", 6);
+	ck_assert(!pgproto_framer_at_boundary(&f));
+
+	/* Bytes that went past unseen (spliced) lose the position too. */
+	pgproto_framer_init(&f, 0);
+	pgproto_framer_lose(&f);
+	ck_assert(!pgproto_framer_at_boundary(&f));
+}
+END_TEST
+
 static Suite *pgproto_suite(void)
 {
 	Suite *s = suite_create("pgproto");
@@ -1066,6 +1174,7 @@ static Suite *pgproto_suite(void)
 	tcase_add_test(tc, test_initial_startup_protocol_options);
 	tcase_add_test(tc, test_initial_startup_boundaries);
 	tcase_add_test(tc, test_initial_bad_length_word);
+	tcase_add_test(tc, test_initial_terminate_first);
 	tcase_add_test(tc, test_initial_bad_protocol);
 	tcase_add_test(tc, test_initial_startup_layout);
 	tcase_add_test(tc, test_initial_startup_layout_prefixes);
@@ -1080,6 +1189,11 @@ static Suite *pgproto_suite(void)
 	tcase_add_test(tc, test_sasl_strip_order_and_names);
 	tcase_add_test(tc, test_sasl_strip_space);
 	tcase_add_test(tc, test_sasl_strip_malformed);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("framer");
+	tcase_add_test(tc, test_framer_splits);
+	tcase_add_test(tc, test_framer_skip_lost);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("error");

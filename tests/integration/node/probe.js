@@ -3,6 +3,9 @@
 //
 // node-postgres through pgktls: verify-full TLS, a query, and a query cancel.
 // Usage: node probe.js PORT CA_FILE     (prints one line per step)
+//        node probe.js PORT CA_FILE end-at-once
+//            end() right after connect(): node-postgres then sends Terminate before its
+//            SSLRequest, and crashes if it reads an ErrorResponse as the answer.
 'use strict';
 const fs = require('fs');
 const { Client, Query } = require('pg');
@@ -45,7 +48,19 @@ async function main() {
   await c.end();
 }
 
-main().catch((e) => {
+// Prints "ended" once end() resolves and the process is still alive 500 ms later. Like an
+// application that does not wait for connect(), nothing handles its promise: an error
+// there (an ErrorResponse taken as the answer to the SSLRequest) is an unhandled
+// rejection, which ends the process.
+async function endAtOnce() {
+  const c = new Client(cfg);
+  c.connect();
+  await c.end();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  console.log('ended');
+}
+
+(process.argv[4] === 'end-at-once' ? endAtOnce : main)().catch((e) => {
   console.log(`error ${e.code || ''} ${e.message}`);
   process.exit(1);
 });
