@@ -1235,7 +1235,7 @@ struct conn *conn_accept(struct worker *w, int fd, const struct sockaddr *peer,
 			clog_info(c, "refused: source not in proxy_protocol_trusted, so it may not "
 				     "send a PROXY header (proxy_protocol = true)");
 			conn_close(c, CONN_CLOSE_PROXY);
-			return;
+			return c;
 		}
 		c->state = CONN_PROXY_HEADER;
 	}
