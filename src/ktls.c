@@ -28,6 +28,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -38,6 +39,7 @@
 #include <openssl/params.h>
 
 #include "pgktls/log.h"
+#include "pgktls/tls_uapi.h"
 
 /* Handshake message types we may meet after the handshake. */
 #define HS_NEW_SESSION_TICKET 4
@@ -465,6 +467,34 @@ out:
 	return ret;
 }
 
+/*
+ * Kernel options past the keys, each on unless its environment knob is "0"
+ * (so one build can be measured with and without, in the same boot):
+ *  - PGKTLS_KTLS_RX_NO_PAD: TLS_RX_EXPECT_NO_PAD (Linux 6.0+, TLS 1.3 RX):
+ *    the kernel decrypts straight into the reader's buffer, betting that the
+ *    peer does not pad records (OpenSSL, libpq and pgjdbc never do); a padded
+ *    record costs a retry (TlsRxNoPadViolation, TlsDecryptRetry), not data.
+ *  - PGKTLS_KTLS_TX_ZEROCOPY_RO: TLS_TX_ZEROCOPY_RO (5.19+): with NIC offload,
+ *    spliced pages go to the NIC without a copy; the pages must not change
+ *    while in flight, which holds for what the relay splices (socket buffers,
+ *    never rewritten). Software kTLS ignores it.
+ * Kernels without them say ENOPROTOOPT: nothing is lost, so it is not logged.
+ */
+static bool knob_on(const char *name)
+{
+	const char *v = getenv(name);
+
+	return !v || strcmp(v, "0") != 0;
+}
+
+static void tune_dir(int fd, int opt, const char *what)
+{
+	unsigned int one = 1;
+
+	if (setsockopt(fd, SOL_TLS, opt, &one, sizeof(one)) == -1 && errno != ENOPROTOOPT)
+		log_debug("kTLS: %s: %s", what, strerror(errno));
+}
+
 int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
 {
 	struct ktls_dir_keys rx, tx;
@@ -513,6 +543,8 @@ int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
 		goto out;
 	}
 	st->rx = KTLS_ENGINE_KERNEL;
+	if (kversion == TLS_1_3_VERSION && knob_on("PGKTLS_KTLS_RX_NO_PAD"))
+		tune_dir(fd, TLS_RX_EXPECT_NO_PAD, "TLS_RX_EXPECT_NO_PAD");
 	ret = set_dir(fd, TLS_TX, kc, kversion, &tx, seq);
 	if (ret) {
 		st->tx_reason = KTLS_R_SETSOCKOPT;
@@ -520,6 +552,8 @@ int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
 		goto out;
 	}
 	st->tx = KTLS_ENGINE_KERNEL;
+	if (knob_on("PGKTLS_KTLS_TX_ZEROCOPY_RO"))
+		tune_dir(fd, TLS_TX_ZEROCOPY_RO, "TLS_TX_ZEROCOPY_RO");
 out:
 	OPENSSL_cleanse(&rx, sizeof(rx));
 	OPENSSL_cleanse(&tx, sizeof(tx));
