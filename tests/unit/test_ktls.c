@@ -673,9 +673,10 @@ static bool diag_of(int fd, struct nl_sock_info *si)
 /*
  * The kernel options ktls_install() sets past the keys, and their knobs:
  * TLS_RX_EXPECT_NO_PAD on a TLS 1.3 receiver (Linux 6.0+; reported by
- * sock_diag as TLS_INFO_RX_NO_PAD), TLS_TX_ZEROCOPY_RO on every sender
- * (5.19+; sock_diag reports it only with NIC offload), each off with its
- * knob at "0". Data still flows both ways. _i: 0 TLS 1.3, 1 TLS 1.2.
+ * sock_diag as TLS_INFO_RX_NO_PAD) only with PGKTLS_KTLS_RX_NO_PAD=1,
+ * TLS_TX_ZEROCOPY_RO on every sender (5.19+; sock_diag reports it only with
+ * NIC offload) unless PGKTLS_KTLS_TX_ZEROCOPY_RO=0. Data still flows both
+ * ways. _i: 0 TLS 1.3, 1 TLS 1.2.
  */
 START_TEST(test_kernel_options)
 {
@@ -687,13 +688,14 @@ START_TEST(test_kernel_options)
 	if (!need_kernel())
 		return;
 	pair_open(&p, cb->version, cb->suite, 0);
-	/* The client without either option, the server with both (the default). */
-	setenv("PGKTLS_KTLS_RX_NO_PAD", "0", 1);
+	/* The client with the defaults but zero-copy off, the server with both on. */
+	unsetenv("PGKTLS_KTLS_RX_NO_PAD");
 	setenv("PGKTLS_KTLS_TX_ZEROCOPY_RO", "0", 1);
 	install_ok(&p.c, kernel_version(cb->version), cb->kernel_cipher);
-	unsetenv("PGKTLS_KTLS_RX_NO_PAD");
+	setenv("PGKTLS_KTLS_RX_NO_PAD", "1", 1);
 	unsetenv("PGKTLS_KTLS_TX_ZEROCOPY_RO");
 	install_ok(&p.s, kernel_version(cb->version), cb->kernel_cipher);
+	unsetenv("PGKTLS_KTLS_RX_NO_PAD");
 
 	on = tls_opt(p.s.fd, TLS_RX_EXPECT_NO_PAD);
 	off = tls_opt(p.c.fd, TLS_RX_EXPECT_NO_PAD);
