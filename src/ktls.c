@@ -28,6 +28,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -38,6 +39,7 @@
 #include <openssl/params.h>
 
 #include "pgktls/log.h"
+#include "pgktls/tls_uapi.h"
 
 /* Handshake message types we may meet after the handshake. */
 #define HS_NEW_SESSION_TICKET 4
@@ -465,6 +467,38 @@ out:
 	return ret;
 }
 
+/*
+ * Kernel options past the keys, each with an environment knob ("0" off, "1" on) so one
+ * build can be measured with and without, in the same boot:
+ *  - PGKTLS_KTLS_RX_NO_PAD (default off): TLS_RX_EXPECT_NO_PAD (Linux 6.0+, TLS 1.3 RX).
+ *    The kernel decrypts straight into the reader's buffer, betting that the peer does not
+ *    pad records; a padded record is decrypted twice (TlsRxNoPadViolation). The kernel's
+ *    documentation calls it safe only with a trusted peer: a client could double our
+ *    decryption cost at will, and the bet pays only on recvmsg into a large buffer,
+ *    not on the splice path the relay uses for bulk data. Measured: docs/KTLS.md.
+ *  - PGKTLS_KTLS_TX_ZEROCOPY_RO (default on): TLS_TX_ZEROCOPY_RO (5.19+). With NIC
+ *    offload, spliced pages go to the NIC without a copy; the pages must not change while
+ *    in flight, which holds for what the relay splices (socket buffers, never rewritten).
+ *    Software kTLS ignores it.
+ * Kernels without them say ENOPROTOOPT: nothing is lost, so it is not logged.
+ */
+static bool knob_on(const char *name, bool dflt)
+{
+	const char *v = getenv(name);
+
+	if (!v || !*v)
+		return dflt;
+	return strcmp(v, "0") != 0;
+}
+
+static void tune_dir(int fd, int opt, const char *what)
+{
+	unsigned int one = 1;
+
+	if (setsockopt(fd, SOL_TLS, opt, &one, sizeof(one)) == -1 && errno != ENOPROTOOPT)
+		log_debug("kTLS: %s: %s", what, strerror(errno));
+}
+
 int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
 {
 	struct ktls_dir_keys rx, tx;
@@ -513,6 +547,8 @@ int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
 		goto out;
 	}
 	st->rx = KTLS_ENGINE_KERNEL;
+	if (kversion == TLS_1_3_VERSION && knob_on("PGKTLS_KTLS_RX_NO_PAD", false))
+		tune_dir(fd, TLS_RX_EXPECT_NO_PAD, "TLS_RX_EXPECT_NO_PAD");
 	ret = set_dir(fd, TLS_TX, kc, kversion, &tx, seq);
 	if (ret) {
 		st->tx_reason = KTLS_R_SETSOCKOPT;
@@ -520,6 +556,8 @@ int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
 		goto out;
 	}
 	st->tx = KTLS_ENGINE_KERNEL;
+	if (knob_on("PGKTLS_KTLS_TX_ZEROCOPY_RO", true))
+		tune_dir(fd, TLS_TX_ZEROCOPY_RO, "TLS_TX_ZEROCOPY_RO");
 out:
 	OPENSSL_cleanse(&rx, sizeof(rx));
 	OPENSSL_cleanse(&tx, sizeof(tx));

@@ -20,7 +20,6 @@
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
-#include <linux/tls.h>
 #include <netinet/in.h>
 
 #include <errno.h>
@@ -33,6 +32,8 @@
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
+
+#include "pgktls/tls_uapi.h"
 
 /* How long one netlink round trip may take before the query gives up. */
 #define NL_TIMEOUT_MS 500
@@ -200,8 +201,8 @@ static uint16_t get_u16(const struct nlattr *a)
 
 static void parse_tls_info(const struct nlattr *nest, struct nl_sock_info *out)
 {
-	const struct nlattr *tb[TLS_INFO_MAX + 1] = { NULL };
-	struct attr_tab t = { tb, TLS_INFO_MAX };
+	const struct nlattr *tb[PGKTLS_TLS_INFO_MAX + 1] = { NULL };
+	struct attr_tab t = { tb, PGKTLS_TLS_INFO_MAX };
 
 	if (mnl_attr_parse_nested(nest, keep_attr, &t) < 0)
 		return;

@@ -14,7 +14,8 @@
 # that user instead (postgres refuses root). With PGKTLS_VM_NO_TLS=1 the
 # guest has no tls module at all (the fallback tests).
 #
-# Environment: PGKTLS_VM_TIMEOUT (seconds, default 900: then qemu is
+# Environment: PGKTLS_VM_KERNEL (bookworm, trixie or sid: the Debian suite
+# whose kernel boots, see prepare.sh), PGKTLS_VM_TIMEOUT (seconds, default 900: then qemu is
 # killed), PGKTLS_VM_CACHE (see prepare.sh), PGKTLS_VM_MEM (MB, 2048),
 # PGKTLS_VM_SMP (2).
 # Exit status: COMMAND's, 77 if no VM can be run here, 124 on timeout,

@@ -18,7 +18,9 @@
 #include "config.h"
 
 #include "pgktls/ktls.h"
+#include "pgktls/nl.h"
 #include "pgktls/stats.h"
+#include "pgktls/tls_uapi.h"
 #include "pgktls/tlsrec.h"
 
 #include <sys/socket.h>
@@ -640,6 +642,93 @@ START_TEST(test_ss_shows_ulp)
 }
 END_TEST
 
+/* A SOL_TLS option's value, or -errno (ENOPROTOOPT: a kernel older than the option). */
+static int tls_opt(int fd, int opt)
+{
+	unsigned int v = 0;
+	socklen_t len = sizeof(v);
+
+	if (getsockopt(fd, SOL_TLS, opt, &v, &len) == -1)
+		return -errno;
+	return (int)v;
+}
+
+/* What sock_diag says of @fd (pgktls-stat's view); false where it cannot ask. */
+static bool diag_of(int fd, struct nl_sock_info *si)
+{
+	struct sockaddr_storage l, r;
+	socklen_t ll = sizeof(l), rl = sizeof(r);
+	struct nl_ctx *ctx;
+	int rc;
+
+	if (nl_open(&ctx) < 0)
+		return false;
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&l, &ll), 0);
+	ck_assert_int_eq(getpeername(fd, (struct sockaddr *)&r, &rl), 0);
+	rc = nl_diag_query(ctx, (struct sockaddr *)&l, (struct sockaddr *)&r, si);
+	nl_close(ctx);
+	return rc == 0 && si->tls;
+}
+
+/*
+ * The kernel options ktls_install() sets past the keys, and their knobs:
+ * TLS_RX_EXPECT_NO_PAD on a TLS 1.3 receiver (Linux 6.0+; reported by
+ * sock_diag as TLS_INFO_RX_NO_PAD) only with PGKTLS_KTLS_RX_NO_PAD=1,
+ * TLS_TX_ZEROCOPY_RO on every sender (5.19+; sock_diag reports it only with
+ * NIC offload) unless PGKTLS_KTLS_TX_ZEROCOPY_RO=0. Data still flows both
+ * ways. _i: 0 TLS 1.3, 1 TLS 1.2.
+ */
+START_TEST(test_kernel_options)
+{
+	const struct combo *cb = &combos[_i ? 0 : 3];
+	struct nl_sock_info si;
+	struct conn_pair p;
+	int on, off;
+
+	if (!need_kernel())
+		return;
+	pair_open(&p, cb->version, cb->suite, 0);
+	/* The client with the defaults but zero-copy off, the server with both on. */
+	unsetenv("PGKTLS_KTLS_RX_NO_PAD");
+	setenv("PGKTLS_KTLS_TX_ZEROCOPY_RO", "0", 1);
+	install_ok(&p.c, kernel_version(cb->version), cb->kernel_cipher);
+	setenv("PGKTLS_KTLS_RX_NO_PAD", "1", 1);
+	unsetenv("PGKTLS_KTLS_TX_ZEROCOPY_RO");
+	install_ok(&p.s, kernel_version(cb->version), cb->kernel_cipher);
+	unsetenv("PGKTLS_KTLS_RX_NO_PAD");
+
+	on = tls_opt(p.s.fd, TLS_RX_EXPECT_NO_PAD);
+	off = tls_opt(p.c.fd, TLS_RX_EXPECT_NO_PAD);
+	if (on == -ENOPROTOOPT) {
+		fprintf(stderr, "SKIP %s: no TLS_RX_EXPECT_NO_PAD in this kernel (before 6.0)\n",
+			tcase_name());
+	} else if (cb->version == TLS1_3_VERSION) {
+		ck_assert_int_eq(on, 1);
+		ck_assert_int_eq(off, 0);
+	} else {
+		/* The option exists for TLS 1.3 only: the kernel refuses to read it. */
+		ck_assert_int_eq(on, -EINVAL);
+	}
+	on = tls_opt(p.s.fd, TLS_TX_ZEROCOPY_RO);
+	if (on != -ENOPROTOOPT) {
+		ck_assert_int_eq(on, 1);
+		ck_assert_int_eq(tls_opt(p.c.fd, TLS_TX_ZEROCOPY_RO), 0);
+	}
+	if (geteuid() == 0 && diag_of(p.s.fd, &si)) {
+		ck_assert_uint_eq(si.txconf, NL_TLS_CONF_SW);
+		ck_assert(si.rx_no_pad == (cb->version == TLS1_3_VERSION && tls_opt(p.s.fd,
+						TLS_RX_EXPECT_NO_PAD) == 1));
+		ck_assert(!si.zc_ro_tx);	/* software TX: never reported */
+		ck_assert(diag_of(p.c.fd, &si));
+		ck_assert(!si.rx_no_pad);
+	}
+	pump(&p.c, &p.s, 1024 * 1024 + 5, 0x33);
+	pump(&p.s, &p.c, 1024 * 1024 + 9, 0x44);
+	send_msg(&p.c, &p.s, "after the options");
+	pair_close(&p);
+}
+END_TEST
+
 /* Malformed or unexpected handshake records are refused. */
 START_TEST(test_handshake_record_parse)
 {
@@ -1242,6 +1331,7 @@ static Suite *ktls_suite(void)
 	tcase_add_test(tc, test_session_tickets);
 	tcase_add_test(tc, test_key_update);
 	tcase_add_test(tc, test_ss_shows_ulp);
+	tcase_add_loop_test(tc, test_kernel_options, 0, 2);
 	/* TCG in the VM is slow; a stall still fails through the poll limits. */
 	tcase_set_timeout(tc, 300);
 	suite_add_tcase(s, tc);

@@ -3,7 +3,8 @@
 /*
  * test_nl.c - the netlink parsers against real kernel replies recorded in
  * tests/data/ (vm61-*: Debian's 6.1 kernel in the kTLS VM, recorded with
- * tests/unit/nl_record; host-*: this machine's kernel, which has no kTLS),
+ * tests/unit/nl_record; host-*: this machine's kernel, which has no kTLS;
+ * synth-*: a NIC that does the crypto, made by nl_record from the vm61 ones),
  * a hand-built ethtool reply for the bits no recorded NIC had, and live
  * queries where the kernel allows them.
  */
@@ -80,6 +81,31 @@ START_TEST(test_diag_tls13_tx_only)
 	ck_assert_uint_eq(si.rxconf, NL_TLS_CONF_BASE);
 	ck_assert_str_eq(nl_tls_conf_name(si.rxconf), "none");
 	ck_assert_str_eq(nl_tls_cipher_name(si.tls_cipher), "aes-gcm-256");
+}
+END_TEST
+
+/* A socket whose NIC does the crypto (TLS 1.2, both ways; nl_record synth-diag-hw). */
+START_TEST(test_diag_tls12_hw)
+{
+	struct nl_sock_info si;
+	size_t n = load("synth-diag-tls12-hw.nl", buf, sizeof(buf));
+
+	ck_assert_int_eq(nl_diag_parse(buf, n, 0, &si), 0);
+	ck_assert(si.tls);
+	ck_assert_str_eq(si.ulp, "tls");
+	ck_assert_uint_eq(si.tls_version, TLS_1_2_VERSION);
+	ck_assert_uint_eq(si.tls_cipher, TLS_CIPHER_AES_GCM_128);
+	ck_assert_uint_eq(si.txconf, NL_TLS_CONF_HW);
+	ck_assert_uint_eq(si.rxconf, NL_TLS_CONF_HW);
+	ck_assert_str_eq(nl_tls_conf_name(si.txconf), "hw");
+	ck_assert_str_eq(nl_tls_conf_name(NL_TLS_CONF_HW_RECORD), "hw_record");
+	/* The kernel sends TLS_INFO_ZC_RO_TX only with TX in hardware. */
+	ck_assert(si.zc_ro_tx);
+	ck_assert(!si.rx_no_pad);
+	/* The software reply it was made from says sw: the change is what the test sees. */
+	n = load("vm61-diag-tls12.nl", buf, sizeof(buf));
+	ck_assert_int_eq(nl_diag_parse(buf, n, 0, &si), 0);
+	ck_assert_uint_eq(si.txconf, NL_TLS_CONF_SW);
 }
 END_TEST
 
@@ -224,6 +250,19 @@ START_TEST(test_ethtool_recorded)
 }
 END_TEST
 
+/* A NIC with all three TLS features, tx and rx switched on (nl_record synth-ethtool-hw). */
+START_TEST(test_ethtool_tls_nic_reply)
+{
+	struct nl_nic_tls t;
+	size_t n = load("synth-ethtool-eth0-tls-hw.nl", buf, sizeof(buf));
+
+	ck_assert_int_eq(nl_ethtool_parse(buf, n, 0, &t), 0);
+	ck_assert(t.hw_tx && t.hw_rx && t.hw_record);
+	ck_assert(t.on_tx && t.on_rx);
+	ck_assert(!t.on_record);
+}
+END_TEST
+
 static void put_bit(struct nlmsghdr *nlh, unsigned idx, const char *name, bool value)
 {
 	struct nlattr *bit = mnl_attr_nest_start(nlh, ETHTOOL_A_BITSET_BITS_BIT);
@@ -356,6 +395,7 @@ static Suite *nl_suite(void)
 
 	tcase_add_test(tc, test_diag_tls12_both_sw);
 	tcase_add_test(tc, test_diag_tls13_tx_only);
+	tcase_add_test(tc, test_diag_tls12_hw);
 	tcase_add_test(tc, test_diag_ulp_without_keys);
 	tcase_add_test(tc, test_diag_plain);
 	tcase_add_test(tc, test_diag_missing_and_seq);
@@ -364,6 +404,7 @@ static Suite *nl_suite(void)
 	tcase_add_test(tc, test_error_code_not_an_errno);
 	tcase_add_test(tc, test_ethtool_recorded);
 	tcase_add_test(tc, test_ethtool_tls_nic);
+	tcase_add_test(tc, test_ethtool_tls_nic_reply);
 	tcase_add_test(tc, test_tls_stat);
 	tcase_add_test(tc, test_live_queries);
 	suite_add_tcase(s, tc);

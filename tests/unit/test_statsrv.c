@@ -3,7 +3,8 @@
 /*
  * test_statsrv.c - the stats endpoint without a daemon: request parsing,
  * the JSON document from a hand-made snapshot (validated against
- * docs/stats.schema.json), the Prometheus and table renderers, and the
+ * docs/stats.schema.json), the Prometheus and table renderers (also fed
+ * with recorded netlink replies of a NIC that does the crypto), and the
  * socket server itself (permissions, errors, a scraper that never reads).
  */
 #include "config.h"
@@ -556,6 +557,79 @@ START_TEST(test_table)
 }
 END_TEST
 
+static size_t load_data(const char *name, void *buf, size_t len)
+{
+	char path[512];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/tests/data/%s", TOP_SRCDIR, name);
+	f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	n = fread(buf, 1, len, f);
+	fclose(f);
+	return n;
+}
+
+/*
+ * What pgktls-stat shows for a hop whose NIC does the crypto, from the
+ * kernel's replies (tests/data/synth-*: a TLS 1.2 socket with TXCONF and
+ * RXCONF TLS_CONF_HW, and an interface with tls-hw-tx/rx-offload on) through
+ * the parsers, the document and both renderers.
+ */
+START_TEST(test_render_nic_offload)
+{
+	static char reply[NL_REPLY_MAX];
+	struct statsrv_snapshot s;
+	struct statsrv_hop *h;
+	char *text;
+	cJSON *doc;
+	size_t n;
+	int rc;
+
+	fake_snapshot(&s, true);
+	h = &s.conns[0].client;
+	snprintf(h->version, sizeof(h->version), "TLSv1.2");
+	n = load_data("synth-diag-tls12-hw.nl", reply, sizeof(reply));
+	ck_assert_int_eq(nl_diag_parse(reply, n, 0, &h->kernel), 0);
+	n = load_data("synth-ethtool-eth0-tls-hw.nl", reply, sizeof(reply));
+	snprintf(s.ifaces[0].name, sizeof(s.ifaces[0].name), "eth0");
+	ck_assert_int_eq(nl_ethtool_parse(reply, n, 0, &s.ifaces[0].nic), 0);
+
+	doc = statsrv_render(&s, STATSRV_ALL, 0);
+	ck_assert_str_eq(jstr(doc, "connections.0.client.rx.engine"), "kernel_nic");
+	ck_assert_str_eq(jstr(doc, "connections.0.client.tx.engine"), "kernel_nic");
+	ck_assert_str_eq(jstr(doc, "connections.0.client.kernel.rxconf"), "hw");
+	ck_assert_str_eq(jstr(doc, "connections.0.client.kernel.txconf"), "hw");
+	ck_assert_str_eq(jstr(doc, "connections.0.client.kernel.version"), "TLSv1.2");
+	ck_assert(cJSON_IsTrue(jget(doc, "connections.0.client.kernel.zc_ro_tx")));
+	ck_assert(cJSON_IsFalse(jget(doc, "connections.0.client.kernel.rx_no_pad")));
+	ck_assert_str_eq(jstr(doc, "kernel.interfaces.0.name"), "eth0");
+	ck_assert(cJSON_IsTrue(jget(doc, "kernel.interfaces.0.features.tls-hw-rx-offload.active")));
+	ck_assert(cJSON_IsTrue(jget(doc, "kernel.interfaces.0.features.tls-hw-record.supported")));
+	ck_assert(cJSON_IsFalse(jget(doc, "kernel.interfaces.0.features.tls-hw-record.active")));
+	validate(doc);
+
+	text = render_text(doc, false, &rc);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_msg(strstr(text, "TLSv1.2 kernel_nic/kernel_nic") != NULL, "table:\n%s", text);
+	has_line(text, "nic          eth0: tls-hw-tx on, tls-hw-rx on, tls-hw-record off");
+	free(text);
+	text = render_text(doc, true, &rc);
+	ck_assert_int_eq(rc, 0);
+	has_line(text, "pgktls_nic_tls_feature{interface=\"eth0\",feature=\"tls-hw-tx-offload\","
+		       "state=\"active\"} 1");
+	has_line(text, "pgktls_nic_tls_feature{interface=\"eth0\",feature=\"tls-hw-rx-offload\","
+		       "state=\"active\"} 1");
+	has_line(text, "pgktls_nic_tls_feature{interface=\"eth0\",feature=\"tls-hw-record\","
+		       "state=\"supported\"} 1");
+	has_line(text, "pgktls_nic_tls_feature{interface=\"eth0\",feature=\"tls-hw-record\","
+		       "state=\"active\"} 0");
+	free(text);
+	cJSON_Delete(doc);
+}
+END_TEST
+
 /* ---- the server, with no workers ---- */
 
 static int connect_to(const char *path)
@@ -764,6 +838,7 @@ static Suite *statsrv_suite(void)
 	tcase_add_test(tc, test_render_parts);
 	tcase_add_test(tc, test_prometheus);
 	tcase_add_test(tc, test_table);
+	tcase_add_test(tc, test_render_nic_offload);
 	tcase_add_test(tc, test_server);
 	tcase_add_test(tc, test_http_server);
 	tcase_set_timeout(tc, 30);

@@ -18,6 +18,9 @@ DEPS_TEST=(postgresql-15 postgresql-client-15 python3 python3-psycopg2 python3-p
 DEPS_TEST+=(prometheus curl)
 # tests/integration/t-proxy-protocol.sh: a real L4 balancer sending PROXY headers.
 DEPS_TEST+=(haproxy)
+# The kTLS VM's kernel matrix (tests/ktls-vm/prepare.sh): the archive keyring its private apt
+# sources are signed-by, xz for the compressed modules of Debian 13 and later.
+DEPS_TEST+=(debian-archive-keyring xz-utils)
 # The demo needs only PostgreSQL and openssl besides the build.
 DEPS_DEMO=(postgresql-15 postgresql-client-15 openssl util-linux)
 
