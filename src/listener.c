@@ -18,6 +18,12 @@
 
 /* Accepts per wakeup: enough to drain a burst, few enough to keep relays moving. */
 #define LISTENER_BATCH 64
+/*
+ * EPOLLEXCLUSIVE: when the workers share one socket (socket activation),
+ * a new connection wakes one worker that is waiting in epoll, not all of
+ * them; a busy worker is passed over. Harmless on a worker's own socket.
+ */
+#define LISTENER_EVENTS (EPOLLIN | EPOLLEXCLUSIVE)
 /* Out of descriptors: stop accepting this long, then try again. */
 #define LISTENER_BACKOFF_MS 100
 
@@ -25,7 +31,7 @@ static void backoff_cb(struct ev_loop *loop, struct ev_timer *t)
 {
 	struct listener *l = container_of(t, struct listener, backoff);
 
-	if (ev_io_set(loop, &l->io, EPOLLIN) < 0)
+	if (ev_io_set(loop, &l->io, LISTENER_EVENTS) < 0)
 		log_err("worker %u: cannot resume accepting: %s", l->w->idx, strerror(errno));
 }
 
@@ -71,7 +77,7 @@ struct listener *listener_new(struct worker *w, int fd)
 	l->w = w;
 	ev_io_init(&l->io, fd, accept_cb);
 	ev_timer_init(&l->backoff, backoff_cb);
-	if (ev_io_set(w->loop, &l->io, EPOLLIN) < 0) {
+	if (ev_io_set(w->loop, &l->io, LISTENER_EVENTS) < 0) {
 		free(l);
 		return NULL;
 	}

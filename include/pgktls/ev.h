@@ -69,6 +69,8 @@ void ev_io_init(struct ev_io *io, int fd, ev_io_cb *cb);
 /**
  * ev_io_set() - make epoll watch exactly @events (EPOLLIN|EPOLLOUT) on @io.
  * 0 removes the fd from epoll. No syscall when the mask is unchanged.
+ * EPOLLEXCLUSIVE may be added to EPOLLIN for a watcher whose mask never
+ * changes except through 0 (the kernel refuses it on a modification).
  * Return: 0, or -errno.
  */
 PGKTLS_MUSTCHECK int ev_io_set(struct ev_loop *loop, struct ev_io *io, uint32_t events);
