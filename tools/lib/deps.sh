@@ -14,6 +14,9 @@ DEPS_BUILD=(build-essential autoconf automake autoconf-archive pkg-config libssl
 DEPS_TEST=(postgresql-15 postgresql-client-15 python3 python3-psycopg2 python3-psycopg python3-jsonschema
 	libpostgresql-jdbc-java default-jre-headless openssl iproute2 qemu-system-x86
 	busybox-static cpio kmod util-linux clang libclang-rt-14-dev)
+# The Debian package test (tests/deb/test-deb.sh): packaging tools, lintian, debootstrap;
+# systemd for systemd-socket-activate and systemd-analyze (t-socket-activation.sh).
+DEPS_DEB=(debhelper dh-autoreconf dpkg-dev fakeroot lintian debootstrap git systemd)
 # The demo needs only PostgreSQL and openssl besides the build.
 DEPS_DEMO=(postgresql-15 postgresql-client-15 openssl util-linux)
 
