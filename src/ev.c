@@ -89,10 +89,14 @@ err_free:
 	return NULL;
 }
 
+static void run_deferred(struct ev_loop *loop);
+
 void ev_loop_free(struct ev_loop *loop)
 {
 	if (!loop)
 		return;
+	/* Frees queued after the last round (owners closed after the loop ended). */
+	run_deferred(loop);
 	close(loop->wake_io.fd);
 	close(loop->epfd);
 	free(loop->heap);

@@ -84,6 +84,11 @@ struct listener *listener_new(struct worker *w, int fd)
 	return l;
 }
 
+static void listener_release(struct ev_defer *d)
+{
+	free(container_of(d, struct listener, defer));
+}
+
 void listener_free(struct listener *l)
 {
 	if (!l)
@@ -91,5 +96,6 @@ void listener_free(struct listener *l)
 	ev_io_stop(l->w->loop, &l->io);
 	ev_timer_stop(l->w->loop, &l->backoff);
 	close(l->io.fd);
-	free(l);
+	l->io.fd = -1;
+	ev_defer(l->w->loop, &l->defer, listener_release);
 }

@@ -61,6 +61,8 @@ struct ev_defer {
  * Return: the loop, freed with ev_loop_free(); NULL with errno set.
  */
 struct ev_loop *ev_loop_new(void);
+
+/** ev_loop_free() - run what is still on the defer list, then free @loop. */
 void ev_loop_free(struct ev_loop *loop);
 
 /** ev_io_init() - prepare @io for @fd; nothing is registered yet. */

@@ -16,6 +16,7 @@ struct listener {
 	struct ev_io io;	/* the listening fd (owned) */
 	struct ev_timer backoff; /* re-arms accepting after EMFILE/ENFILE */
 	struct worker *w;
+	struct ev_defer defer;	/* the free, after the dispatch round that closed it */
 };
 
 /**
@@ -24,7 +25,12 @@ struct listener {
  */
 struct listener *listener_new(struct worker *w, int fd);
 
-/** listener_free() - stop accepting and close the socket. */
+/**
+ * listener_free() - stop accepting and close the socket now; the memory is
+ * freed after the current dispatch round (an event for it may already have
+ * been fetched in the same round: a drain or stop runs from the wakeup
+ * callback while new clients make the socket readable), or by ev_loop_free().
+ */
 void listener_free(struct listener *l);
 
 #endif /* PGKTLS_LISTENER_H */
