@@ -35,6 +35,7 @@
 #include "pgktls/config.h"
 #include "pgktls/ev.h"
 #include "pgktls/log.h"
+#include "pgktls/sdlisten.h"
 #include "pgktls/sock.h"
 #include "pgktls/stats.h"
 #include "pgktls/statsrv.h"
@@ -156,29 +157,18 @@ static int stats_reload(void *arg, char *msg, size_t msglen)
 	return daemon_reload(arg, "stats socket", msg, msglen);
 }
 
-int daemon_start(struct daemon *d, struct runtime *rt)
+/* Append @addr to the "listening on" list of the ready line. */
+static void note_listening(char *buf, size_t len, const char *addr)
 {
-	const struct pgktls_config *cfg = rt->cfg;
-	char err[512], addr[SOCK_ADDR_STRLEN], listening[512] = "";
-	size_t n_workers;
-	int r;
+	if (strlen(buf) + strlen(addr) + 3 < len)
+		snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", buf[0] ? ", " : "", addr);
+}
 
-	d->rt = rt;
-	pthread_mutex_init(&d->reload_lock, NULL);
-	n_workers = cfg->workers ? cfg->workers : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
-	if (n_workers < 1)
-		n_workers = 1;
-	d->workers = calloc(n_workers, sizeof(*d->workers));
-	if (!d->workers)
-		return -ENOMEM;
-	for (size_t i = 0; i < n_workers; i++) {
-		r = worker_init(&d->workers[i], (unsigned)i, rt);
-		if (r < 0) {
-			log_err("cannot create worker %zu: %s", i, strerror(-r));
-			return r;
-		}
-		d->n_workers = i + 1;
-	}
+/* The usual way: one SO_REUSEPORT socket per worker per configured address. */
+static int bind_configured(struct daemon *d, char *listening, size_t len)
+{
+	const struct pgktls_config *cfg = d->rt->cfg;
+	char err[512], addr[SOCK_ADDR_STRLEN];
 
 	for (size_t h = 0; h < cfg->n_listen; h++) {
 		struct sock_addr *addrs;
@@ -193,7 +183,7 @@ int daemon_start(struct daemon *d, struct runtime *rt)
 			sock_addr_str((struct sockaddr *)&addrs[a].ss, addrs[a].len, addr,
 				      sizeof(addr));
 			/* One socket per worker: SO_REUSEPORT spreads accepts over cores. */
-			for (size_t i = 0; i < n_workers; i++) {
+			for (size_t i = 0; i < d->n_workers; i++) {
 				int fd = sock_listen(&addrs[a], LISTEN_BACKLOG);
 
 				if (fd < 0) {
@@ -207,13 +197,102 @@ int daemon_start(struct daemon *d, struct runtime *rt)
 					return -ENOMEM;
 				}
 			}
-			if (strlen(listening) + strlen(addr) + 3 < sizeof(listening))
-				snprintf(listening + strlen(listening),
-					 sizeof(listening) - strlen(listening), "%s%s",
-					 listening[0] ? ", " : "", addr);
+			note_listening(listening, len, addr);
+			STAT_INC(&stats_process, listen_sockets);
 		}
 		free(addrs);
 	}
+	return 0;
+}
+
+/*
+ * Socket activation: systemd bound one socket per address. Every worker gets
+ * its own dup() of each (so each listener owns and closes its own fd); the
+ * workers then share one accept queue per address, and the listener's
+ * EPOLLEXCLUSIVE wakes one idle worker per new connection instead of all.
+ */
+static int use_inherited(struct daemon *d, const struct sdlisten *sd, char *listening,
+			 size_t len)
+{
+	char addr[SOCK_ADDR_STRLEN], entry[SOCK_ADDR_STRLEN + 80];
+
+	for (size_t s = 0; s < sd->n; s++) {
+		struct sockaddr_storage ss;
+		socklen_t sslen = sizeof(ss);
+
+		if (getsockname(sd->fds[s], (struct sockaddr *)&ss, &sslen) == -1)
+			snprintf(addr, sizeof(addr), "fd %d", sd->fds[s]);
+		else
+			sock_addr_str((struct sockaddr *)&ss, sslen, addr, sizeof(addr));
+		for (size_t i = 0; i < d->n_workers; i++) {
+			int fd = fcntl(sd->fds[s], F_DUPFD_CLOEXEC, 0);
+
+			if (fd == -1) {
+				int e = errno;
+
+				log_err("cannot use the socket on %s from systemd: dup: %s", addr,
+					strerror(e));
+				return -e;
+			}
+			if (worker_add_listener(&d->workers[i], fd) < 0) {
+				close(fd);
+				return -ENOMEM;
+			}
+		}
+		snprintf(entry, sizeof(entry), "%s (from systemd%s%s)", addr,
+			 sd->names[s][0] ? ": " : "", sd->names[s]);
+		note_listening(listening, len, entry);
+		STAT_INC(&stats_process, listen_sockets);
+	}
+	d->sockets_from_systemd = true;
+	stats_process.listen_from_systemd = 1;
+	log_info("socket activation: %zu listening socket(s) from systemd; general.host and "
+		 "general.port are not used (the socket unit owns the addresses)", sd->n);
+	return 0;
+}
+
+int daemon_start(struct daemon *d, struct runtime *rt)
+{
+	const struct pgktls_config *cfg = rt->cfg;
+	char err[512], listening[1024] = "";
+	struct sdlisten sd;
+	size_t n_workers;
+	int r;
+
+	d->rt = rt;
+	pthread_mutex_init(&d->reload_lock, NULL);
+	/* Before any thread: this reads and unsets LISTEN_* in the environment. */
+	r = sdlisten_take(&sd, SDLISTEN_FD_START, err, sizeof(err));
+	if (r < 0) {
+		log_err("socket activation: %s", err);
+		sdlisten_fini(&sd);
+		return r;
+	}
+	if (err[0])
+		log_warn("socket activation: %s", err);
+	n_workers = cfg->workers ? cfg->workers : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
+	if (n_workers < 1)
+		n_workers = 1;
+	d->workers = calloc(n_workers, sizeof(*d->workers));
+	if (!d->workers) {
+		sdlisten_fini(&sd);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n_workers; i++) {
+		r = worker_init(&d->workers[i], (unsigned)i, rt);
+		if (r < 0) {
+			log_err("cannot create worker %zu: %s", i, strerror(-r));
+			sdlisten_fini(&sd);
+			return r;
+		}
+		d->n_workers = i + 1;
+	}
+	r = sd.n ? use_inherited(d, &sd, listening, sizeof(listening))
+		 : bind_configured(d, listening, sizeof(listening));
+	/* The workers hold their own copies: the originals are closed either way. */
+	sdlisten_fini(&sd);
+	if (r < 0)
+		return r;
 	if (cfg->stats_socket || cfg->metrics_listen) {
 		/* 0660: the owner and its group may read connection details, nobody else. */
 		struct statsrv_opts so = {
@@ -259,7 +338,8 @@ int daemon_start(struct daemon *d, struct runtime *rt)
 }
 
 /* Settings bound to sockets, threads or identity: a reload cannot change them. */
-static void warn_fixed_settings(const struct pgktls_config *old, const struct pgktls_config *new)
+static void warn_fixed_settings(const struct pgktls_config *old, const struct pgktls_config *new,
+				bool sockets_from_systemd)
 {
 	char changed[256] = "";
 	bool hosts_differ = old->n_listen != new->n_listen;
@@ -273,8 +353,12 @@ static void warn_fixed_settings(const struct pgktls_config *old, const struct pg
 	} while (0)
 	for (size_t i = 0; !hosts_differ && i < old->n_listen; i++)
 		hosts_differ = strcmp(old->listen[i].host, new->listen[i].host) != 0;
-	NOTE(hosts_differ, "host");
-	NOTE(old->port != new->port, "port");
+	/* Under socket activation the addresses are the socket unit's, never ours. */
+	if (sockets_from_systemd && (hosts_differ || old->port != new->port))
+		log_warn("reload: host/port changed, but the listening sockets come from systemd: "
+			 "the socket unit (pgktls.socket) owns the addresses; edit it instead");
+	NOTE(hosts_differ && !sockets_from_systemd, "host");
+	NOTE(old->port != new->port && !sockets_from_systemd, "port");
 	NOTE(old->workers != new->workers, "workers");
 	NOTE(STR_DIFFERS(old->stats_socket, new->stats_socket), "stats_socket");
 	NOTE(STR_DIFFERS(old->metrics_listen, new->metrics_listen), "metrics_listen");
@@ -306,7 +390,7 @@ int daemon_reload(struct daemon *d, const char *why, char *msg, size_t msglen)
 	rt = runtime_new(cfg, err, sizeof(err));
 	if (!rt)
 		goto fail;
-	warn_fixed_settings(d->rt->cfg, rt->cfg);
+	warn_fixed_settings(d->rt->cfg, rt->cfg, d->sockets_from_systemd);
 	for (size_t i = 0; i < d->n_workers; i++) {
 		if (worker_set_runtime(&d->workers[i], rt) < 0) {
 			/* Workers already switched keep a valid runtime: no harm, but say so. */

@@ -89,10 +89,14 @@ err_free:
 	return NULL;
 }
 
+static void run_deferred(struct ev_loop *loop);
+
 void ev_loop_free(struct ev_loop *loop)
 {
 	if (!loop)
 		return;
+	/* Frees queued after the last round (owners closed after the loop ended). */
+	run_deferred(loop);
 	close(loop->wake_io.fd);
 	close(loop->epfd);
 	free(loop->heap);
@@ -135,8 +139,9 @@ int ev_io_set(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 	/*
 	 * RDHUP only with IN: level-triggered, a half-closed peer would
 	 * otherwise wake a writer forever after its EOF was already read.
+	 * EPOLLEXCLUSIVE (listeners) does not allow RDHUP, nor needs it.
 	 */
-	if (events & EPOLLIN)
+	if ((events & EPOLLIN) && !(events & EPOLLEXCLUSIVE))
 		ee.events |= EPOLLRDHUP;
 	op = io->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
 	if (epoll_ctl(loop->epfd, op, io->fd, &ee) == -1)

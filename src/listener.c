@@ -21,12 +21,18 @@
 #define LISTENER_BATCH 64
 /* Out of descriptors: stop accepting this long, then try again. */
 #define LISTENER_BACKOFF_MS 100
+/*
+ * EPOLLEXCLUSIVE: when the workers share one socket (socket activation),
+ * a new connection wakes one worker that is waiting in epoll, not all of
+ * them; a busy worker is passed over. Harmless on a worker's own socket.
+ */
+#define LISTENER_EVENTS (EPOLLIN | EPOLLEXCLUSIVE)
 
 static void backoff_cb(struct ev_loop *loop, struct ev_timer *t)
 {
 	struct listener *l = container_of(t, struct listener, backoff);
 
-	if (ev_io_set(loop, &l->io, EPOLLIN) < 0)
+	if (ev_io_set(loop, &l->io, LISTENER_EVENTS) < 0)
 		log_err("worker %u: cannot resume accepting: %s", l->idx, strerror(errno));
 }
 
@@ -130,13 +136,18 @@ struct listener *listener_new(struct ev_loop *loop, int fd, unsigned idx, struct
 	l->spare_fd = spare_open();
 	ev_io_init(&l->io, fd, accept_cb);
 	ev_timer_init(&l->backoff, backoff_cb);
-	if (ev_io_set(loop, &l->io, EPOLLIN) < 0) {
+	if (ev_io_set(loop, &l->io, LISTENER_EVENTS) < 0) {
 		if (l->spare_fd >= 0)
 			close(l->spare_fd);
 		free(l);
 		return NULL;
 	}
 	return l;
+}
+
+static void listener_release(struct ev_defer *d)
+{
+	free(container_of(d, struct listener, defer));
 }
 
 void listener_free(struct listener *l)
@@ -148,5 +159,6 @@ void listener_free(struct listener *l)
 	if (l->spare_fd >= 0)
 		close(l->spare_fd);
 	close(l->io.fd);
-	free(l);
+	l->io.fd = -1;
+	ev_defer(l->loop, &l->defer, listener_release);
 }

@@ -504,6 +504,9 @@ int statsrv_collect(struct worker *workers, size_t n_workers, unsigned timeout_m
 	out->process.reloads_ok = __atomic_load_n(&stats_process.reloads_ok, __ATOMIC_RELAXED);
 	out->process.reloads_failed =
 		__atomic_load_n(&stats_process.reloads_failed, __ATOMIC_RELAXED);
+	/* Written once before any thread started. */
+	out->process.listen_sockets = stats_process.listen_sockets;
+	out->process.listen_from_systemd = stats_process.listen_from_systemd;
 	r = gather_conns(workers, n_workers, timeout_ms, out);
 	if (r < 0)
 		return r;
@@ -915,6 +918,9 @@ cJSON *statsrv_render(const struct statsrv_snapshot *s, enum statsrv_what what, 
 	late = cJSON_AddArrayToObject(w, "late");
 	for (unsigned i = 0; i < s->workers_late && i < PGKTLS_ARRAY_SIZE(s->late); i++)
 		cJSON_AddItemToArray(late, cJSON_CreateNumber(s->late[i]));
+	w = cJSON_AddObjectToObject(root, "listen");
+	put_u64(w, "sockets", s->process.listen_sockets);
+	cJSON_AddStringToObject(w, "from", s->process.listen_from_systemd ? "systemd" : "pgktls");
 	if (what == STATSRV_ALL || what == STATSRV_TOTALS) {
 		cJSON_AddItemToObject(root, "totals", render_totals(s));
 		cJSON_AddItemToObject(root, "kernel", render_kernel(s));

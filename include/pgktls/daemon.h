@@ -43,6 +43,7 @@ struct daemon {
 	struct statsrv *stats;
 	pthread_mutex_t reload_lock;		/* SIGHUP, inotify and the stats socket */
 	bool pid_file_written;
+	bool sockets_from_systemd;		/* socket activation: the unit owns host/port */
 };
 
 /**
@@ -55,7 +56,8 @@ PGKTLS_MUSTCHECK int daemon_load_config(const struct daemon *d, struct pgktls_co
 
 /**
  * daemon_start() - from a runtime to a serving process: bind every listener
- * for every worker, the stats socket, the pid file, drop privileges, start
+ * for every worker (or share the sockets systemd passed in LISTEN_FDS among
+ * them, see sdlisten.h), the stats socket, the pid file, drop privileges, start
  * the workers and log "ready:".
  * @rt: taken over
  * Return: 0, or -errno after logging why (the caller exits 1).

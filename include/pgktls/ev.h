@@ -61,6 +61,8 @@ struct ev_defer {
  * Return: the loop, freed with ev_loop_free(); NULL with errno set.
  */
 struct ev_loop *ev_loop_new(void);
+
+/** ev_loop_free() - run what is still on the defer list, then free @loop. */
 void ev_loop_free(struct ev_loop *loop);
 
 /** ev_io_init() - prepare @io for @fd; nothing is registered yet. */
@@ -69,6 +71,8 @@ void ev_io_init(struct ev_io *io, int fd, ev_io_cb *cb);
 /**
  * ev_io_set() - make epoll watch exactly @events (EPOLLIN|EPOLLOUT) on @io.
  * 0 removes the fd from epoll. No syscall when the mask is unchanged.
+ * EPOLLEXCLUSIVE may be added to EPOLLIN for a watcher whose mask never
+ * changes except through 0 (the kernel refuses it on a modification).
  * Return: 0, or -errno.
  */
 PGKTLS_MUSTCHECK int ev_io_set(struct ev_loop *loop, struct ev_io *io, uint32_t events);

@@ -34,6 +34,7 @@ struct listener {
 	void *arg;		/* for on_accept */
 	int spare_fd;		/* held back to accept and refuse at the fd limit; -1 = none */
 	bool refusing;		/* refusing at the fd limit now (for the log) */
+	struct ev_defer defer;	/* the free, after the dispatch round that closed it */
 };
 
 /**
@@ -45,7 +46,12 @@ struct listener {
 struct listener *listener_new(struct ev_loop *loop, int fd, unsigned idx, struct stats *st,
 			      listener_accept_cb *on_accept, void *arg);
 
-/** listener_free() - stop accepting and close the socket. */
+/**
+ * listener_free() - stop accepting and close the socket now; the memory is
+ * freed after the current dispatch round (an event for it may already have
+ * been fetched in the same round: a drain or stop runs from the wakeup
+ * callback while new clients make the socket readable), or by ev_loop_free().
+ */
 void listener_free(struct listener *l);
 
 #endif /* PGKTLS_LISTENER_H */

@@ -92,6 +92,8 @@ struct stats {
 struct stats_process {
 	uint64_t reloads_ok;		/* SIGHUP reloads applied */
 	uint64_t reloads_failed;	/* SIGHUP reloads refused or not supported */
+	uint64_t listen_sockets;	/* listening addresses (set at start-up) */
+	uint64_t listen_from_systemd;	/* 1: those came from systemd (socket activation) */
 };
 extern struct stats_process stats_process;
 

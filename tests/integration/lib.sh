@@ -479,6 +479,30 @@ px_run() {
 	return 1
 }
 
+# px_spawn NAME CMD...: start CMD (a wrapper that execs pgktls, such as
+# systemd-socket-activate) in the background, stderr in $T/px-NAME.log, stopped by px_stop
+# and cleanup like px_run's instances. Does not wait for anything.
+px_spawn() {
+	local name=$1
+	shift
+	PX_LOG[$name]=$T/px-$name.log
+	"$@" 2>"${PX_LOG[$name]}" </dev/null &
+	PX_PID[$name]=$!
+	_PX_NAMES+=("$name")
+}
+
+# wait_log NAME EXTENDED-REGEX [SECONDS]: wait (default 15 s) until instance NAME's log
+# matches. Return: 0, or 1 when it exited or the time ran out.
+wait_log() {
+	local name=$1 re=$2 i
+	for ((i = 0; i < ${3:-15} * 10; i++)); do
+		grep -Eqs -- "$re" "${PX_LOG[$name]}" && return 0
+		kill -0 "${PX_PID[$name]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	grep -Eqs -- "$re" "${PX_LOG[$name]}"
+}
+
 # px_start NAME GENERAL-LINES [UPSTREAM-LINES]: px_config + px_run, a TAP line for it.
 px_start() {
 	px_config "$@"

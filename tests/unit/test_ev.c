@@ -172,6 +172,19 @@ START_TEST(test_defer_after_round)
 }
 END_TEST
 
+/* Owners closed after the loop ended (worker_fini's listeners) are freed by ev_loop_free(). */
+START_TEST(test_defer_after_loop_runs_at_free)
+{
+	struct ev_loop *loop = ev_loop_new();
+
+	deferred_ran = 0;
+	ev_defer(loop, &dfr, defer_cb);
+	ck_assert_int_eq(deferred_ran, 0);
+	ev_loop_free(loop);
+	ck_assert_int_eq(deferred_ran, 1);
+}
+END_TEST
+
 static void wake_cb(struct ev_loop *loop, void *arg)
 {
 	*(int *)arg += 1;
@@ -227,6 +240,7 @@ static Suite *ev_suite(void)
 	tcase_add_test(tc, test_stopped_watcher_not_called);
 	tcase_add_test(tc, test_timers_fire_in_order);
 	tcase_add_test(tc, test_defer_after_round);
+	tcase_add_test(tc, test_defer_after_loop_runs_at_free);
 	tcase_add_test(tc, test_wakeup);
 	tcase_add_test(tc, test_hangup_reported_as_readable);
 	suite_add_tcase(s, tc);

@@ -21,6 +21,9 @@ DEPS_TEST+=(haproxy)
 # The kTLS VM's kernel matrix (tests/ktls-vm/prepare.sh): the archive keyring its private apt
 # sources are signed-by, xz for the compressed modules of Debian 13 and later.
 DEPS_TEST+=(debian-archive-keyring xz-utils)
+# The Debian package test (tests/deb/test-deb.sh): packaging tools, lintian, debootstrap;
+# systemd for systemd-socket-activate and systemd-analyze (t-socket-activation.sh).
+DEPS_DEB=(debhelper dh-autoreconf dpkg-dev fakeroot lintian debootstrap git systemd)
 # The demo needs only PostgreSQL and openssl besides the build.
 DEPS_DEMO=(postgresql-15 postgresql-client-15 openssl util-linux)
 
