@@ -37,6 +37,7 @@ want=$("$PGBIN/psql" -X -d "$DIRECT" -c "$COPYQ" | md5sum | cut -d' ' -f1)
 "$PY" - "$(px_dsn r "$OLD")" >"$T/session.out" 2>&1 <<'PYEOF' &
 import sys, time, psycopg2
 conn = psycopg2.connect(sys.argv[1])
+print("connected", flush=True)
 cur = conn.cursor()
 n, end = 0, time.time() + 6
 while time.time() < end:
@@ -59,7 +60,13 @@ for i in 1 2 3 4; do
 	done) >"$T/stream$i.sums" 2>"$T/stream$i.err" &
 	eval "STREAM$i=\$!"
 done
+# The session trusts only the old CA: rotate only once it has connected (on a loaded
+# machine its start can take longer than the second the streams get).
 sleep 1
+for _ in $(seq 300); do
+	grep -q connected "$T/session.out" 2>/dev/null && break
+	sleep 0.1
+done
 install -m 644 "$CERTS/other-server.crt" "$R/cert.pem"
 install -m 600 "$CERTS/other-server.key" "$R/key.pem"
 kill -HUP "$PID"
