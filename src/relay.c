@@ -194,8 +194,13 @@ ssize_t hop_read(struct hop *h, void *buf, size_t len, struct stats *st)
 		return ktls_read(h, buf, len, st);
 	if (h->rec) {
 		n = tlsrec_read(h->rec, h->fd, buf, len, st, h->err, sizeof(h->err));
-		/* Records it queued (a KeyUpdate answer) need the socket writable. */
-		h->rd_wants_write = tlsrec_wants_write(h->rec);
+		/*
+		 * Records it queued (a KeyUpdate answer) need the socket writable;
+		 * so does a read that yielded with records still buffered: the
+		 * next EPOLLOUT brings the relay back to them.
+		 */
+		h->rd_wants_write = tlsrec_wants_write(h->rec) ||
+				    (n == -EAGAIN && tlsrec_yielded(h->rec));
 		if (n == 0) {
 			h->rx_eof = true;
 			h->clean_eof = tlsrec_clean_eof(h->rec);
