@@ -376,6 +376,11 @@ ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, char
 	return r;
 }
 
+int tlsrec_flush(struct tlsrec *t, int fd)
+{
+	return flush(t, fd);
+}
+
 int tlsrec_shutdown(struct tlsrec *t, int fd)
 {
 	static const uint8_t close_notify[2] = { 1, 0 };

@@ -155,26 +155,36 @@ PGKTLS_MUSTCHECK ssize_t ktls_recv_record(int fd, void *buf, size_t len, uint8_t
  */
 PGKTLS_MUSTCHECK int ktls_send_alert(int fd, uint8_t level, uint8_t desc);
 
-/**
- * ktls_handle_handshake_record() - deal with a post-handshake handshake
- * record received on a kTLS RX socket.
- * @ssl: the connection's SSL (holds the captured secrets)
- * @fd: the socket
- * @rec: the record payload
- * @len: its length
- *
- * NewSessionTicket is ignored. A TLS 1.3 KeyUpdate rekeys RX (and, if the
- * peer asked, sends our own KeyUpdate and rekeys TX) where the kernel
- * supports a second setsockopt (Linux 6.14+); elsewhere -EKEYREJECTED tells
- * the caller to close the connection with that reason.
- *
- * Return: 0 (handled), 1 (a KeyUpdate was handled by rekeying), or -errno.
- */
-PGKTLS_MUSTCHECK int ktls_handle_handshake_record(SSL *ssl, int fd, const uint8_t *rec,
-						  size_t len);
-
 /* What stays of a session once OpenSSL's state is freed; see ktls_detach(). */
 struct ktls_session;
+
+/**
+ * ktls_key_update_rx() - follow the peer's TLS 1.3 KeyUpdate (RFC 8446 7.2)
+ * on a kTLS RX socket: next receive secret, installed in the kernel.
+ * @ssl: the connection's SSL (holds the captured secrets) when @ks is NULL
+ * @ks: the session kept by ktls_detach(), or NULL
+ * @fd: the socket
+ *
+ * What a control record means is tlsmsg.c's to say; this only rekeys.
+ *
+ * Return: 0; -EKEYREJECTED where the kernel cannot take a second key
+ * (before Linux 6.14: the caller closes the connection with that reason);
+ * -ENOKEY (no secrets), -EPROTO (not TLS 1.3) or another -errno. The
+ * secret is left as it was on failure.
+ */
+PGKTLS_MUSTCHECK int ktls_key_update_rx(SSL *ssl, struct ktls_session *ks, int fd);
+
+/**
+ * ktls_key_update_tx() - answer a KeyUpdate request on a kTLS TX socket:
+ * send our KeyUpdate(update_not_requested) under the current key, then
+ * install the next send key (RFC 8446 4.6.3).
+ * @ssl, @ks, @fd: as for ktls_key_update_rx()
+ *
+ * Return: 0; -EAGAIN when the socket took nothing (nothing changed: call
+ * again when it is writable, before any other record on it);
+ * -EKEYREJECTED, -ENOKEY, -EPROTO or another -errno.
+ */
+PGKTLS_MUSTCHECK int ktls_key_update_tx(SSL *ssl, struct ktls_session *ks, int fd);
 
 /**
  * ktls_detach() - keep only what a hop offloaded in both directions still
@@ -188,13 +198,6 @@ struct ktls_session *ktls_detach(SSL *ssl);
 
 /** ktls_session_free() - wipe and free @ks; NULL is fine. */
 void ktls_session_free(struct ktls_session *ks);
-
-/**
- * ktls_session_handle_handshake_record() - ktls_handle_handshake_record() for
- * a hop whose SSL was freed after ktls_detach().
- */
-PGKTLS_MUSTCHECK int ktls_session_handle_handshake_record(struct ktls_session *ks, int fd,
-							  const uint8_t *rec, size_t len);
 
 /**
  * ktls_session_next_keys() - TLS 1.3 KeyUpdate (RFC 8446 7.2) for a

@@ -93,6 +93,13 @@ PGKTLS_MUSTCHECK ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf,
 				      char *err, size_t errlen);
 
 /**
+ * tlsrec_flush() - send the records that wait in the queue (KeyUpdate
+ * answers, alerts, the rest of a data record), as far as @fd takes them.
+ * Return: 0 once the queue is empty, -EAGAIN, or -errno.
+ */
+PGKTLS_MUSTCHECK int tlsrec_flush(struct tlsrec *t, int fd);
+
+/**
  * tlsrec_shutdown() - send what is queued, then a close_notify alert (queued once).
  * Return: 0, -EAGAIN (call again when @fd is writable), or -errno.
  */
