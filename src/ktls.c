@@ -496,6 +496,17 @@ int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
 		set_reason(st, reason, 0);
 		goto out;
 	}
+	/*
+	 * RFC 6066 max_fragment_length: the kernel sends records of up to 16 KB
+	 * whatever was negotiated, and such a client fails with record_overflow.
+	 * Userspace (tlsrec, or OpenSSL) honours the limit.
+	 */
+	if (SSL_SESSION_get_max_fragment_length(SSL_get_session(ssl)) !=
+	    TLSEXT_max_fragment_length_DISABLED) {
+		set_reason(st, KTLS_R_MAX_FRAGMENT, 0);
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
 	/* TLS 1.2 starts both ways at 1 (Finished used 0), TLS 1.3 at 0. */
 	kversion = version == TLS1_3_VERSION ? TLS_1_3_VERSION : TLS_1_2_VERSION;
 	seq = version == TLS1_3_VERSION ? 0 : 1;
@@ -886,6 +897,7 @@ const char *ktls_reason_name(enum ktls_reason r)
 		[KTLS_R_PENDING] = "pending",
 		[KTLS_R_NO_SECRETS] = "no_secrets",
 		[KTLS_R_SETSOCKOPT] = "setsockopt",
+		[KTLS_R_MAX_FRAGMENT] = "max_fragment",
 	};
 
 	if ((unsigned int)r >= KTLS__NREASONS)

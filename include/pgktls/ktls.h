@@ -42,6 +42,7 @@ enum ktls_reason {
 	KTLS_R_PENDING,		/* OpenSSL still held unread data at switch time */
 	KTLS_R_NO_SECRETS,	/* keylog secrets missing (should not happen) */
 	KTLS_R_SETSOCKOPT,	/* kernel refused the key (errno logged) */
+	KTLS_R_MAX_FRAGMENT,	/* max_fragment_length negotiated: the kernel would ignore it */
 	KTLS__NREASONS
 };
 

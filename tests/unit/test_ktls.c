@@ -732,6 +732,59 @@ START_TEST(test_pending_refused)
 }
 END_TEST
 
+static void use_tlsrec(struct ep *e)
+{
+	int ret = tlsrec_new(e->ssl, &e->rec);
+
+	ck_assert_msg(ret == 0, "tlsrec_new: %s", strerror(-ret));
+	ck_assert_ptr_nonnull(e->rec);
+	ktls_forget(e->ssl);
+	SSL_free(e->ssl);
+	e->ssl = NULL;
+}
+
+/*
+ * A client that negotiated max_fragment_length (RFC 6066) is never offloaded:
+ * the kernel would send it 16 KB records and it would fail with
+ * record_overflow. tlsrec takes the hop instead and keeps to 512 bytes, which
+ * OpenSSL on the client checks. The refusal comes before the kernel is asked,
+ * so this runs everywhere.
+ */
+START_TEST(test_max_fragment_not_offloaded)
+{
+	struct ktls_hop_state st;
+	struct conn_pair p;
+	int cfd, sfd;
+
+	memset(&p, 0, sizeof(p));
+	p.sctx = make_ctx(true, combos[_i].version, combos[_i].suite, 0);
+	p.cctx = make_ctx(false, combos[_i].version, combos[_i].suite, 0);
+	ck_assert_int_eq(SSL_CTX_set_tlsext_max_fragment_length(p.cctx,
+								TLSEXT_max_fragment_length_512), 1);
+	tcp_pair(&cfd, &sfd);
+	set_nonblock(cfd);
+	set_nonblock(sfd);
+	p.s.fd = sfd;
+	p.c.fd = cfd;
+	p.s.ssl = SSL_new(p.sctx);
+	p.c.ssl = SSL_new(p.cctx);
+	SSL_set_fd(p.s.ssl, sfd);
+	SSL_set_fd(p.c.ssl, cfd);
+	SSL_set_accept_state(p.s.ssl);
+	SSL_set_connect_state(p.c.ssl);
+	handshake(p.c.ssl, p.s.ssl);
+	ck_assert_int_eq(ktls_install(p.s.ssl, p.s.fd, &st), -EOPNOTSUPP);
+	ck_assert_int_eq(st.rx, KTLS_ENGINE_USERSPACE);
+	ck_assert_int_eq(st.tx, KTLS_ENGINE_USERSPACE);
+	ck_assert_int_eq(st.rx_reason, KTLS_R_MAX_FRAGMENT);
+	ck_assert_str_eq(ktls_reason_name(st.tx_reason), "max_fragment");
+	use_tlsrec(&p.s);
+	pump(&p.s, &p.c, 100 * 1000, 0x66);
+	pump(&p.c, &p.s, 10 * 1000, 0x67);
+	pair_close(&p);
+}
+END_TEST
+
 /* A unix socket is refused as not TCP, and the session goes on in userspace. */
 START_TEST(test_not_tcp)
 {
@@ -816,16 +869,6 @@ END_TEST
 /* ---- tlsrec: pgktls's userspace record layer against OpenSSL ---- */
 
 /* Hand @e's records to tlsrec and free its SSL, as hop_use_tlsrec() does. */
-static void use_tlsrec(struct ep *e)
-{
-	int ret = tlsrec_new(e->ssl, &e->rec);
-
-	ck_assert_msg(ret == 0, "tlsrec_new: %s", strerror(-ret));
-	ck_assert_ptr_nonnull(e->rec);
-	ktls_forget(e->ssl);
-	SSL_free(e->ssl);
-	e->ssl = NULL;
-}
 
 /* Read from a tlsrec end until it returns something other than -EAGAIN. */
 static ssize_t rec_read_wait(struct ep *e, void *buf, size_t len)
@@ -1368,6 +1411,8 @@ static Suite *ktls_suite(void)
 	tcase_add_test(tc, test_handshake_record_parse);
 	tcase_add_test(tc, test_pending_refused);
 	tcase_add_test(tc, test_not_tcp);
+	tcase_add_loop_test(tc, test_max_fragment_not_offloaded, 0,
+			    (int)PGKTLS_ARRAY_SIZE(combos));
 	tcase_add_test(tc, test_forget);
 	tcase_add_loop_test(tc, test_no_kernel_fallback, 0, (int)PGKTLS_ARRAY_SIZE(combos));
 	tcase_set_timeout(tc, 60);
