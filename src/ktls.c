@@ -28,6 +28,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -523,10 +524,20 @@ int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
 		goto out;
 	}
 	st->rx = KTLS_ENGINE_KERNEL;
-	ret = set_dir(fd, TLS_TX, kc, kversion, &tx, seq);
+	/* Test knob: make TX fail after RX worked (undocumented; tests/unit/test_ktls.c). */
+	if (getenv("PGKTLS_TEST_KTLS_TX_FAIL"))
+		ret = -ENOMEM;
+	else
+		ret = set_dir(fd, TLS_TX, kc, kversion, &tx, seq);
 	if (ret) {
+		/*
+		 * RX cannot be taken back from the kernel, and OpenSSL cannot
+		 * write records in step with it (its KeyUpdates and alerts would
+		 * follow its own state, not the kernel's): the hop is lost.
+		 */
 		st->tx_reason = KTLS_R_SETSOCKOPT;
 		st->err = -ret;
+		ret = -ENOTRECOVERABLE;
 		goto out;
 	}
 	st->tx = KTLS_ENGINE_KERNEL;

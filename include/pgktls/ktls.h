@@ -94,16 +94,23 @@ bool ktls_probe(void);
  * @fd: its TCP socket
  * @st: out: per-direction outcome
  *
- * Refuses (KTLS_R_PENDING) if OpenSSL holds unread bytes. Installs RX
- * before TX, so a failure leaves either nothing in the kernel (userspace TLS
- * can go on), or RX only (st says so; the caller must then read through
- * the kernel and write through OpenSSL, which is not possible, so the caller
- * treats RX-without-TX as fatal: in practice TX never fails after RX works).
+ * Refuses (KTLS_R_PENDING) if OpenSSL holds unread bytes, and a session
+ * with a negotiated max_fragment_length (KTLS_R_MAX_FRAGMENT). Everything
+ * that can be checked is checked before the kernel is asked (version,
+ * cipher, secrets; ktls_probe() has seen each cipher's TX key accepted), then
+ * RX is installed before TX. Both directions go to the kernel or neither
+ * does: a failure before RX leaves nothing in the kernel (userspace TLS can
+ * go on); a TX failure after RX worked (rare: out of memory) leaves a hop
+ * that nobody can serve, as RX cannot be uninstalled and OpenSSL cannot
+ * write in step with the kernel's reading. That is -ENOTRECOVERABLE: the
+ * caller closes the connection, whatever the ktls mode. (The environment
+ * variable PGKTLS_TEST_KTLS_TX_FAIL, for tests only, forces that case.)
  * Wipes every key buffer it used. After success in a direction, the caller
  * must never use @ssl for that direction again.
  *
- * Return: 0 if both directions are in the kernel, else -errno
- * (-EOPNOTSUPP, -ENOENT, -EPROTO...) with @st saying what happened.
+ * Return: 0 if both directions are in the kernel; -ENOTRECOVERABLE (RX
+ * only: close the connection); else -errno (-EOPNOTSUPP, -ENOENT,
+ * -EPROTO...) with @st saying what happened and nothing in the kernel.
  */
 PGKTLS_MUSTCHECK int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st);
 

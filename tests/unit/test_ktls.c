@@ -785,6 +785,31 @@ START_TEST(test_max_fragment_not_offloaded)
 }
 END_TEST
 
+/*
+ * TX refused after RX went to the kernel (forced by the test knob): RX
+ * cannot be taken back, so ktls_install() says the hop is lost and conn.c
+ * closes the connection under any ktls mode; no direction is left to
+ * OpenSSL beside a kernel one.
+ */
+START_TEST(test_tx_fails_after_rx)
+{
+	struct ktls_hop_state st;
+	struct conn_pair p;
+
+	if (!need_kernel())
+		return;
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	ck_assert_int_eq(setenv("PGKTLS_TEST_KTLS_TX_FAIL", "1", 1), 0);
+	ck_assert_int_eq(ktls_install(p.s.ssl, p.s.fd, &st), -ENOTRECOVERABLE);
+	ck_assert_int_eq(unsetenv("PGKTLS_TEST_KTLS_TX_FAIL"), 0);
+	ck_assert_int_eq(st.rx, KTLS_ENGINE_KERNEL);
+	ck_assert_int_eq(st.tx, KTLS_ENGINE_USERSPACE);
+	ck_assert_int_eq(st.tx_reason, KTLS_R_SETSOCKOPT);
+	ck_assert_int_eq(st.err, ENOMEM);
+	pair_close(&p);
+}
+END_TEST
+
 /* A unix socket is refused as not TCP, and the session goes on in userspace. */
 START_TEST(test_not_tcp)
 {
@@ -1444,6 +1469,7 @@ static Suite *ktls_suite(void)
 	tcase_add_test(tc, test_session_tickets);
 	tcase_add_test(tc, test_key_update);
 	tcase_add_test(tc, test_ss_shows_ulp);
+	tcase_add_test(tc, test_tx_fails_after_rx);
 	/* TCG in the VM is slow; a stall still fails through the poll limits. */
 	tcase_set_timeout(tc, 300);
 	suite_add_tcase(s, tc);
