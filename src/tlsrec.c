@@ -65,6 +65,15 @@
  * that sends nothing else cannot hold a worker inside one call.
  */
 #define REC_MAX_IDLE_RECORDS 32
+/*
+ * Records sealed under one AES-GCM key before we change it (RFC 8446 5.5
+ * allows about 2^24.5 full-size records; RFC 9001 6.6 takes 2^23 as the
+ * confidentiality limit, and so do we). ChaCha20-Poly1305's limit (2^62)
+ * is never reached. TLS 1.2 cannot change keys: the connection is closed
+ * cleanly at the limit instead. PGKTLS_TEST_REKEY_RECORDS lowers it, for
+ * tests only.
+ */
+#define REC_GCM_RECORD_LIMIT (1ull << 23)
 
 /* One direction's AEAD state. */
 struct rec_dir {
@@ -95,6 +104,8 @@ struct tlsrec {
 	uint32_t thead, ttail;		/* records not yet sent */
 	uint32_t tx_taken;		/* plaintext in the data record queued in tbuf */
 	uint32_t answer_end;		/* end of our queued KeyUpdate in tbuf; 0: none queued */
+	uint64_t tx_limit;		/* records under one send key; UINT64_MAX: no limit */
+	uint64_t tx_under_key;		/* records sealed under the current send key */
 };
 
 /* The EVP ciphers, fetched once: a fetch per connection costs locks and lookups. */
@@ -185,6 +196,14 @@ int tlsrec_new(SSL *ssl, struct tlsrec **out)
 	}
 	t->tls13 = k.version == TLS1_3_VERSION;
 	tlsmsg_init(&t->msg, t->tls13, !SSL_is_server(ssl));
+	t->tx_limit = UINT64_MAX;
+	if (strstr(k.evp_cipher, "GCM")) {
+		const char *lim = getenv("PGKTLS_TEST_REKEY_RECORDS");
+
+		t->tx_limit = lim ? strtoull(lim, NULL, 10) : REC_GCM_RECORD_LIMIT;
+		if (t->tx_limit < 1)
+			t->tx_limit = 1;
+	}
 	t->explicit_nonce = !t->tls13 && k.iv_len == 4;
 	t->max_fragment = k.max_fragment;
 	t->rx.seq = t->tx.seq = k.seq;
@@ -306,6 +325,7 @@ static int seal(struct tlsrec *t, uint8_t type, const uint8_t *data, uint32_t le
 				p + len + (t->tls13 ? 1 : 0)) != 1)
 		return -EPROTO;
 	d->seq++;
+	t->tx_under_key++;
 	t->ttail += need;
 	return 0;
 }
@@ -328,6 +348,32 @@ static int flush(struct tlsrec *t, int fd)
 	t->tbuf = NULL;
 	t->thead = t->ttail = t->answer_end = 0;
 	return 0;
+}
+
+static int send_answer(struct tlsrec *t);
+
+/*
+ * tx_limit records went out under the send key. TLS 1.3: our own
+ * KeyUpdate(update_not_requested), then the next key (it also answers any
+ * request due). TLS 1.2: close_notify, then -EKEYEXPIRED.
+ */
+static int tx_limit_reached(struct tlsrec *t, int fd)
+{
+	static const uint8_t close_notify[2] = { TLSMSG_LEVEL_WARNING, TLSMSG_AD_CLOSE_NOTIFY };
+	int r;
+
+	if (t->tls13) {
+		t->answer_end = 0;	/* a queued answer does not count: this is a new key */
+		return send_answer(t);
+	}
+	r = seal(t, TYPE_ALERT, close_notify, sizeof(close_notify));
+	if (r == 0) {
+		t->close_queued = true;
+		tlsmsg_close_sent(&t->msg);
+		if (flush(t, fd) < 0)
+			return -EKEYEXPIRED;	/* best effort: it is closed either way */
+	}
+	return -EKEYEXPIRED;
 }
 
 ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, char *err,
@@ -358,6 +404,19 @@ ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, char
 	if (t->close_queued) {
 		snprintf(err, errlen, "TLS write after close_notify or a fatal alert");
 		return -EPIPE;
+	}
+	/* The key has sealed all it safely may: change it (TLS 1.3) or end cleanly (TLS 1.2). */
+	if (t->tx_under_key >= t->tx_limit) {
+		r = tx_limit_reached(t, fd);
+		if (r == -EKEYEXPIRED) {
+			snprintf(err, errlen, "TLS 1.2 AES-GCM send key used for its limit of "
+				 "records: connection closed (TLS 1.2 cannot change keys)");
+			return r;
+		}
+		if (r < 0) {
+			snprintf(err, errlen, "TLS KeyUpdate of our own: %s", strerror(-r));
+			return r;
+		}
 	}
 	n = len > t->max_fragment ? t->max_fragment : (uint32_t)len;
 	r = seal(t, TYPE_DATA, buf, n);
@@ -544,6 +603,7 @@ static int send_answer(struct tlsrec *t)
 		r = dir_key(&t->tx, NULL, &k, KTLS_IV_LEN, 1);
 	if (!r) {
 		t->tx.seq = 0;
+		t->tx_under_key = 0;
 		t->answer_end = t->ttail;
 		tlsmsg_answer_sent(&t->msg);
 	}

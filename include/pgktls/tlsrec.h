@@ -86,8 +86,15 @@ PGKTLS_MUSTCHECK ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t
  * same bytes first (more may follow, anywhere in memory); the return value
  * then counts the bytes of the record that went out.
  *
+ * An AES-GCM send key seals at most 2^23 records (RFC 8446 5.5, RFC 9001
+ * 6.6; the test-only environment variable PGKTLS_TEST_REKEY_RECORDS lowers
+ * it): then, under TLS 1.3, a KeyUpdate(update_not_requested) of our own
+ * goes first and the next key takes over; under TLS 1.2, which cannot
+ * change keys, a close_notify is queued and the write fails with
+ * -EKEYEXPIRED.
+ *
  * Return: bytes taken (> 0), -EAGAIN, or -errno with @err set (-EPIPE once
- * our close_notify or a fatal alert is queued).
+ * our close_notify or a fatal alert is queued, -EKEYEXPIRED).
  */
 PGKTLS_MUSTCHECK ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len,
 				      char *err, size_t errlen);

@@ -1362,6 +1362,70 @@ START_TEST(test_tlsrec_idle_records_yield)
 }
 END_TEST
 
+/*
+ * Before an AES-GCM send key reaches its safe number of records (RFC 8446
+ * 5.5; 2^23 by default, 10 here through the test knob), tlsrec sends a
+ * KeyUpdate of its own (update_not_requested) and changes keys: the peer,
+ * tlsrec or OpenSSL, follows, and data keeps flowing both ways.
+ */
+START_TEST(test_tlsrec_rekey_at_limit)
+{
+	bool openssl_peer = _i == 1;
+	struct conn_pair p;
+
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	ck_assert_int_eq(setenv("PGKTLS_TEST_REKEY_RECORDS", "10", 1), 0);
+	use_tlsrec(&p.s);
+	ck_assert_int_eq(unsetenv("PGKTLS_TEST_REKEY_RECORDS"), 0);
+	if (!openssl_peer)
+		use_tlsrec(&p.c);
+	for (int i = 0; i < 35; i++)
+		send_msg(&p.s, &p.c, "under a key that is changed every 10 records");
+	if (!openssl_peer)
+		ck_assert_uint_eq(p.c.st.tls_key_updates, 3);
+	send_msg(&p.c, &p.s, "and back");
+	pump(&p.s, &p.c, 300 * 1000, 0x77);
+	pair_close(&p);
+}
+END_TEST
+
+/*
+ * TLS 1.2 cannot change keys: at the limit tlsrec closes cleanly
+ * (close_notify) and the write fails with -EKEYEXPIRED; the peer reads all
+ * the data, then a clean EOF.
+ */
+START_TEST(test_tlsrec_tls12_limit_closes)
+{
+	struct conn_pair p;
+	char buf[64];
+	ssize_t n;
+	int r, got = 0;
+
+	pair_open(&p, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-GCM-SHA256", 0);
+	ck_assert_int_eq(setenv("PGKTLS_TEST_REKEY_RECORDS", "10", 1), 0);
+	use_tlsrec(&p.s);
+	ck_assert_int_eq(unsetenv("PGKTLS_TEST_REKEY_RECORDS"), 0);
+	for (int i = 0; i < 10; i++)
+		ck_assert_uint_eq(ep_write(&p.s, "0123456789", 10), 10);
+	n = tlsrec_write(p.s.rec, p.s.fd, "0123456789", 10, p.s.err, sizeof(p.s.err));
+	ck_assert_int_eq(n, -EKEYEXPIRED);
+	for (int idle = 0; idle < 100; idle++) {
+		wait_readable(p.c.fd);
+		r = SSL_read(p.c.ssl, buf, sizeof(buf));
+		if (r > 0) {
+			got += r;
+			continue;
+		}
+		r = SSL_get_error(p.c.ssl, r);
+		if (r != SSL_ERROR_WANT_READ)
+			break;
+	}
+	ck_assert_int_eq(got, 100);
+	ck_assert_int_eq(r, SSL_ERROR_ZERO_RETURN);
+	pair_close(&p);
+}
+END_TEST
+
 /* A forged record fails authentication; a malformed header is refused. */
 START_TEST(test_tlsrec_forged)
 {
@@ -1459,6 +1523,8 @@ static Suite *ktls_suite(void)
 	tcase_add_test(tc, test_tlsrec_user_canceled);
 	tcase_add_test(tc, test_tlsrec_ticket_from_client);
 	tcase_add_test(tc, test_tlsrec_idle_records_yield);
+	tcase_add_loop_test(tc, test_tlsrec_rekey_at_limit, 0, 2);
+	tcase_add_test(tc, test_tlsrec_tls12_limit_closes);
 	tcase_add_test(tc, test_tlsrec_pending_refused);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
