@@ -17,11 +17,14 @@
  */
 #include "config.h"
 
+#include "pgktls/ev.h"
 #include "pgktls/ktls.h"
+#include "pgktls/relay.h"
 #include "pgktls/stats.h"
 #include "pgktls/tlsmsg.h"
 #include "pgktls/tlsrec.h"
 
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <linux/tls.h>
 #include <netinet/in.h>
@@ -1426,6 +1429,114 @@ START_TEST(test_tlsrec_tls12_limit_closes)
 }
 END_TEST
 
+static void no_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+	(void)loop;
+	(void)io;
+	(void)events;
+}
+
+/*
+ * Issue 11, defect 1: the client asks for a KeyUpdate while pgktls's socket
+ * to it is full, then sends close_notify. The answer waits in tlsrec's
+ * queue; the client's reading side is at EOF, so no read flushes it, and
+ * nothing flows the other way to flush it either. Once the client has
+ * drained its socket, the next relay pass must send the answer and stop
+ * asking epoll for EPOLLOUT: a mask that kept it would wake the worker
+ * forever (level-triggered, the socket stays writable). (relay.c, driven
+ * here over a TCP pair to an OpenSSL client and a socketpair upstream.)
+ */
+START_TEST(test_relay_no_epollout_after_queue_drains)
+{
+	static uint8_t scratch[RELAY_BATCH_SIZE], junk[4096];
+	struct relay_dir c2s, s2c;
+	struct relay_pipes pipes = { .n = 0 };
+	struct hop h0, h1, *failed = NULL;
+	struct stats st;
+	struct relay r;
+	struct ev_loop *loop = ev_loop_new();
+	struct conn_pair p;
+	int small = 4096, sp[2];
+	enum relay_status rs;
+
+	ck_assert_ptr_nonnull(loop);
+	memset(&st, 0, sizeof(st));
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	ck_assert_int_eq(setsockopt(p.s.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	hop_init(&h0, p.s.fd, "client", true);
+	h0.ssl = p.s.ssl;
+	p.s.ssl = NULL;
+	p.s.fd = -1;
+	ck_assert_int_eq(hop_use_tlsrec(&h0), 0);
+	ev_io_init(&h0.io, h0.fd, no_cb);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp), 0);
+	hop_init(&h1, sp[0], "server", false);
+	ev_io_init(&h1.io, h1.fd, no_cb);
+	relay_dir_init(&c2s);
+	relay_dir_init(&s2c);
+	memset(&r, 0, sizeof(r));
+	r.src[0] = r.dst[1] = &h0;
+	r.src[1] = r.dst[0] = &h1;
+	r.dir[0] = &c2s;
+	r.dir[1] = &s2c;
+	r.stats = &st;
+	r.scratch = scratch;
+	r.pipes = &pipes;
+
+	/* The client: a KeyUpdate request, then close_notify. */
+	ck_assert_int_eq(SSL_key_update(p.c.ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+	ck_assert_int_eq(SSL_do_handshake(p.c.ssl), 1);
+	ck_assert_int_ge(SSL_shutdown(p.c.ssl), 0);
+	wait_readable(h0.fd);
+	/*
+	 * The socket to the client is full (of bytes the client will drain
+	 * raw), until the client reads: filled again after a pause, as TCP
+	 * moves what it can into the client's receive buffer.
+	 */
+	memset(junk, 0x17, sizeof(junk));
+	for (int round = 0; round < 5; round++) {
+		while (send(h0.fd, junk, sizeof(junk), MSG_NOSIGNAL) > 0)
+			;
+		ck_assert_int_eq(errno, EAGAIN);
+		usleep(20000);
+	}
+	while (send(h0.fd, junk, sizeof(junk), MSG_NOSIGNAL) > 0)
+		;
+	r.rx_ready[0] = r.rx_ready[1] = true;
+	rs = relay_run(&r, loop, &failed);
+	ck_assert_int_eq(rs, RELAY_AGAIN);
+	ck_assert(h0.rx_eof && h0.clean_eof);
+	ck_assert_uint_eq(st.tls_key_updates, 1);
+	ck_assert(tlsrec_wants_write(h0.rec));
+	ck_assert(h0.io.events & EPOLLOUT);
+
+	/* The client drains its socket; epoll reports h0 writable; one relay pass. */
+	for (int idle = 0; idle < 50; idle++) {
+		uint8_t buf[65536];
+
+		if (recv(p.c.fd, buf, sizeof(buf), 0) > 0) {
+			idle = 0;
+			continue;
+		}
+		usleep(2000);
+	}
+	rs = relay_run(&r, loop, &failed);
+	ck_assert_int_eq(rs, RELAY_AGAIN);
+	ck_assert(!tlsrec_wants_write(h0.rec));
+	ck_assert_msg(!(h0.io.events & EPOLLOUT), "EPOLLOUT still asked for: the worker spins");
+	ck_assert(!h0.rd_wants_write);
+
+	hop_close(loop, &h0);
+	hop_close(loop, &h1);
+	close(sp[1]);
+	relay_dir_fini(&c2s);
+	relay_dir_fini(&s2c);
+	relay_pipes_fini(&pipes);
+	ev_loop_free(loop);
+	pair_close(&p);
+}
+END_TEST
+
 /* A forged record fails authentication; a malformed header is refused. */
 START_TEST(test_tlsrec_forged)
 {
@@ -1525,6 +1636,7 @@ static Suite *ktls_suite(void)
 	tcase_add_test(tc, test_tlsrec_idle_records_yield);
 	tcase_add_loop_test(tc, test_tlsrec_rekey_at_limit, 0, 2);
 	tcase_add_test(tc, test_tlsrec_tls12_limit_closes);
+	tcase_add_test(tc, test_relay_no_epollout_after_queue_drains);
 	tcase_add_test(tc, test_tlsrec_pending_refused);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
