@@ -695,6 +695,9 @@ static int splice_in(struct relay *r, int i, bool *progress)
 	if (n > 0) {
 		d->pipe_len += (uint32_t)n;
 		*progress = true;
+		/* Data ends a run of ignored warning alerts, spliced or not (tlsmsg.h). */
+		if (src->msg_ready)
+			tlsmsg_data(&src->msg);
 		/* kTLS splices one record at a time: only plain TCP shows a drained socket. */
 		if (!rx_in_kernel(src) && (size_t)n < RELAY_PIPE_SIZE - (d->pipe_len - (size_t)n))
 			r->rx_ready[i] = false;
