@@ -336,7 +336,8 @@ static void read_ahead(struct hop *h)
 /*
  * Engage kTLS on a hop that just finished its handshake, as @mode says.
  * Return: 0 to go on (offloaded or falling back), -EOPNOTSUPP if
- * ktls = required could not be met (the caller refuses the connection).
+ * ktls = required could not be met, -ENOTRECOVERABLE if the kernel took
+ * the receive side only (any mode): the caller refuses the connection.
  */
 static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool client_side)
 {
@@ -355,6 +356,12 @@ static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool clien
 		k->rx_reason = k->tx_reason = KTLS_R_NO_KERNEL;
 	} else {
 		r = ktls_install(h->ssl, h->fd, k);
+		if (r == -ENOTRECOVERABLE) {
+			/* RX in the kernel, TX not: nobody can serve this hop (see ktls.h). */
+			STAT_INC(st(c), ktls_fallbacks);
+			count_ktls_dirs(c, k, client_side);
+			return -ENOTRECOVERABLE;
+		}
 		if (r == 0) {
 			if (client_side)
 				STAT_INC(st(c), ktls_client_engaged);
@@ -389,6 +396,15 @@ static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool clien
 static void fail_ktls_required(struct conn *c, struct hop *h)
 {
 	char detail[160];
+
+	if (h->ktls.rx == KTLS_ENGINE_KERNEL) {
+		/* ktls_install() -ENOTRECOVERABLE: closed under any ktls mode. */
+		snprintf(detail, sizeof(detail), "%s hop: kTLS took the receive side, send: %s",
+			 h->name, h->ktls.err ? strerror(h->ktls.err) : "refused");
+		fail(c, CONN_CLOSE_KTLS, "08006", detail, NULL,
+		     "pgktls: kernel TLS offload failed half way; the connection cannot go on");
+		return;
+	}
 
 	snprintf(detail, sizeof(detail), "%s hop: receive %s, send %s%s%s",
 		 h->name, ktls_reason_name(h->ktls.rx_reason),

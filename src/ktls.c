@@ -42,7 +42,6 @@
 #include "pgktls/tls_uapi.h"
 
 /* Handshake message types we may meet after the handshake. */
-#define HS_NEW_SESSION_TICKET 4
 #define HS_KEY_UPDATE 24
 
 /* Longest secret (SHA-384) we ever derive. */
@@ -531,6 +530,17 @@ int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
 		set_reason(st, reason, 0);
 		goto out;
 	}
+	/*
+	 * RFC 6066 max_fragment_length: the kernel sends records of up to 16 KB
+	 * whatever was negotiated, and such a client fails with record_overflow.
+	 * Userspace (tlsrec, or OpenSSL) honours the limit.
+	 */
+	if (SSL_SESSION_get_max_fragment_length(SSL_get_session(ssl)) !=
+	    TLSEXT_max_fragment_length_DISABLED) {
+		set_reason(st, KTLS_R_MAX_FRAGMENT, 0);
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
 	/* TLS 1.2 starts both ways at 1 (Finished used 0), TLS 1.3 at 0. */
 	kversion = version == TLS1_3_VERSION ? TLS_1_3_VERSION : TLS_1_2_VERSION;
 	seq = version == TLS1_3_VERSION ? 0 : 1;
@@ -549,10 +559,20 @@ int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st)
 	st->rx = KTLS_ENGINE_KERNEL;
 	if (kversion == TLS_1_3_VERSION && knob_on("PGKTLS_KTLS_RX_NO_PAD", false))
 		tune_dir(fd, TLS_RX_EXPECT_NO_PAD, "TLS_RX_EXPECT_NO_PAD");
-	ret = set_dir(fd, TLS_TX, kc, kversion, &tx, seq);
+	/* Test knob: make TX fail after RX worked (undocumented; tests/unit/test_ktls.c). */
+	if (getenv("PGKTLS_TEST_KTLS_TX_FAIL"))
+		ret = -ENOMEM;
+	else
+		ret = set_dir(fd, TLS_TX, kc, kversion, &tx, seq);
 	if (ret) {
+		/*
+		 * RX cannot be taken back from the kernel, and OpenSSL cannot
+		 * write records in step with it (its KeyUpdates and alerts would
+		 * follow its own state, not the kernel's): the hop is lost.
+		 */
 		st->tx_reason = KTLS_R_SETSOCKOPT;
 		st->err = -ret;
+		ret = -ENOTRECOVERABLE;
 		goto out;
 	}
 	st->tx = KTLS_ENGINE_KERNEL;
@@ -691,80 +711,69 @@ out:
 	return ret;
 }
 
-static int handle_key_update(const struct ktls_session *ks, int fd, uint8_t request_update)
+/*
+ * The traffic secret @ks reads with (@tx false) or sends with (@tx true):
+ * a server sends with the server secret and reads with the client's.
+ */
+static int dir_secret(const struct ktls_session *ks, bool tx, uint8_t **secret, size_t *len)
 {
-	/* Our own KeyUpdate, update_not_requested: type, 24-bit length 1, body. */
-	static const uint8_t our_update[5] = { HS_KEY_UPDATE, 0, 0, 1, 0 };
 	struct ktls_secrets *s = ks->sec;
-	uint8_t *rx, *tx;
-	size_t rx_len, tx_len;
-	int ret;
 
-	if (ks->version != TLS1_3_VERSION || request_update > 1)
+	if (ks->version != TLS1_3_VERSION)
 		return -EPROTO;
 	if (!s || !s->client_len || !s->server_len)
 		return -ENOKEY;
-	if (ks->is_server) {
-		rx = s->client;
-		rx_len = s->client_len;
-		tx = s->server;
-		tx_len = s->server_len;
-	} else {
-		rx = s->server;
-		rx_len = s->server_len;
-		tx = s->client;
-		tx_len = s->client_len;
-	}
-	ret = rekey_dir(ks, fd, TLS_RX, rx, rx_len);
-	if (ret)
-		return ret;
-	if (request_update) {
-		/* Sent under the old key, so it goes out before TX is rekeyed. */
-		ret = send_record(fd, KTLS_RECORD_HANDSHAKE, our_update, sizeof(our_update));
-		if (ret)
-			return ret;
-		ret = rekey_dir(ks, fd, TLS_TX, tx, tx_len);
-		if (ret)
-			return ret;
-	}
-	return 1;
+	*secret = ks->is_server == tx ? s->server : s->client;
+	*len = ks->is_server == tx ? s->server_len : s->client_len;
+	return 0;
 }
 
-static int handle_records(const struct ktls_session *ks, int fd, const uint8_t *rec, size_t len)
+static void session_view(SSL *ssl, struct ktls_session *ks);
+
+/* @ks, or a view of @ssl's session when @ks is NULL (the SSL was kept). */
+static const struct ktls_session *session_of(SSL *ssl, struct ktls_session *ks,
+					     struct ktls_session *view)
 {
-	size_t off = 0;
-	int result = 0;
+	if (ks)
+		return ks;
+	session_view(ssl, view);
+	return view;
+}
 
-	if (len == 0)
-		return -EPROTO;
-	/* A record may carry several messages; each must fit whole (no reassembly). */
-	while (off < len) {
-		size_t body;
-		int ret;
+int ktls_key_update_rx(SSL *ssl, struct ktls_session *ks, int fd)
+{
+	const struct ktls_session *s;
+	struct ktls_session view;
+	uint8_t *secret;
+	size_t len;
+	int ret;
 
-		if (len - off < 4)
-			return -EPROTO;
-		body = (size_t)rec[off + 1] << 16 | (size_t)rec[off + 2] << 8 | rec[off + 3];
-		if (body > len - off - 4)
-			return -EPROTO;
-		switch (rec[off]) {
-		case HS_NEW_SESSION_TICKET:
-			/* pgktls never resumes: nothing to keep. */
-			break;
-		case HS_KEY_UPDATE:
-			if (body != 1)
-				return -EPROTO;
-			ret = handle_key_update(ks, fd, rec[off + 4]);
-			if (ret < 0)
-				return ret;
-			result = 1;
-			break;
-		default:
-			return -EPROTO;
-		}
-		off += 4 + body;
-	}
-	return result;
+	s = session_of(ssl, ks, &view);
+	ret = dir_secret(s, false, &secret, &len);
+	if (!ret)
+		ret = rekey_dir(s, fd, TLS_RX, secret, len);
+	return ret;
+}
+
+int ktls_key_update_tx(SSL *ssl, struct ktls_session *ks, int fd)
+{
+	/* Our own KeyUpdate, update_not_requested: type, 24-bit length 1, body. */
+	static const uint8_t our_update[5] = { HS_KEY_UPDATE, 0, 0, 1, 0 };
+	const struct ktls_session *s;
+	struct ktls_session view;
+	uint8_t *secret;
+	size_t len;
+	int ret;
+
+	s = session_of(ssl, ks, &view);
+	ret = dir_secret(s, true, &secret, &len);
+	if (ret)
+		return ret;
+	/* Sent under the old key, so it goes out before TX is rekeyed. */
+	ret = send_record(fd, KTLS_RECORD_HANDSHAKE, our_update, sizeof(our_update));
+	if (ret)
+		return ret;
+	return rekey_dir(s, fd, TLS_TX, secret, len);
 }
 
 int ktls_session_next_keys(struct ktls_session *ks, bool tx, struct ktls_dir_keys *k)
@@ -802,20 +811,6 @@ static void session_view(SSL *ssl, struct ktls_session *ks)
 	ks->is_server = SSL_is_server(ssl);
 	ks->version = SSL_version(ssl);
 	ks->sec = secrets_get(ssl);
-}
-
-int ktls_handle_handshake_record(SSL *ssl, int fd, const uint8_t *rec, size_t len)
-{
-	struct ktls_session view;
-
-	session_view(ssl, &view);
-	return handle_records(&view, fd, rec, len);
-}
-
-int ktls_session_handle_handshake_record(struct ktls_session *ks, int fd, const uint8_t *rec,
-					 size_t len)
-{
-	return handle_records(ks, fd, rec, len);
 }
 
 struct ktls_session *ktls_detach(SSL *ssl)
@@ -950,6 +945,7 @@ const char *ktls_reason_name(enum ktls_reason r)
 		[KTLS_R_PENDING] = "pending",
 		[KTLS_R_NO_SECRETS] = "no_secrets",
 		[KTLS_R_SETSOCKOPT] = "setsockopt",
+		[KTLS_R_MAX_FRAGMENT] = "max_fragment",
 	};
 
 	if ((unsigned int)r >= KTLS__NREASONS)

@@ -105,9 +105,120 @@ static ssize_t ssl_failure(struct hop *h, int ret, const char *op, bool reading)
 	}
 }
 
-/* kTLS RX: data records are payload; the rest are events to act on. */
+/* Records without data one kTLS read handles before it yields (as tlsrec and OpenSSL). */
+#define KTLS_MAX_IDLE_RECORDS 32
+
+/* Set up the post-handshake state of a kTLS hop from its SSL, once. */
+static void msg_setup(struct hop *h)
+{
+	if (h->msg_ready || !h->ssl)
+		return;
+	tlsmsg_init(&h->msg, SSL_version(h->ssl) == TLS1_3_VERSION, !SSL_is_server(h->ssl));
+	h->msg_ready = true;
+}
+
+/*
+ * A fatal alert to a kTLS peer (RFC 8446 6.2), as far as the socket takes
+ * it, and nothing on @h after it. The kernel never sends alerts itself.
+ */
+static void ktls_fatal(struct hop *h, uint8_t desc)
+{
+	if (!tx_in_kernel(h) || tlsmsg_tx_closed(&h->msg))
+		return;
+	tlsmsg_close_sent(&h->msg);
+	if (ktls_send_alert(h->fd, TLSMSG_LEVEL_FATAL, desc) < 0)
+		return;	/* best effort: the connection closes anyway */
+}
+
+static int key_update_refused(struct hop *h, struct stats *st)
+{
+	if (st)
+		STAT_INC(st, tls_key_updates_refused);
+	snprintf(h->err, sizeof(h->err),
+		 "peer sent a TLS 1.3 KeyUpdate and this kernel cannot rekey "
+		 "kTLS (needs Linux 6.14+); cap the hop at TLSv1.2 or set "
+		 "ktls = off to keep such clients");
+	return -EKEYREJECTED;
+}
+
+/*
+ * The KeyUpdate answer due on @h's kTLS send side, if any: it goes before
+ * any other record in that direction (RFC 8446 4.6.3), so a socket that
+ * takes nothing now leaves it due, and writes and splices to @h wait.
+ * Return: 0, -EAGAIN, or -errno with h->err set.
+ */
+static int ktls_answer(struct hop *h, struct stats *st)
+{
+	int r;
+
+	if (!h->msg_ready || !tlsmsg_answer_due(&h->msg))
+		return 0;
+	if (!tx_in_kernel(h)) {
+		/* Never write a record the kernel did not seal into the stream. */
+		snprintf(h->err, sizeof(h->err),
+			 "TLS KeyUpdate answer: the send direction is not in the kernel");
+		return -EPROTO;
+	}
+	r = ktls_key_update_tx(h->ssl, h->ks, h->fd);
+	if (r == -EAGAIN)
+		return -EAGAIN;
+	if (r == -EKEYREJECTED)
+		return key_update_refused(h, st);
+	if (r)
+		return (int)set_err(h, -r, "TLS KeyUpdate answer");
+	tlsmsg_answer_sent(&h->msg);
+	return 0;
+}
+
+/* A handshake record on kTLS RX: tlsmsg.c says what it asks for. */
+static int ktls_handshake(struct hop *h, const uint8_t *m, size_t n, struct stats *st)
+{
+	struct tlsmsg_event ev;
+	int r;
+
+	switch (tlsmsg_handshake(&h->msg, m, n, &ev)) {
+	case TLSMSG_MALFORMED:
+		ktls_fatal(h, ev.alert);
+		snprintf(h->err, sizeof(h->err), "post-handshake message refused (%s)",
+			 tlsmsg_alert_name(ev.alert));
+		return -EPROTO;
+	case TLSMSG_KEY_UPDATE:
+		r = ktls_key_update_rx(h->ssl, h->ks, h->fd);
+		if (r == -EKEYREJECTED)
+			return key_update_refused(h, st);
+		if (r)
+			return (int)set_err(h, -r, "TLS KeyUpdate");
+		STAT_INC(st, tls_key_updates);
+		r = ktls_answer(h, st);
+		if (r && r != -EAGAIN)
+			return r;
+		break;
+	case TLSMSG_RENEGOTIATION:
+		/*
+		 * OpenSSL in userspace declines with a warning no_renegotiation
+		 * alert and carries on; the kernel sends no alerts, so we do. A
+		 * warning the socket cannot take now is dropped, not waited for.
+		 */
+		if (tx_in_kernel(h) && !tlsmsg_tx_closed(&h->msg)) {
+			r = ktls_send_alert(h->fd, TLSMSG_LEVEL_WARNING, TLSMSG_AD_NO_RENEGOTIATION);
+			if (r < 0 && r != -EAGAIN)
+				return (int)set_err(h, -r, "no_renegotiation alert");
+		}
+		break;
+	default:
+		break;
+	}
+	STAT_ADD(st, tls_tickets, ev.tickets);
+	return 0;
+}
+
+/* kTLS RX: data records are payload; the rest are events to act on (tlsmsg.h). */
 static ssize_t ktls_read(struct hop *h, void *buf, size_t len, struct stats *st)
 {
+	struct tlsmsg_event ev;
+	int idle = 0;
+
+	msg_setup(h);
 	for (;;) {
 		uint8_t type = 0;
 		ssize_t n = ktls_recv_record(h->fd, buf, len, &type);
@@ -115,8 +226,14 @@ static ssize_t ktls_read(struct hop *h, void *buf, size_t len, struct stats *st)
 
 		if (n == -EAGAIN)
 			return -EAGAIN;
-		if (n == -EBADMSG)
+		if (n == -EBADMSG) {
+			ktls_fatal(h, TLSMSG_AD_BAD_RECORD_MAC);
 			return set_err(h, EBADMSG, "kTLS record failed authentication");
+		}
+		if (n == -EMSGSIZE) {
+			ktls_fatal(h, TLSMSG_AD_RECORD_OVERFLOW);
+			return set_err(h, EMSGSIZE, "kTLS record too large");
+		}
 		if (n < 0)
 			return set_err(h, (int)-n, "kTLS recvmsg");
 		if (type == 0 && n == 0) {
@@ -124,64 +241,73 @@ static ssize_t ktls_read(struct hop *h, void *buf, size_t len, struct stats *st)
 			h->rx_eof = true;
 			return 0;
 		}
-		if (type == KTLS_RECORD_DATA) {
-			/* An empty data record is legal and is not EOF. */
-			if (n == 0)
-				continue;
+		if (type == KTLS_RECORD_DATA && n > 0) {
+			tlsmsg_data(&h->msg);
 			return n;
 		}
-		STAT_INC(st, tls_control_records);
 		if (type == KTLS_RECORD_ALERT) {
-			const uint8_t *a = buf;
-
+			STAT_INC(st, tls_control_records);
 			STAT_INC(st, tls_alerts);
-			if (n >= 2 && a[1] == 0) {
+			switch (tlsmsg_alert(&h->msg, buf, (size_t)n, &ev)) {
+			case TLSMSG_CLOSE_NOTIFY:
 				h->rx_eof = true;
 				h->clean_eof = true;
 				return 0;
+			case TLSMSG_NONE:
+				break;	/* a warning, ignored */
+			case TLSMSG_PEER_ALERT:
+				snprintf(h->err, sizeof(h->err), "peer sent TLS alert %u/%u (%s)",
+					 ev.level, ev.alert, tlsmsg_alert_name(ev.alert));
+				return -ECONNRESET;
+			default:
+				ktls_fatal(h, ev.alert);
+				snprintf(h->err, sizeof(h->err), "TLS alert record refused (%s)",
+					 tlsmsg_alert_name(ev.alert));
+				return -EPROTO;
 			}
-			snprintf(h->err, sizeof(h->err), "peer sent TLS alert %u/%u",
-				 n >= 1 ? a[0] : 0, n >= 2 ? a[1] : 0);
-			return -ECONNRESET;
+		} else if (type == KTLS_RECORD_HANDSHAKE) {
+			STAT_INC(st, tls_control_records);
+			r = ktls_handshake(h, buf, (size_t)n, st);
+			if (r)
+				return r;
+		} else if (type != KTLS_RECORD_DATA) {
+			STAT_INC(st, tls_control_records);
+			ktls_fatal(h, TLSMSG_AD_UNEXPECTED_MESSAGE);
+			snprintf(h->err, sizeof(h->err), "unexpected TLS record type %u", type);
+			return -EPROTO;
 		}
-		if (type == KTLS_RECORD_HANDSHAKE) {
-			if (n >= 1 && ((const uint8_t *)buf)[0] == 4)	/* NewSessionTicket */
-				STAT_INC(st, tls_tickets);
-			if (n >= 1 && tx_in_kernel(h) &&
-			    (((const uint8_t *)buf)[0] == 1 ||
-			     (((const uint8_t *)buf)[0] == 0 && n == 4))) {
-				/*
-				 * A ClientHello (or a server's HelloRequest) after the
-				 * handshake asks for a TLS 1.2 renegotiation. OpenSSL in
-				 * userspace declines with a warning no_renegotiation alert
-				 * and carries on; the kernel sends no alerts, so we do.
-				 */
-				if (ktls_send_alert(h->fd, 1, 100) < 0)
-					return set_err(h, EPIPE, "no_renegotiation alert");
-				continue;
-			}
-			r = h->ks ? ktls_session_handle_handshake_record(h->ks, h->fd, buf,
-									  (size_t)n)
-				  : ktls_handle_handshake_record(h->ssl, h->fd, buf, (size_t)n);
-			if (r == 1) {
-				STAT_INC(st, tls_key_updates);
-				continue;
-			}
-			if (r == 0)
-				continue;
-			if (r == -EKEYREJECTED) {
-				STAT_INC(st, tls_key_updates_refused);
-				snprintf(h->err, sizeof(h->err),
-					 "peer sent a TLS 1.3 KeyUpdate and this kernel cannot rekey "
-					 "kTLS (needs Linux 6.14+); cap the hop at TLSv1.2 or set "
-					 "ktls = off to keep such clients");
-				return -EKEYREJECTED;
-			}
-			return set_err(h, -r, "post-handshake message");
-		}
-		snprintf(h->err, sizeof(h->err), "unexpected TLS record type %u", type);
-		return -EPROTO;
+		/*
+		 * An empty data record (legal, not EOF) or a control record: after
+		 * a few, yield; the socket is still readable, so the loop is back.
+		 */
+		if (++idle >= KTLS_MAX_IDLE_RECORDS)
+			return -EAGAIN;
 	}
+}
+
+/*
+ * Records waiting on @h for its socket, whatever the relay reads or writes
+ * there: tlsrec's queue (KeyUpdate answers, alerts) and a kTLS KeyUpdate
+ * answer. Sent as soon as the socket takes them, and what @h asks of epoll
+ * is recomputed, so that an emptied queue stops asking for EPOLLOUT.
+ * Return: 0, or -errno with h->err set.
+ */
+static int flush_control(struct hop *h, struct stats *st)
+{
+	int r = 0;
+
+	if (h->rec) {
+		r = tlsrec_flush(h->rec, h->fd);
+		h->rd_wants_write = tlsrec_wants_write(h->rec) || tlsrec_yielded(h->rec);
+		if (r < 0 && r != -EAGAIN)
+			return (int)set_err(h, -r, "TLS write");
+		return 0;
+	}
+	if (tx_in_kernel(h)) {
+		r = ktls_answer(h, st);
+		h->rd_wants_write = r == -EAGAIN;
+	}
+	return r == -EAGAIN ? 0 : r;
 }
 
 ssize_t hop_read(struct hop *h, void *buf, size_t len, struct stats *st)
@@ -195,8 +321,13 @@ ssize_t hop_read(struct hop *h, void *buf, size_t len, struct stats *st)
 		return ktls_read(h, buf, len, st);
 	if (h->rec) {
 		n = tlsrec_read(h->rec, h->fd, buf, len, st, h->err, sizeof(h->err));
-		/* Records it queued (a KeyUpdate answer) need the socket writable. */
-		h->rd_wants_write = tlsrec_wants_write(h->rec);
+		/*
+		 * Records it queued (a KeyUpdate answer) need the socket writable;
+		 * so does a read that yielded with records still buffered: the
+		 * next EPOLLOUT brings the relay back to them.
+		 */
+		h->rd_wants_write = tlsrec_wants_write(h->rec) ||
+				    (n == -EAGAIN && tlsrec_yielded(h->rec));
 		if (n == 0) {
 			h->rx_eof = true;
 			h->clean_eof = tlsrec_clean_eof(h->rec);
@@ -230,6 +361,14 @@ ssize_t hop_write(struct hop *h, const void *buf, size_t len)
 
 	if (h->rec)
 		return tlsrec_write(h->rec, h->fd, buf, len, h->err, sizeof(h->err));
+	if (tx_in_kernel(h) && h->msg_ready) {
+		if (tlsmsg_tx_closed(&h->msg))
+			return set_err(h, EPIPE, "write after a fatal alert");
+		/* A KeyUpdate answer goes before any data (RFC 8446 4.6.3). */
+		r = ktls_answer(h, NULL);
+		if (r < 0)
+			return r;
+	}
 	if (h->ssl && !tx_in_kernel(h)) {
 		h->wr_wants_read = false;
 		r = SSL_write(h->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
@@ -252,10 +391,15 @@ int hop_shutdown_write(struct hop *h)
 	if (h->tx_shut)
 		return 0;
 	if (tx_in_kernel(h)) {
-		/* The kernel never sends alerts: close_notify is ours to send. */
-		r = ktls_send_alert(h->fd, 1, 0);
-		if (r == -EAGAIN)
-			return -EAGAIN;
+		/* The kernel never sends alerts: close_notify is ours to send (not after a fatal one). */
+		msg_setup(h);
+		if (!tlsmsg_tx_closed(&h->msg)) {
+			r = ktls_send_alert(h->fd, TLSMSG_LEVEL_WARNING, TLSMSG_AD_CLOSE_NOTIFY);
+			if (r == -EAGAIN)
+				return -EAGAIN;
+			/* The peer's KeyUpdates are still followed, but never answered now. */
+			tlsmsg_close_sent(&h->msg);
+		}
 	} else if (h->rec) {
 		/* A failure means the peer is gone: nobody to notify. */
 		if (tlsrec_shutdown(h->rec, h->fd) == -EAGAIN)
@@ -339,6 +483,7 @@ int hop_release_ssl(struct hop *h)
 	struct hop_tls_summary *sum = summarize(h->ssl);
 	struct ktls_session *ks;
 
+	msg_setup(h);
 	if (!sum)
 		return -ENOMEM;
 	/* Detach last: it moves the secrets out, so nothing may fail after it. */
@@ -496,6 +641,15 @@ static int splice_out(struct relay *r, int i, bool *progress)
 
 	if (d->pipe[0] >= 0 && d->pipe_len == 0)
 		pipe_give(r->pipes, d);
+	if (d->pipe_len && tx_in_kernel(r->dst[i])) {
+		/* A KeyUpdate answer due on the destination goes before these bytes. */
+		int ret = ktls_answer(r->dst[i], r->stats);
+
+		if (ret == -EAGAIN)
+			return 0;
+		if (ret < 0)
+			return ret;
+	}
 	while (d->pipe_len) {
 		ssize_t n = splice(d->pipe[0], NULL, r->dst[i]->fd, NULL, d->pipe_len,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -545,6 +699,9 @@ static int splice_in(struct relay *r, int i, bool *progress)
 		*progress = true;
 		if (r->frame[i])
 			pgproto_framer_lose(r->frame[i]);
+		/* Data ends a run of ignored warning alerts, spliced or not (tlsmsg.h). */
+		if (src->msg_ready)
+			tlsmsg_data(&src->msg);
 		/* kTLS splices one record at a time: only plain TCP shows a drained socket. */
 		if (!rx_in_kernel(src) && (size_t)n < RELAY_PIPE_SIZE - (d->pipe_len - (size_t)n))
 			r->rx_ready[i] = false;
@@ -805,6 +962,12 @@ enum relay_status relay_run(struct relay *r, struct ev_loop *loop, struct hop **
 	struct hop *h0 = r->src[0], *h1 = r->src[1];
 	bool want_read[2], want_write[2];
 
+	for (int i = 0; i < 2; i++) {
+		if (flush_control(r->src[i], r->stats) < 0) {
+			*failed_hop = r->src[i];
+			return RELAY_FAILED;
+		}
+	}
 	for (int pass = 0; pass < RELAY_MAX_PASSES; pass++) {
 		bool progress = false;
 

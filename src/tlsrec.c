@@ -31,6 +31,7 @@
 
 #include "pgktls/ktls.h"
 #include "pgktls/stats.h"
+#include "pgktls/tlsmsg.h"
 
 #define REC_HDR 5
 #define REC_TAG 16
@@ -51,13 +52,28 @@
 /* One data record, and room for control records queued behind it. */
 #define REC_TBUF (REC_HDR + REC_EXPLICIT + REC_MAX_PLAIN + 1 + REC_TAG + 8 * REC_CTRL)
 
-#define TYPE_ALERT 21
-#define TYPE_HANDSHAKE 22
-#define TYPE_DATA 23
-#define HS_HELLO_REQUEST 0
-#define HS_CLIENT_HELLO 1
-#define HS_NEW_SESSION_TICKET 4
-#define HS_KEY_UPDATE 24
+#define TYPE_ALERT TLSMSG_TYPE_ALERT
+#define TYPE_HANDSHAKE TLSMSG_TYPE_HANDSHAKE
+#define TYPE_DATA TLSMSG_TYPE_DATA
+#define HS_HELLO_REQUEST TLSMSG_HS_HELLO_REQUEST
+#define HS_CLIENT_HELLO TLSMSG_HS_CLIENT_HELLO
+#define HS_NEW_SESSION_TICKET TLSMSG_HS_NEW_SESSION_TICKET
+#define HS_KEY_UPDATE TLSMSG_HS_KEY_UPDATE
+/*
+ * Records that deliver no data (control records, empty data records) one
+ * read handles before it yields, as OpenSSL's MAX_EMPTY_RECORDS: a peer
+ * that sends nothing else cannot hold a worker inside one call.
+ */
+#define REC_MAX_IDLE_RECORDS 32
+/*
+ * Records sealed under one AES-GCM key before we change it (RFC 8446 5.5
+ * allows about 2^24.5 full-size records; RFC 9001 6.6 takes 2^23 as the
+ * confidentiality limit, and so do we). ChaCha20-Poly1305's limit (2^62)
+ * is never reached. TLS 1.2 cannot change keys: the connection is closed
+ * cleanly at the limit instead. PGKTLS_TEST_REKEY_RECORDS lowers it, for
+ * tests only.
+ */
+#define REC_GCM_RECORD_LIMIT (1ull << 23)
 
 /* One direction's AEAD state. */
 struct rec_dir {
@@ -69,12 +85,15 @@ struct rec_dir {
 struct tlsrec {
 	struct ktls_session *ks;	/* TLS 1.3 secrets (for KeyUpdate); owned */
 	struct rec_dir rx, tx;
+	struct tlsmsg msg;		/* post-handshake rules and state */
 	bool tls13;
 	bool explicit_nonce;		/* TLS 1.2 AES-GCM */
-	bool close_queued;		/* our close_notify is in tbuf (or sent) */
+	bool close_queued;		/* our close_notify or fatal alert is in tbuf (or sent) */
 	bool clean_eof;			/* the peer's EOF came with close_notify */
 	bool rx_done;			/* reading ended (EOF, close_notify or a failure) */
+	bool yielded;			/* the last read stopped at REC_MAX_IDLE_RECORDS */
 	int rx_err;			/* and how: 0 or -errno, returned again by every read */
+	uint8_t rx_alert;		/* the fatal alert a failed read owes the peer, or 0 */
 	uint16_t max_fragment;		/* largest plaintext per record we send */
 	uint8_t *rbuf;			/* REC_RBUF bytes while any are unread, else NULL */
 	uint32_t rhead;			/* next record to open */
@@ -84,6 +103,9 @@ struct tlsrec {
 	uint8_t *tbuf;			/* REC_TBUF bytes while records wait for the socket */
 	uint32_t thead, ttail;		/* records not yet sent */
 	uint32_t tx_taken;		/* plaintext in the data record queued in tbuf */
+	uint32_t answer_end;		/* end of our queued KeyUpdate in tbuf; 0: none queued */
+	uint64_t tx_limit;		/* records under one send key; UINT64_MAX: no limit */
+	uint64_t tx_under_key;		/* records sealed under the current send key */
 };
 
 /* The EVP ciphers, fetched once: a fetch per connection costs locks and lookups. */
@@ -173,6 +195,15 @@ int tlsrec_new(SSL *ssl, struct tlsrec **out)
 		goto err;
 	}
 	t->tls13 = k.version == TLS1_3_VERSION;
+	tlsmsg_init(&t->msg, t->tls13, !SSL_is_server(ssl));
+	t->tx_limit = UINT64_MAX;
+	if (strstr(k.evp_cipher, "GCM")) {
+		const char *lim = getenv("PGKTLS_TEST_REKEY_RECORDS");
+
+		t->tx_limit = lim ? strtoull(lim, NULL, 10) : REC_GCM_RECORD_LIMIT;
+		if (t->tx_limit < 1)
+			t->tx_limit = 1;
+	}
 	t->explicit_nonce = !t->tls13 && k.iv_len == 4;
 	t->max_fragment = k.max_fragment;
 	t->rx.seq = t->tx.seq = k.seq;
@@ -225,6 +256,11 @@ bool tlsrec_clean_eof(const struct tlsrec *t)
 	return t->clean_eof;
 }
 
+bool tlsrec_yielded(const struct tlsrec *t)
+{
+	return t->yielded;
+}
+
 /* ---- sending ---- */
 
 /* Seal one record of @type with @len bytes of @data into tbuf. Return 0 or -errno. */
@@ -251,6 +287,7 @@ static int seal(struct tlsrec *t, uint8_t type, const uint8_t *data, uint32_t le
 	if (t->thead > 0 && REC_TBUF - t->ttail < need) {
 		memmove(t->tbuf, t->tbuf + t->thead, t->ttail - t->thead);
 		t->ttail -= t->thead;
+		t->answer_end = t->answer_end > t->thead ? t->answer_end - t->thead : 0;
 		t->thead = 0;
 	}
 	if (REC_TBUF - t->ttail < need)
@@ -288,6 +325,7 @@ static int seal(struct tlsrec *t, uint8_t type, const uint8_t *data, uint32_t le
 				p + len + (t->tls13 ? 1 : 0)) != 1)
 		return -EPROTO;
 	d->seq++;
+	t->tx_under_key++;
 	t->ttail += need;
 	return 0;
 }
@@ -308,8 +346,34 @@ static int flush(struct tlsrec *t, int fd)
 	}
 	free(t->tbuf);
 	t->tbuf = NULL;
-	t->thead = t->ttail = 0;
+	t->thead = t->ttail = t->answer_end = 0;
 	return 0;
+}
+
+static int send_answer(struct tlsrec *t);
+
+/*
+ * tx_limit records went out under the send key. TLS 1.3: our own
+ * KeyUpdate(update_not_requested), then the next key (it also answers any
+ * request due). TLS 1.2: close_notify, then -EKEYEXPIRED.
+ */
+static int tx_limit_reached(struct tlsrec *t, int fd)
+{
+	static const uint8_t close_notify[2] = { TLSMSG_LEVEL_WARNING, TLSMSG_AD_CLOSE_NOTIFY };
+	int r;
+
+	if (t->tls13) {
+		t->answer_end = 0;	/* a queued answer does not count: this is a new key */
+		return send_answer(t);
+	}
+	r = seal(t, TYPE_ALERT, close_notify, sizeof(close_notify));
+	if (r == 0) {
+		t->close_queued = true;
+		tlsmsg_close_sent(&t->msg);
+		if (flush(t, fd) < 0)
+			return -EKEYEXPIRED;	/* best effort: it is closed either way */
+	}
+	return -EKEYEXPIRED;
 }
 
 ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, char *err,
@@ -337,6 +401,23 @@ ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, char
 	}
 	if (len == 0)
 		return 0;
+	if (t->close_queued) {
+		snprintf(err, errlen, "TLS write after close_notify or a fatal alert");
+		return -EPIPE;
+	}
+	/* The key has sealed all it safely may: change it (TLS 1.3) or end cleanly (TLS 1.2). */
+	if (t->tx_under_key >= t->tx_limit) {
+		r = tx_limit_reached(t, fd);
+		if (r == -EKEYEXPIRED) {
+			snprintf(err, errlen, "TLS 1.2 AES-GCM send key used for its limit of "
+				 "records: connection closed (TLS 1.2 cannot change keys)");
+			return r;
+		}
+		if (r < 0) {
+			snprintf(err, errlen, "TLS KeyUpdate of our own: %s", strerror(-r));
+			return r;
+		}
+	}
 	n = len > t->max_fragment ? t->max_fragment : (uint32_t)len;
 	r = seal(t, TYPE_DATA, buf, n);
 	if (r < 0) {
@@ -352,6 +433,11 @@ ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, char
 	}
 	snprintf(err, errlen, "TLS write: %s", strerror(-r));
 	return r;
+}
+
+int tlsrec_flush(struct tlsrec *t, int fd)
+{
+	return flush(t, fd);
 }
 
 int tlsrec_shutdown(struct tlsrec *t, int fd)
@@ -372,8 +458,29 @@ int tlsrec_shutdown(struct tlsrec *t, int fd)
 		if (r < 0)
 			return r;
 		t->close_queued = true;
+		/* The peer's KeyUpdates are still followed, but never answered now. */
+		tlsmsg_close_sent(&t->msg);
 	}
 	return flush(t, fd);
+}
+
+/*
+ * After a failure the peer is owed a fatal alert (RFC 8446 6.2, RFC 5246
+ * 7.2.2), then nothing more: queue it behind what is queued (a record half
+ * sent must end first) and send what the socket takes now. The connection
+ * is closed right after, so what it does not take is lost, as with OpenSSL
+ * on a non-blocking socket.
+ */
+static void send_fatal(struct tlsrec *t, int fd, uint8_t desc)
+{
+	const uint8_t alert[2] = { TLSMSG_LEVEL_FATAL, desc };
+
+	if (t->close_queued || seal(t, TYPE_ALERT, alert, sizeof(alert)) < 0)
+		return;
+	t->close_queued = true;
+	tlsmsg_close_sent(&t->msg);
+	if (flush(t, fd) < 0)
+		return;	/* best effort: nothing else to do */
 }
 
 /* ---- receiving ---- */
@@ -395,8 +502,12 @@ static int open_record(struct tlsrec *t, uint32_t ctlen, uint8_t *type, char *er
 		snprintf(err, errlen, "TLS read: sequence number exhausted");
 		return -EOVERFLOW;
 	}
+	/* Too short to hold a tag (and, TLS 1.3, a type): it cannot authenticate. */
+	t->rx_alert = TLSMSG_AD_BAD_RECORD_MAC;
 	if (t->tls13) {
 		if (rec[0] != TYPE_DATA || n < REC_TAG + 1) {
+			if (rec[0] != TYPE_DATA)
+				t->rx_alert = TLSMSG_AD_UNEXPECTED_MESSAGE;
 			snprintf(err, errlen, "TLS read: malformed TLS 1.3 record (%u, %u bytes)",
 				 rec[0], n);
 			return -EPROTO;
@@ -438,11 +549,19 @@ static int open_record(struct tlsrec *t, uint32_t ctlen, uint8_t *type, char *er
 		return -EBADMSG;
 	}
 	d->seq++;
+	t->rx_alert = TLSMSG_AD_RECORD_OVERFLOW;
 	if (t->tls13) {
+		/* RFC 8446 5.4: the whole TLSInnerPlaintext, padding included, is at most 2^14 + 1. */
+		if (plen > REC_MAX_PLAIN + 1) {
+			snprintf(err, errlen, "TLS read: inner plaintext of %u bytes exceeds 16385",
+				 plen);
+			return -EMSGSIZE;
+		}
 		/* TLSInnerPlaintext: content, type, zeros. */
 		while (plen > 0 && p[plen - 1] == 0)
 			plen--;
 		if (plen == 0) {
+			t->rx_alert = TLSMSG_AD_UNEXPECTED_MESSAGE;
 			snprintf(err, errlen, "TLS read: record without a content type");
 			return -EPROTO;
 		}
@@ -454,100 +573,91 @@ static int open_record(struct tlsrec *t, uint32_t ctlen, uint8_t *type, char *er
 		snprintf(err, errlen, "TLS read: record of %u bytes exceeds 16384", plen);
 		return -EMSGSIZE;
 	}
+	t->rx_alert = 0;
 	t->pt_off = (uint32_t)(p - t->rbuf);
 	t->pt_len = plen;
 	return 0;
 }
 
-/* TLS 1.3 KeyUpdate from the peer: rekey RX; answer and rekey TX if asked. */
-static int key_update(struct tlsrec *t, uint8_t request_update, char *err, size_t errlen)
+/*
+ * Our KeyUpdate(update_not_requested), sealed under the old key, then TX
+ * moves on. One that is still queued, not yet sent, answers every request
+ * that came since (RFC 8446 4.6.3): a peer that asks and never reads gets
+ * one answer, not a queue that fills up.
+ */
+static int send_answer(struct tlsrec *t)
 {
-	/* Our own KeyUpdate, update_not_requested: type, 24-bit length 1, body. */
 	static const uint8_t our_update[5] = { HS_KEY_UPDATE, 0, 0, 1, 0 };
 	struct ktls_dir_keys k;
 	int r;
 
-	if (!t->tls13 || request_update > 1) {
-		snprintf(err, errlen, "TLS read: malformed KeyUpdate");
-		return -EPROTO;
+	if (t->answer_end > t->thead) {
+		tlsmsg_answer_sent(&t->msg);
+		return 0;
 	}
-	r = ktls_session_next_keys(t->ks, false, &k);
+	memset(&k, 0, sizeof(k));
+	r = seal(t, TYPE_HANDSHAKE, our_update, sizeof(our_update));
 	if (!r)
-		r = dir_key(&t->rx, NULL, &k, KTLS_IV_LEN, 0);
+		r = ktls_session_next_keys(t->ks, true, &k);
 	if (!r)
-		t->rx.seq = 0;
-	if (!r && request_update) {
-		/* Sealed under the old key, before TX moves on. */
-		r = seal(t, TYPE_HANDSHAKE, our_update, sizeof(our_update));
-		if (!r)
-			r = ktls_session_next_keys(t->ks, true, &k);
-		if (!r)
-			r = dir_key(&t->tx, NULL, &k, KTLS_IV_LEN, 1);
-		if (!r)
-			t->tx.seq = 0;
+		r = dir_key(&t->tx, NULL, &k, KTLS_IV_LEN, 1);
+	if (!r) {
+		t->tx.seq = 0;
+		t->tx_under_key = 0;
+		t->answer_end = t->ttail;
+		tlsmsg_answer_sent(&t->msg);
 	}
 	OPENSSL_cleanse(&k, sizeof(k));
-	if (r)
-		snprintf(err, errlen, "TLS KeyUpdate: %s", strerror(-r));
 	return r;
 }
 
-/*
- * Post-handshake handshake messages; each must be whole in its record, and
- * a KeyUpdate must end it (RFC 8446 5.1: what follows a key change is
- * protected with the new key, so bytes behind it in the same record are
- * refused, as OpenSSL refuses them).
- */
-static int handshake_msgs(struct tlsrec *t, const uint8_t *m, uint32_t len, struct stats *st,
-			  char *err, size_t errlen)
+/* A handshake record after the handshake: tlsmsg.c says what it asks for. */
+static int handshake_record(struct tlsrec *t, const uint8_t *m, uint32_t len, struct stats *st,
+			    char *err, size_t errlen)
 {
-	static const uint8_t no_renegotiation[2] = { 1, 100 };
-	uint32_t off = 0;
-	int r;
+	static const uint8_t no_renegotiation[2] = { TLSMSG_LEVEL_WARNING,
+						     TLSMSG_AD_NO_RENEGOTIATION };
+	struct tlsmsg_event ev;
+	struct ktls_dir_keys k;
+	int r = 0;
 
-	if (len == 0)
-		goto bad;
-	while (off < len) {
-		uint32_t body;
-
-		if (len - off < 4)
-			goto bad;
-		body = (uint32_t)m[off + 1] << 16 | (uint32_t)m[off + 2] << 8 | m[off + 3];
-		if (body > len - off - 4)
-			goto bad;
-		switch (m[off]) {
-		case HS_NEW_SESSION_TICKET:
-			/* pgktls never resumes: nothing to keep. */
-			STAT_INC(st, tls_tickets);
-			break;
-		case HS_KEY_UPDATE:
-			if (body != 1 || off + 4 + body != len)
-				goto bad;
-			r = key_update(t, m[off + 4], err, errlen);
-			if (r)
-				return r;
-			STAT_INC(st, tls_key_updates);
-			break;
-		case HS_HELLO_REQUEST:
-		case HS_CLIENT_HELLO:
-			if (t->tls13)
-				goto bad;
-			/* A TLS 1.2 renegotiation: declined with a warning, as OpenSSL does. */
-			r = seal(t, TYPE_ALERT, no_renegotiation, sizeof(no_renegotiation));
-			if (r) {
-				snprintf(err, errlen, "no_renegotiation alert: %s", strerror(-r));
-				return r;
-			}
-			break;
-		default:
-			goto bad;
+	switch (tlsmsg_handshake(&t->msg, m, len, &ev)) {
+	case TLSMSG_MALFORMED:
+		t->rx_alert = ev.alert;
+		snprintf(err, errlen, "post-handshake message refused (%s)",
+			 tlsmsg_alert_name(ev.alert));
+		return -EPROTO;
+	case TLSMSG_KEY_UPDATE:
+		r = ktls_session_next_keys(t->ks, false, &k);
+		if (!r)
+			r = dir_key(&t->rx, NULL, &k, KTLS_IV_LEN, 0);
+		OPENSSL_cleanse(&k, sizeof(k));
+		if (!r) {
+			t->rx.seq = 0;
+			if (tlsmsg_answer_due(&t->msg))
+				r = send_answer(t);
 		}
-		off += 4 + body;
+		if (r) {
+			snprintf(err, errlen, "TLS KeyUpdate: %s", strerror(-r));
+			return r;
+		}
+		STAT_INC(st, tls_key_updates);
+		break;
+	case TLSMSG_RENEGOTIATION:
+		/* Declined with a warning, as OpenSSL does; nothing once we closed. */
+		if (!t->close_queued)
+			r = seal(t, TYPE_ALERT, no_renegotiation, sizeof(no_renegotiation));
+		if (r) {
+			snprintf(err, errlen, "no_renegotiation alert: %s", strerror(-r));
+			return r;
+		}
+		break;
+	default:
+		break;
 	}
+	/* pgktls never resumes: tickets are counted, not kept. */
+	STAT_ADD(st, tls_tickets, ev.tickets);
 	return 0;
-bad:
-	snprintf(err, errlen, "post-handshake message: %s", strerror(EPROTO));
-	return -EPROTO;
 }
 
 /* Drop the read buffer once it holds nothing: an idle hop keeps none. */
@@ -570,27 +680,42 @@ static int on_record(struct tlsrec *t, int fd, uint8_t type, struct stats *st, c
 {
 	const uint8_t *m = t->rbuf + t->pt_off;
 	uint32_t len = t->pt_len;
+	struct tlsmsg_event ev;
 	int r;
 
-	if (type == TYPE_DATA)
-		return 1;	/* an empty one is legal, and is not EOF */
+	if (type == TYPE_DATA) {
+		/* An empty one is legal, and is not EOF. */
+		if (len)
+			tlsmsg_data(&t->msg);
+		return 1;
+	}
 	t->pt_len = 0;
 	STAT_INC(st, tls_control_records);
 	if (type == TYPE_ALERT) {
 		STAT_INC(st, tls_alerts);
-		if (len == 2 && m[1] == 0) {
+		switch (tlsmsg_alert(&t->msg, m, len, &ev)) {
+		case TLSMSG_CLOSE_NOTIFY:
 			t->clean_eof = true;
 			return 0;
+		case TLSMSG_NONE:
+			return 1;	/* a warning, ignored */
+		case TLSMSG_PEER_ALERT:
+			snprintf(err, errlen, "peer sent TLS alert %u/%u (%s)", ev.level, ev.alert,
+				 tlsmsg_alert_name(ev.alert));
+			return -ECONNRESET;
+		default:
+			t->rx_alert = ev.alert;
+			snprintf(err, errlen, "TLS alert record refused (%s)",
+				 tlsmsg_alert_name(ev.alert));
+			return -EPROTO;
 		}
-		snprintf(err, errlen, "peer sent TLS alert %u/%u", len >= 1 ? m[0] : 0,
-			 len >= 2 ? m[1] : 0);
-		return -ECONNRESET;
 	}
 	if (type != TYPE_HANDSHAKE) {
+		t->rx_alert = TLSMSG_AD_UNEXPECTED_MESSAGE;
 		snprintf(err, errlen, "unexpected TLS record type %u", type);
 		return -EPROTO;
 	}
-	r = handshake_msgs(t, m, len, st, err, errlen);
+	r = handshake_record(t, m, len, st, err, errlen);
 	if (r)
 		return r;
 	r = flush(t, fd);
@@ -604,6 +729,7 @@ static int on_record(struct tlsrec *t, int fd, uint8_t type, struct stats *st, c
 static ssize_t read_records(struct tlsrec *t, int fd, void *buf, size_t len, struct stats *st,
 			    char *err, size_t errlen)
 {
+	unsigned int idle = 0;
 	ssize_t n;
 	int r;
 
@@ -632,6 +758,8 @@ static ssize_t read_records(struct tlsrec *t, int fd, void *buf, size_t len, str
 			ctlen = (uint32_t)h[3] << 8 | h[4];
 			if (h[1] != 3 || h[2] != 3 ||
 			    ctlen > (t->tls13 ? REC_MAX_CIPHER13 : REC_MAX_CIPHER)) {
+				t->rx_alert = h[1] != 3 || h[2] != 3 ? TLSMSG_AD_PROTOCOL_VERSION
+								     : TLSMSG_AD_RECORD_OVERFLOW;
 				snprintf(err, errlen, "TLS read: bad header %02x %02x%02x %u",
 					 h[0], h[1], h[2], ctlen);
 				return -EPROTO;
@@ -646,6 +774,11 @@ static ssize_t read_records(struct tlsrec *t, int fd, void *buf, size_t len, str
 			rbuf_release(t);
 			if (r <= 0)
 				return r;
+			/* Records that bring no data: yield after a few (tlsrec_yielded()). */
+			if (t->pt_len == 0 && ++idle >= REC_MAX_IDLE_RECORDS) {
+				t->yielded = true;
+				return -EAGAIN;
+			}
 			continue;
 		}
 		/* Need more bytes: make room at the front, then read ahead. */
@@ -698,7 +831,10 @@ ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t len, struct stat
 			snprintf(err, errlen, "TLS read after a failure: %s", strerror(-t->rx_err));
 		return t->rx_err;
 	}
+	t->yielded = false;
 	n = read_records(t, fd, buf, len, st, err, errlen);
+	if (n < 0 && n != -EAGAIN && t->rx_alert)
+		send_fatal(t, fd, t->rx_alert);
 	if (n <= 0 && n != -EAGAIN) {
 		t->rx_done = true;
 		t->rx_err = (int)n;

@@ -42,6 +42,7 @@ enum ktls_reason {
 	KTLS_R_PENDING,		/* OpenSSL still held unread data at switch time */
 	KTLS_R_NO_SECRETS,	/* keylog secrets missing (should not happen) */
 	KTLS_R_SETSOCKOPT,	/* kernel refused the key (errno logged) */
+	KTLS_R_MAX_FRAGMENT,	/* max_fragment_length negotiated: the kernel would ignore it */
 	KTLS__NREASONS
 };
 
@@ -93,16 +94,23 @@ bool ktls_probe(void);
  * @fd: its TCP socket
  * @st: out: per-direction outcome
  *
- * Refuses (KTLS_R_PENDING) if OpenSSL holds unread bytes. Installs RX
- * before TX, so a failure leaves either nothing in the kernel (userspace TLS
- * can go on), or RX only (st says so; the caller must then read through
- * the kernel and write through OpenSSL, which is not possible, so the caller
- * treats RX-without-TX as fatal: in practice TX never fails after RX works).
+ * Refuses (KTLS_R_PENDING) if OpenSSL holds unread bytes, and a session
+ * with a negotiated max_fragment_length (KTLS_R_MAX_FRAGMENT). Everything
+ * that can be checked is checked before the kernel is asked (version,
+ * cipher, secrets; ktls_probe() has seen each cipher's TX key accepted), then
+ * RX is installed before TX. Both directions go to the kernel or neither
+ * does: a failure before RX leaves nothing in the kernel (userspace TLS can
+ * go on); a TX failure after RX worked (rare: out of memory) leaves a hop
+ * that nobody can serve, as RX cannot be uninstalled and OpenSSL cannot
+ * write in step with the kernel's reading. That is -ENOTRECOVERABLE: the
+ * caller closes the connection, whatever the ktls mode. (The environment
+ * variable PGKTLS_TEST_KTLS_TX_FAIL, for tests only, forces that case.)
  * Wipes every key buffer it used. After success in a direction, the caller
  * must never use @ssl for that direction again.
  *
- * Return: 0 if both directions are in the kernel, else -errno
- * (-EOPNOTSUPP, -ENOENT, -EPROTO...) with @st saying what happened.
+ * Return: 0 if both directions are in the kernel; -ENOTRECOVERABLE (RX
+ * only: close the connection); else -errno (-EOPNOTSUPP, -ENOENT,
+ * -EPROTO...) with @st saying what happened and nothing in the kernel.
  */
 PGKTLS_MUSTCHECK int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st);
 
@@ -155,26 +163,36 @@ PGKTLS_MUSTCHECK ssize_t ktls_recv_record(int fd, void *buf, size_t len, uint8_t
  */
 PGKTLS_MUSTCHECK int ktls_send_alert(int fd, uint8_t level, uint8_t desc);
 
-/**
- * ktls_handle_handshake_record() - deal with a post-handshake handshake
- * record received on a kTLS RX socket.
- * @ssl: the connection's SSL (holds the captured secrets)
- * @fd: the socket
- * @rec: the record payload
- * @len: its length
- *
- * NewSessionTicket is ignored. A TLS 1.3 KeyUpdate rekeys RX (and, if the
- * peer asked, sends our own KeyUpdate and rekeys TX) where the kernel
- * supports a second setsockopt (Linux 6.14+); elsewhere -EKEYREJECTED tells
- * the caller to close the connection with that reason.
- *
- * Return: 0 (handled), 1 (a KeyUpdate was handled by rekeying), or -errno.
- */
-PGKTLS_MUSTCHECK int ktls_handle_handshake_record(SSL *ssl, int fd, const uint8_t *rec,
-						  size_t len);
-
 /* What stays of a session once OpenSSL's state is freed; see ktls_detach(). */
 struct ktls_session;
+
+/**
+ * ktls_key_update_rx() - follow the peer's TLS 1.3 KeyUpdate (RFC 8446 7.2)
+ * on a kTLS RX socket: next receive secret, installed in the kernel.
+ * @ssl: the connection's SSL (holds the captured secrets) when @ks is NULL
+ * @ks: the session kept by ktls_detach(), or NULL
+ * @fd: the socket
+ *
+ * What a control record means is tlsmsg.c's to say; this only rekeys.
+ *
+ * Return: 0; -EKEYREJECTED where the kernel cannot take a second key
+ * (before Linux 6.14: the caller closes the connection with that reason);
+ * -ENOKEY (no secrets), -EPROTO (not TLS 1.3) or another -errno. The
+ * secret is left as it was on failure.
+ */
+PGKTLS_MUSTCHECK int ktls_key_update_rx(SSL *ssl, struct ktls_session *ks, int fd);
+
+/**
+ * ktls_key_update_tx() - answer a KeyUpdate request on a kTLS TX socket:
+ * send our KeyUpdate(update_not_requested) under the current key, then
+ * install the next send key (RFC 8446 4.6.3).
+ * @ssl, @ks, @fd: as for ktls_key_update_rx()
+ *
+ * Return: 0; -EAGAIN when the socket took nothing (nothing changed: call
+ * again when it is writable, before any other record on it);
+ * -EKEYREJECTED, -ENOKEY, -EPROTO or another -errno.
+ */
+PGKTLS_MUSTCHECK int ktls_key_update_tx(SSL *ssl, struct ktls_session *ks, int fd);
 
 /**
  * ktls_detach() - keep only what a hop offloaded in both directions still
@@ -188,13 +206,6 @@ struct ktls_session *ktls_detach(SSL *ssl);
 
 /** ktls_session_free() - wipe and free @ks; NULL is fine. */
 void ktls_session_free(struct ktls_session *ks);
-
-/**
- * ktls_session_handle_handshake_record() - ktls_handle_handshake_record() for
- * a hop whose SSL was freed after ktls_detach().
- */
-PGKTLS_MUSTCHECK int ktls_session_handle_handshake_record(struct ktls_session *ks, int fd,
-							  const uint8_t *rec, size_t len);
 
 /**
  * ktls_session_next_keys() - TLS 1.3 KeyUpdate (RFC 8446 7.2) for a

@@ -27,6 +27,7 @@
 #include "pgktls/compiler.h"
 #include "pgktls/ev.h"
 #include "pgktls/ktls.h"
+#include "pgktls/tlsmsg.h"
 
 struct pgproto_framer;
 struct stats;
@@ -63,6 +64,8 @@ struct hop {
 	struct hop_tls_summary *summary; /* owned; once the SSL is freed: for the stats */
 	struct ev_io io;
 	struct ktls_hop_state ktls; /* who does the crypto, per direction, and why */
+	struct tlsmsg msg;	/* kTLS RX: post-handshake state, once msg_ready */
+	bool msg_ready;		/* msg set up (from the SSL, before it is freed) */
 	bool is_tcp;		/* false for unix sockets */
 	bool rx_eof;		/* the peer has finished sending (EOF or close_notify) */
 	bool tx_shut;		/* we have finished sending (close_notify + SHUT_WR sent) */

@@ -54,15 +54,24 @@ void tlsrec_free(struct tlsrec *t);
  * @st: the worker's counters (control records, alerts, tickets, KeyUpdates)
  * @err: where a failure is described, @errlen bytes
  *
- * Reads ahead as much as one buffer holds. Handshake records after the
- * handshake are handled here: NewSessionTicket is ignored, a TLS 1.3
- * KeyUpdate rekeys (and is answered if the peer asks), a TLS 1.2
- * renegotiation request gets a no_renegotiation warning. Records this
+ * Reads ahead as much as one buffer holds. Control records are handled
+ * here, with the rules of tlsmsg.h: NewSessionTicket is ignored, a TLS 1.3
+ * KeyUpdate rekeys (and is answered if the peer asks: one answer for all the
+ * requests that came while the last one waits in the queue, none once our
+ * close_notify is queued), a TLS 1.2 renegotiation request gets a
+ * no_renegotiation warning, ignored warning alerts are counted. Records this
  * queues for the peer go out as the socket allows: see tlsrec_wants_write().
+ * After 32 records without data it yields: see tlsrec_yielded().
+ *
+ * A failure that RFC 8446 6.2 / RFC 5246 7.2.2 answers with a fatal alert
+ * (bad_record_mac, record_overflow, unexpected_message, decode_error,
+ * illegal_parameter, protocol_version) queues that alert and sends what the
+ * socket takes of it; nothing is written after it.
  *
  * Return: bytes read (> 0); 0 at EOF (tlsrec_clean_eof() says whether it
  * came with close_notify); -EAGAIN; -EBADMSG (a record failed
- * authentication), -ECONNRESET (a fatal alert), -EPROTO or another -errno.
+ * authentication), -ECONNRESET (a fatal alert), -EMSGSIZE (a record too
+ * large), -EPROTO or another -errno.
  * EOF and failures are final: later calls return the same and read nothing
  * (records after close_notify or a fatal alert are never delivered).
  */
@@ -77,10 +86,25 @@ PGKTLS_MUSTCHECK ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t
  * same bytes first (more may follow, anywhere in memory); the return value
  * then counts the bytes of the record that went out.
  *
- * Return: bytes taken (> 0), -EAGAIN, or -errno with @err set.
+ * An AES-GCM send key seals at most 2^23 records (RFC 8446 5.5, RFC 9001
+ * 6.6; the test-only environment variable PGKTLS_TEST_REKEY_RECORDS lowers
+ * it): then, under TLS 1.3, a KeyUpdate(update_not_requested) of our own
+ * goes first and the next key takes over; under TLS 1.2, which cannot
+ * change keys, a close_notify is queued and the write fails with
+ * -EKEYEXPIRED.
+ *
+ * Return: bytes taken (> 0), -EAGAIN, or -errno with @err set (-EPIPE once
+ * our close_notify or a fatal alert is queued, -EKEYEXPIRED).
  */
 PGKTLS_MUSTCHECK ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len,
 				      char *err, size_t errlen);
+
+/**
+ * tlsrec_flush() - send the records that wait in the queue (KeyUpdate
+ * answers, alerts, the rest of a data record), as far as @fd takes them.
+ * Return: 0 once the queue is empty, -EAGAIN, or -errno.
+ */
+PGKTLS_MUSTCHECK int tlsrec_flush(struct tlsrec *t, int fd);
 
 /**
  * tlsrec_shutdown() - send what is queued, then a close_notify alert (queued once).
@@ -96,5 +120,14 @@ bool tlsrec_wants_write(const struct tlsrec *t);
 
 /** tlsrec_clean_eof() - whether the EOF tlsrec_read() returned came with close_notify. */
 bool tlsrec_clean_eof(const struct tlsrec *t);
+
+/**
+ * tlsrec_yielded() - whether the last tlsrec_read() returned -EAGAIN because
+ * it handled 32 records that brought no data (control records, empty data
+ * records), as OpenSSL caps empty records, and not because the socket was
+ * drained: the caller must come back to it without waiting for the socket
+ * to become readable.
+ */
+bool tlsrec_yielded(const struct tlsrec *t);
 
 #endif /* PGKTLS_TLSREC_H */

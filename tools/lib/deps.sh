@@ -10,10 +10,11 @@ DEPS_BUILD=(build-essential autoconf automake autoconf-archive pkg-config libssl
 	libcjson-dev check)
 # Integration tests: PostgreSQL 15 and its clients; the kTLS VM (qemu, a static busybox for the
 # initramfs, cpio and kmod to build it); openssl for certificates; ss from iproute2;
-# clang and its runtime for the libFuzzer targets (tests/fuzz).
+# clang and its runtime for the libFuzzer targets (tests/fuzz); gnutls-bin: a second TLS stack
+# as client (t-tls-interop.sh).
 DEPS_TEST=(postgresql-15 postgresql-client-15 python3 python3-psycopg2 python3-psycopg python3-jsonschema
 	libpostgresql-jdbc-java default-jre-headless openssl iproute2 qemu-system-x86
-	busybox-static cpio kmod util-linux clang libclang-rt-14-dev)
+	busybox-static cpio kmod util-linux clang libclang-rt-14-dev gnutls-bin)
 # The metrics endpoint's test (t-metrics.sh): a Prometheus server with promtool, and curl.
 DEPS_TEST+=(prometheus curl)
 # tests/integration/t-proxy-protocol.sh: a real L4 balancer sending PROXY headers.
