@@ -27,8 +27,9 @@ the node over TLS at its port (C<tls_verify = "prefer">), so the node's C<hostss
 and authentication methods apply to every connection as they would without pgktls.
 
 =item * Every psql the suite runs whose connection string names C<hostaddr> (the suite's
-TCP connections to the server under test) and whose port is a node's port gets
-C<port=> of that node's pgktls appended: libpq takes the last value of a keyword.
+TCP connections to the server under test) gets C<port=> of the pgktls in front of the node
+at its port appended (libpq takes the last value of a keyword); one that names no node's
+port ends the test script rather than reach PostgreSQL unseen.
 Connections without C<hostaddr> (the suite's own set-up over the node's default
 connection string) still go straight to PostgreSQL.
 
@@ -66,7 +67,8 @@ my $PGKTLS = $ENV{PGKTLS_BIN} or die "PgktlsShim: PGKTLS_BIN is not set\n";
 # Per node (by PostgreSQL port): { node, port, pid, conf, log, ok }.
 my %px_by_pgport;
 my %key_known;
-my $seq = 0;
+my $seq        = 0;
+my $redirected = 0;
 
 sub note_ { Test::More::note("pgktls shim: @_"); }
 
@@ -303,8 +305,12 @@ sub redirect
 		my @ports  = $cs =~ /\bport=(\d+)/g;
 		my $pgport = @ports ? $ports[-1] : $ENV{PGPORT};
 		my $px     = defined $pgport ? $px_by_pgport{$pgport} : undef;
-		next unless $px;
+		# A TCP connection that went straight to PostgreSQL would pass checks pgktls
+		# never saw. (A node's pgktls that is not running still gets its connections:
+		# they fail, as they should.)
+		die "PgktlsShim: no pgktls for the TCP connection '$cs'\n" unless $px;
 		$c[ $i + 1 ] = "$cs port=$px->{port}";
+		$redirected++;
 	}
 	return \@c;
 }
@@ -359,6 +365,9 @@ sub redirect
 END
 {
 	my $status = $?;
+	# run.sh checks this line: a run that sent nothing through pgktls proves nothing.
+	# (Through Test::More: the suite's modules send STDOUT to the test's log file.)
+	Test::More::note("pgktls shim: $redirected connections through pgktls");
 	px_stop($_) for values %px_by_pgport;
 	$? = $status;
 }

@@ -240,6 +240,10 @@ fi
 say "run 2: through pgktls"
 run_suite pgktls
 results pgktls >"$W/pgktls.ran"
+via=$(cat "$W"/pgktls-*.tap | sed -n 's/^# pgktls shim: \([0-9]*\) connections through pgktls$/\1/p' |
+	awk '{s += $1} END {print s + 0}')
+say "through pgktls: $via client connections went through pgktls"
+[ "$via" -gt 0 ] || fail "no connection went through pgktls: the shim did not work"
 # A check the direct run made that this run did not reach (a script died before it) failed.
 cut -f2- "$W/pgktls.ran" | sort >"$W/ran"
 cut -f2- "$W/direct.results" | sort | comm -23 - "$W/ran" | sed 's/^/fail\t/' |
