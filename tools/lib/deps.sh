@@ -14,8 +14,9 @@ DEPS_BUILD=(build-essential autoconf automake autoconf-archive pkg-config libssl
 DEPS_TEST=(postgresql-15 postgresql-client-15 python3 python3-psycopg2 python3-psycopg python3-jsonschema
 	libpostgresql-jdbc-java default-jre-headless openssl iproute2 qemu-system-x86
 	busybox-static cpio kmod util-linux clang libclang-rt-14-dev)
-# socat talks to the stats socket (t-reload.sh).
-DEPS_TEST+=(socat)
+# socat talks to the stats socket (t-reload.sh); npm fetches node-postgres over HTTPS
+# (t-node.sh), which needs the CA certificates.
+DEPS_TEST+=(socat ca-certificates)
 # PostgreSQL's own SSL suite (tests/pg-ssl, `make check-pg-ssl`): its Perl test modules need
 # IPC::Run, it reads pg_config.h (libpq-dev), and dpkg-source unpacks the source package.
 DEPS_PG_SSL=(libipc-run-perl libpq-dev dpkg-dev perl)
