@@ -98,9 +98,9 @@ fi
 # ---------------------------------------------------------------- the source
 
 # fetch_source: set SRC to an unpacked postgresql-15 source package, the installed version
-# if the archive still has it, else the newest 15.x it has.
+# if the archive has it, else the newest 15.x it has.
 fetch_source() {
-	local want got apt=$CACHE/apt tree dsc opts
+	local want got v apt=$CACHE/apt tree dsc opts
 	want=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null) ||
 		missing "postgresql-15 is not installed as a Debian package"
 	tree=$CACHE/for-$want
@@ -134,17 +134,21 @@ EOF
 		apt-get "${opts[@]}" update >"$CACHE/apt-update.log" 2>&1 ||
 			{ cat "$CACHE/apt-update.log"; exit 1; }
 		cd "$CACHE/dl" || exit 1
-		if ! apt-get "${opts[@]}" source --download-only "postgresql-15=$want" \
-			>"$CACHE/apt-source.log" 2>&1; then
-			say "the archive no longer has $want: taking its newest postgresql-15 source"
-			apt-get "${opts[@]}" source --download-only postgresql-15 \
-				>"$CACHE/apt-source.log" 2>&1 || { cat "$CACHE/apt-source.log"; exit 1; }
-		fi
-		dsc=postgresql-15_${want#*:}.dsc
-		# shellcheck disable=SC2012 # Debian file names: no spaces or newlines
-		[ -f "$dsc" ] || dsc=$(ls postgresql-15_*.dsc | sort -V | tail -n 1)
-		got=${dsc#postgresql-15_}
-		got=${got%.dsc}
+		# The installed version if it can be had, else the newest other 15.x that can (a
+		# mirror may list a version it does not serve): src/test/ssl is the same suite.
+		got=
+		for v in "$want" $(apt-cache "${opts[@]}" showsrc postgresql-15 |
+			sed -n 's/^Version: //p' | sort -rV | uniq); do
+			if apt-get "${opts[@]}" source --download-only "postgresql-15=$v" \
+				>"$CACHE/apt-source.log" 2>&1; then
+				got=$v
+				break
+			fi
+			say "postgresql-15 $v: not available from the archive"
+		done
+		[ -n "$got" ] || { cat "$CACHE/apt-source.log"; exit 1; }
+		[ "$got" = "$want" ] || say "using the source of $got for the installed $want"
+		dsc=postgresql-15_${got#*:}.dsc
 		rm -rf "$tree"
 		mkdir -p "$tree/src/src/test"
 		dpkg-source -x "$dsc" "$tree/full" >"$CACHE/dpkg-source.log" 2>&1 ||
