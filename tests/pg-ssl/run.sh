@@ -138,7 +138,7 @@ EOF
 		# mirror may list a version it does not serve): src/test/ssl is the same suite.
 		got=
 		for v in "$want" $(apt-cache "${opts[@]}" showsrc postgresql-15 |
-			sed -n 's/^Version: //p' | sort -rV | uniq); do
+			sed -n 's/^Version: //p' | sort -rV | uniq | grep -vxF "$want"); do
 			if apt-get "${opts[@]}" source --download-only "postgresql-15=$v" \
 				>"$CACHE/apt-source.log" 2>&1; then
 				got=$v
