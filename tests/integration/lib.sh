@@ -10,7 +10,7 @@
 # Environment:
 #   PGKTLS_BIN                  the daemon under test (set by `make check`)
 #   PGKTLS_SRCDIR               the source tree (for pgwire.py and the node package files)
-#   PGKTLS_REQUIRE_INTEGRATION  1: a missing prerequisite is a failure, not a skip (CI)
+#   PGKTLS_REQUIRE_INTEGRATION  1: a missing prerequisite is a failure, not a skip (tools/test)
 #   PGKTLS_SKIP_INTEGRATION     1: skip every integration test (used inside distcheck)
 #   PGKTLS_PGBIN                PostgreSQL 15 binaries (default /usr/lib/postgresql/15/bin)
 #   PGKTLS_KEEP_TMP             1: keep the temporary directory for a post-mortem

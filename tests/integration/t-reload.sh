@@ -34,11 +34,11 @@ COPYQ="copy (select * from big order by id) to stdout"
 want=$("$PGBIN/psql" -X -d "$DIRECT" -c "$COPYQ" | md5sum | cut -d' ' -f1)
 
 # A session that stays open across the reloads and keeps querying.
-"$PY" - "$(px_dsn r "$OLD")" >"$T/session.out" 2>&1 <<'PYEOF' &
+"$PY" - "$(px_dsn r "$OLD")" "$T/session.connected" >"$T/session.out" 2>&1 <<'PYEOF' &
 import sys, time, psycopg2
 conn = psycopg2.connect(sys.argv[1])
-print("connected", flush=True)
 cur = conn.cursor()
+open(sys.argv[2], "w").close()
 n, end = 0, time.time() + 6
 while time.time() < end:
     cur.execute("select count(*), sum(id) from big where id <= %s", (1000 + n,))
@@ -60,11 +60,11 @@ for i in 1 2 3 4; do
 	done) >"$T/stream$i.sums" 2>"$T/stream$i.err" &
 	eval "STREAM$i=\$!"
 done
-# The session trusts only the old CA: rotate only once it has connected (on a loaded
-# machine its start can take longer than the second the streams get).
 sleep 1
-for _ in $(seq 300); do
-	grep -q connected "$T/session.out" 2>/dev/null && break
+# The session must be connected before the certificate changes (python starts slowly on a
+# loaded machine): up to 20 s more.
+for ((i = 0; i < 200; i++)); do
+	[ -e "$T/session.connected" ] && break
 	sleep 0.1
 done
 install -m 644 "$CERTS/other-server.crt" "$R/cert.pem"

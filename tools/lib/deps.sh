@@ -25,6 +25,12 @@ DEPS_TEST+=(debian-archive-keyring xz-utils)
 # The Debian package test (tests/deb/test-deb.sh): packaging tools, lintian, debootstrap;
 # systemd for systemd-socket-activate and systemd-analyze (t-socket-activation.sh).
 DEPS_DEB=(debhelper dh-autoreconf dpkg-dev fakeroot lintian debootstrap git systemd)
+# socat talks to the stats socket (t-reload.sh); npm fetches node-postgres over HTTPS
+# (t-node.sh), which needs the CA certificates.
+DEPS_TEST+=(socat ca-certificates)
+# PostgreSQL's own SSL suite (tests/pg-ssl, `make check-pg-ssl`): its Perl test modules need
+# IPC::Run, it reads pg_config.h (libpq-dev), and dpkg-source unpacks the source package.
+DEPS_PG_SSL=(libipc-run-perl libpq-dev dpkg-dev perl)
 # The demo needs only PostgreSQL and openssl besides the build.
 DEPS_DEMO=(postgresql-15 postgresql-client-15 openssl util-linux)
 
