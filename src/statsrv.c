@@ -1072,6 +1072,24 @@ static const char *status_text(unsigned status)
 }
 
 /*
+ * @cl's request is read: stop reading it and keep its deadline for the
+ * answer. Return: false if @cl was dropped (it must not be used again).
+ */
+static bool start_answer(struct sclient *cl)
+{
+	struct statsrv *srv = cl->srv;
+
+	cl->answering = true;
+	ev_timer_start(srv->loop, &cl->timer,
+		       cl->deadline > ev_now(srv->loop) ? cl->deadline - ev_now(srv->loop) : 1);
+	if (ev_io_set(srv->loop, &cl->io, 0) < 0) {
+		client_free(cl);
+		return false;
+	}
+	return true;
+}
+
+/*
  * Answer @cl with @status and @body (left out for HEAD), then close: every
  * answer says "Connection: close", so there is no keep-alive state to get
  * wrong. An answer that cannot be built drops the connection.
@@ -1079,17 +1097,11 @@ static const char *status_text(unsigned status)
 static void http_respond(struct sclient *cl, unsigned status, const char *ctype,
 			 const char *body, size_t body_len)
 {
-	struct statsrv *srv = cl->srv;
 	char head[320];
 	int n;
 
-	cl->answering = true;
-	ev_timer_start(srv->loop, &cl->timer,
-		       cl->deadline > ev_now(srv->loop) ? cl->deadline - ev_now(srv->loop) : 1);
-	if (ev_io_set(srv->loop, &cl->io, 0) < 0) {
-		client_free(cl);
+	if (!start_answer(cl))
 		return;
-	}
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 		     "Cache-Control: no-store\r\nConnection: close\r\n%s%s\r\n",
@@ -1192,13 +1204,8 @@ static void http_route(struct sclient *cl, const struct httpreq *r)
 		return;
 	}
 	cl->openmetrics = httpreq_wants_openmetrics(r->accept);
-	cl->answering = true;
-	ev_timer_start(srv->loop, &cl->timer,
-		       cl->deadline > ev_now(srv->loop) ? cl->deadline - ev_now(srv->loop) : 1);
-	if (ev_io_set(srv->loop, &cl->io, 0) < 0) {
-		client_free(cl);
+	if (!start_answer(cl))
 		return;
-	}
 	/* Counted now, so the scrape sees itself: the counter moves once per scrape. */
 	srv->metrics.scrapes++;
 	cl->ready = true;

@@ -20,15 +20,7 @@ import struct
 import sys
 import threading
 
-
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise EOFError("closed after %d of %d bytes" % (len(buf), n))
-        buf += chunk
-    return buf
+from pgwire import recv_exact  # beside this file
 
 
 def msg(typ, payload):

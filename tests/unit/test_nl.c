@@ -32,17 +32,7 @@
 
 static size_t load(const char *name, void *buf, size_t len)
 {
-	char path[512];
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "%s/tests/data/%s", TOP_SRCDIR, name);
-	f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	n = fread(buf, 1, len, f);
-	fclose(f);
-	ck_assert_uint_gt(n, 0);
-	return n;
+	return testlib_read_data(TOP_SRCDIR, name, buf, len);
 }
 
 static char buf[NL_REPLY_MAX];

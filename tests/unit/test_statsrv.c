@@ -559,16 +559,7 @@ END_TEST
 
 static size_t load_data(const char *name, void *buf, size_t len)
 {
-	char path[512];
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "%s/tests/data/%s", TOP_SRCDIR, name);
-	f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	n = fread(buf, 1, len, f);
-	fclose(f);
-	return n;
+	return testlib_read_data(TOP_SRCDIR, name, buf, len);
 }
 
 /*

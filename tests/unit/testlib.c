@@ -57,3 +57,18 @@ int testlib_make_certs(const char *dir)
 		 dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
+
+size_t testlib_read_data(const char *top, const char *name, void *buf, size_t len)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/tests/data/%s", top, name);
+	f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	n = fread(buf, 1, len, f);
+	fclose(f);
+	ck_assert_uint_gt(n, 0);
+	return n;
+}

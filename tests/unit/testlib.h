@@ -32,4 +32,12 @@ const char *testlib_tmpdir(void);
  */
 int testlib_make_certs(const char *dir);
 
+/**
+ * testlib_read_data() - read up to @len bytes of the file @name under
+ * @top/tests/data into @buf; the test fails if it cannot be opened or is empty.
+ *
+ * Return: the number of bytes read.
+ */
+size_t testlib_read_data(const char *top, const char *name, void *buf, size_t len);
+
 #endif /* PGKTLS_TESTLIB_H */
