@@ -143,14 +143,18 @@ EOF
 chmod +x "$T/lowfd.sh"
 REAL_BIN=$PGKTLS_BIN
 PGKTLS_BIN=$T/lowfd.sh
-PX_WORKERS=1 px_config lowfd "$TLS
+# The hog's connections must hold their descriptors until the burst is done: with the 2 s
+# startup_timeout above they were closed under load before the burst came, which then
+# found free descriptors and waited out that timeout instead of being refused.
+PX_WORKERS=1 px_config lowfd "${TLS/startup_timeout = 2000/startup_timeout = 60000}
 stats_socket = \"$T/lowfd-stats.sock\""
 px_run lowfd -c "${PX_CONF[lowfd]}"
 ok $? "pgktls starts with 'ulimit -n 48'"
 PGKTLS_BIN=$REAL_BIN
 DL=$(px_dsn lowfd "sslmode=verify-full sslrootcert=$CERTS/ca.crt")
 hold_start lowfd 6
-abuse lowfd fd-hog --clients 80 --seconds 3 --ready-file "$T/hog" >"$T/hog.out" 2>&1 &
+abuse lowfd fd-hog --clients 80 --seconds 60 --ready-file "$T/hog" --stop-file "$T/hog-stop" \
+	>"$T/hog.out" 2>&1 &
 HOG=$!
 wait_file "$T/hog"
 sleep 0.5
@@ -161,6 +165,7 @@ like "$(cat "${PX_LOG[lowfd]}")" 'accept: Too many open files; refusing new conn
 out=$(abuse lowfd burst-refused --clients 40)
 like "$out" "^refused 40/40 in [0-2]\.[0-9] s$" \
 	"a burst of 40 clients at the limit: all refused with 53300 within 3 s"
+touch "$T/hog-stop"
 wait "$HOG"
 ok=1
 for ((i = 0; i < 20; i++)); do
