@@ -270,6 +270,9 @@ static void snap_worker_fn(struct worker *w, void *arg)
 		snprintf(o->client_addr, sizeof(o->client_addr), "%s", c->peer);
 		o->bytes_c2s = c->c2s.bytes;
 		o->bytes_s2c = c->s2c.bytes;
+		if (c->identity)
+			snprintf(o->upstream_identity, sizeof(o->upstream_identity), "%s",
+				 c->identity->subject);
 		copy_hop(&o->client, &c->client);
 		copy_hop(&o->server, &c->server);
 		if (o->server.remote_len)
@@ -628,6 +631,7 @@ static cJSON *render_conn(const struct statsrv_conn *c)
 	b = cJSON_AddObjectToObject(o, "bytes");
 	put_u64(b, "client_to_server", c->bytes_c2s);
 	put_u64(b, "server_to_client", c->bytes_s2c);
+	put_str(o, "upstream_identity", c->upstream_identity);
 	cJSON_AddItemToObject(o, "client", render_hop(&c->client));
 	cJSON_AddItemToObject(o, "server", render_hop(&c->server));
 	return o;
