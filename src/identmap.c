@@ -181,16 +181,17 @@ int identmap_parse_line(struct identmap *m, const char *line, unsigned lineno, c
 	if (strncmp(fields[0], "sha256:", 7) == 0) {
 		e.match = IDENTMAP_SHA256;
 		if (!parse_sha256(fields[0] + 7, e.sha256)) {
-			snprintf(err, errlen, "%s:%u: expected 'sha256:' and 64 hex digits (pairs may "
-				 "be separated by ':'), got '%.128s'", m->path, lineno, fields[0]);
+			snprintf(err, errlen, "%s:%u: expected 'sha256:' and 64 hex digits (pairs "
+				 "may be separated by ':'), got '%.128s'", m->path, lineno,
+				 fields[0]);
 			return -EINVAL;
 		}
 	} else if (strncmp(fields[0], "subject:", 8) == 0) {
 		e.match = IDENTMAP_SUBJECT;
 		if (fields[0][8] != '/') {
-			snprintf(err, errlen, "%s:%u: expected a subject in OpenSSL's one-line form "
-				 "('subject:/CN=alice/O=Example'), got '%.128s'", m->path, lineno,
-				 fields[0]);
+			snprintf(err, errlen, "%s:%u: expected a subject in OpenSSL's one-line "
+				 "form ('subject:/CN=alice/O=Example'), got '%.128s'", m->path,
+				 lineno, fields[0]);
 			return -EINVAL;
 		}
 	} else {
@@ -286,8 +287,11 @@ long identmap_find(const struct identmap *m, const unsigned char sha256[IDENTMAP
 	for (size_t i = 0; i < m->n; i++) {
 		const struct identmap_entry *e = &m->entries[i];
 
-		if (e->match == IDENTMAP_SHA256 ? memcmp(e->sha256, sha256, IDENTMAP_SHA256_LEN) == 0
-						: strcmp(e->subject, subject) == 0)
+		bool hit = e->match == IDENTMAP_SHA256
+				   ? memcmp(e->sha256, sha256, IDENTMAP_SHA256_LEN) == 0
+				   : strcmp(e->subject, subject) == 0;
+
+		if (hit)
 			return (long)i;
 	}
 	return -1;

@@ -27,7 +27,8 @@
 
 /* What a line matches the client's (verified) leaf certificate on. */
 enum identmap_match {
-	IDENTMAP_SHA256,	/* the leaf's SHA-256 fingerprint (DER), as `openssl x509 -fingerprint` */
+	IDENTMAP_SHA256,	/* the leaf's SHA-256 fingerprint (over its DER form), as
+				 * `openssl x509 -fingerprint -sha256` prints it */
 	IDENTMAP_SUBJECT,	/* its subject in OpenSSL's one-line form, "/CN=alice/O=Example" */
 };
 

@@ -40,7 +40,7 @@ struct tls_contexts {
 	bool verify_peer;	/* upstream: check the chain (verify_ca, verify_full) */
 	char *server_name;	/* upstream name for SNI and verify_full; owned */
 	bool server_name_is_ip;	/* an IP literal: no SNI (RFC 6066), IP SAN check */
-	struct identmap *identity_map;	/* tls_server_identity_map as parsed; owned, or NULL */
+	struct identmap *identity_map;	/* tls_server_identity_map, parsed; owned, or NULL */
 	struct tls_identity *identities; /* one per map line, same order; owned */
 	size_t n_identities;
 };

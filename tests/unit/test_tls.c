@@ -634,7 +634,8 @@ static int identity_round(const struct tls_contexts *t, const char *cert, const 
 
 	/* The upstream hop: PostgreSQL's side asks for a client certificate. */
 	ck_assert_int_eq(SSL_CTX_use_certificate_chain_file(sctx, path("server-chain.pem")), 1);
-	ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(sctx, path("server.key"), SSL_FILETYPE_PEM), 1);
+	ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(sctx, path("server.key"), SSL_FILETYPE_PEM),
+			 1);
 	SSL_CTX_set_verify(sctx, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_cert_verify_callback(sctx, accept_any, NULL);
 	pair(sv);
@@ -713,7 +714,8 @@ START_TEST(test_upstream_identity)
 	ck_assert_int_ne(build_map("subject:/CN=good ../server.pem server-enc.key\n", "exit 3",
 				   &t, err, sizeof(err)), 0);
 	ck_assert_msg(strstr(err, "tls_server_private_key_passphrase_command: command 'exit 3' "
-				  "for key file") && strstr(err, "exited with status 3"), "%s", err);
+				  "for key file") &&
+		      strstr(err, "exited with status 3"), "%s", err);
 	ck_assert_int_ne(build_map("subject:/CN=good missing.pem ../client.key\n", NULL, &t, err,
 				   sizeof(err)), 0);
 	ck_assert_msg(strstr(err, "ids.conf:1: certificate file: cannot load certificate chain"),
