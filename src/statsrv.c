@@ -272,6 +272,10 @@ static void snap_worker_fn(struct worker *w, void *arg)
 		o->bytes_s2c = c->s2c.bytes;
 		copy_hop(&o->client, &c->client);
 		copy_hop(&o->server, &c->server);
+		/* Only once there is an upstream TLS session to present it in. */
+		if (c->identity && o->server.tls)
+			snprintf(o->upstream_identity, sizeof(o->upstream_identity), "%s",
+				 c->identity->subject);
 		if (o->server.remote_len)
 			sock_addr_str((struct sockaddr *)&o->server.remote, o->server.remote_len,
 				      o->upstream_addr, sizeof(o->upstream_addr));
@@ -628,6 +632,7 @@ static cJSON *render_conn(const struct statsrv_conn *c)
 	b = cJSON_AddObjectToObject(o, "bytes");
 	put_u64(b, "client_to_server", c->bytes_c2s);
 	put_u64(b, "server_to_client", c->bytes_s2c);
+	put_str(o, "upstream_identity", c->upstream_identity);
 	cJSON_AddItemToObject(o, "client", render_hop(&c->client));
 	cJSON_AddItemToObject(o, "server", render_hop(&c->server));
 	return o;
