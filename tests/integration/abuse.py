@@ -13,8 +13,8 @@ Scenarios (each prints lines the test matches; the exit status is 0 unless said)
   slow-handshake   N connections (--clients) that send SSLRequest and a few bytes of a
                    ClientHello, then stall; prints how each ended ("closed after S s").
   slow-startup     the same, stalling after the TLS handshake with half a StartupMessage.
-  hold             one session that runs a query every 0.1 s for --seconds; prints
-                   "hold ok N" (queries answered) or "hold error ...".
+  hold             one session that runs a query every 0.1 s for --seconds (--ready-file
+                   once it is up); prints "hold ok N" (queries answered) or "hold error ...".
   garbage-records  a session that, once authenticated, writes raw non-TLS bytes on the
                    TCP socket under TLS; prints how it ended.
   garbage-session  a session that, once authenticated, sends random bytes inside TLS.
@@ -333,6 +333,9 @@ def sc_hold(a):
     n = 0
     try:
         ss = tls_session(a, "hold")
+        if a.ready_file:
+            open(a.ready_file, "w").close()
+        t0 = time.monotonic()  # the witness's time counts from when it is up
         while time.monotonic() - t0 < a.seconds:
             ss.sendall(msg(b"Q", b"select 1\0"))
             while True:
