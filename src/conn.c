@@ -298,98 +298,44 @@ static void fail(struct conn *c, enum conn_close_reason reason, const char *sqls
 /* ---- kTLS policy ---- */
 
 /*
- * A hop whose records stay in userspace: pgktls's own record layer takes
- * over from OpenSSL's and the SSL is freed (2.5 KB per idle hop instead of
- * 13 KB or more). Where it cannot (a cipher or version it does not do,
- * bytes already inside OpenSSL), or openssl_records is set, OpenSSL
- * carries on, reading ahead (see read_ahead()).
- */
-static void read_ahead(struct hop *h);
-
-static void userspace_records(struct conn *c, struct hop *h)
-{
-	int r;
-
-	if (!cfg(c)->openssl_records) {
-		r = hop_use_tlsrec(h);
-		if (r == 0)
-			return;
-		clog_debug(c, "%s hop: OpenSSL keeps the records: %s", h->name, strerror(-r));
-	}
-	read_ahead(h);
-}
-
-/*
- * OpenSSL reads records in userspace for good: let it read ahead, one
- * read(2) per burst instead of two per record (header, then body), into a
- * buffer that holds a relay batch of records (see pass_through()). Safe
- * only once no switch to the kernel can follow (it must find OpenSSL
- * empty). With SSL_MODE_RELEASE_BUFFERS the buffer exists only while it
- * holds bytes.
- */
-static void read_ahead(struct hop *h)
-{
-	SSL_set_default_read_buffer_len(h->ssl, RELAY_BATCH_SIZE + 4 * SSL3_RT_MAX_ENCRYPTED_OVERHEAD);
-	SSL_set_read_ahead(h->ssl, 1);
-}
-
-/*
- * Engage kTLS on a hop that just finished its handshake, as @mode says.
+ * Pick the record engine of a hop that just finished its handshake
+ * (hop_engage(): kTLS as @mode says, else tlsrec, else OpenSSL), and count
+ * what happened.
  * Return: 0 to go on (offloaded or falling back), -EOPNOTSUPP if
  * ktls = required could not be met, -ENOTRECOVERABLE if the kernel took
  * the receive side only (any mode): the caller refuses the connection.
  */
 static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool client_side)
 {
-	struct ktls_hop_state *k = &h->ktls;
-	int r;
+	const struct hop_policy p = {
+		.ktls = mode,
+		.kernel_tls = c->rt->ktls_available,
+		.openssl_records = cfg(c)->openssl_records,
+	};
+	const struct ktls_hop_state *k = &h->ktls;
+	int r = hop_engage(h, &p);
 
-	k->rx = k->tx = KTLS_ENGINE_USERSPACE;
-	k->rx_reason = k->tx_reason = KTLS_R_NONE;
-	if (mode == CFG_KTLS_OFF) {
-		k->rx_reason = k->tx_reason = KTLS_R_DISABLED;
-		userspace_records(c, h);
-		count_ktls_dirs(c, k, client_side);
-		return 0;
-	}
-	if (!c->rt->ktls_available) {
-		k->rx_reason = k->tx_reason = KTLS_R_NO_KERNEL;
-	} else {
-		r = ktls_install(h->ssl, h->fd, k);
-		if (r == -ENOTRECOVERABLE) {
-			/* RX in the kernel, TX not: nobody can serve this hop (see ktls.h). */
-			STAT_INC(st(c), ktls_fallbacks);
-			count_ktls_dirs(c, k, client_side);
-			return -ENOTRECOVERABLE;
-		}
-		if (r == 0) {
-			if (client_side)
-				STAT_INC(st(c), ktls_client_engaged);
-			else
-				STAT_INC(st(c), ktls_server_engaged);
-			clog_debug(c, "%s hop: kTLS engaged (rx %s, tx %s)", h->name,
-				   ktls_engine_name(k->rx), ktls_engine_name(k->tx));
-			/* OpenSSL's state is dead weight now: keep only what kTLS needs. */
-			if (hop_release_ssl(h) < 0)
-				clog_debug(c, "%s hop: keeping the SSL (out of memory)", h->name);
-			count_ktls_dirs(c, k, client_side);
-			return 0;
-		}
-	}
-	/* Userspace for good: see userspace_records(). */
-	if (k->rx == KTLS_ENGINE_USERSPACE && k->tx == KTLS_ENGINE_USERSPACE)
-		userspace_records(c, h);
-	else if (k->rx == KTLS_ENGINE_USERSPACE)
-		read_ahead(h);
-	STAT_INC(st(c), ktls_fallbacks);
+	if (mode != CFG_KTLS_OFF && !(k->rx == KTLS_ENGINE_KERNEL && k->tx == KTLS_ENGINE_KERNEL))
+		STAT_INC(st(c), ktls_fallbacks);
 	count_ktls_dirs(c, k, client_side);
-	if (mode == CFG_KTLS_REQUIRED) {
+	if (r == -ENOTRECOVERABLE)
+		return r;
+	if (r == -EOPNOTSUPP) {
 		STAT_INC(st(c), ktls_refused);
-		return -EOPNOTSUPP;
+		return r;
 	}
-	clog_debug(c, "%s hop: userspace TLS (rx %s: %s, tx %s: %s)", h->name,
-		   ktls_engine_name(k->rx), ktls_reason_name(k->rx_reason),
-		   ktls_engine_name(k->tx), ktls_reason_name(k->tx_reason));
+	if (k->rx == KTLS_ENGINE_KERNEL) {
+		if (client_side)
+			STAT_INC(st(c), ktls_client_engaged);
+		else
+			STAT_INC(st(c), ktls_server_engaged);
+		clog_debug(c, "%s hop: kTLS engaged (rx %s, tx %s)", h->name,
+			   ktls_engine_name(k->rx), ktls_engine_name(k->tx));
+	} else if (mode != CFG_KTLS_OFF) {
+		clog_debug(c, "%s hop: userspace TLS (rx %s: %s, tx %s: %s)", h->name,
+			   ktls_engine_name(k->rx), ktls_reason_name(k->rx_reason),
+			   ktls_engine_name(k->tx), ktls_reason_name(k->tx_reason));
+	}
 	return 0;
 }
 
@@ -496,6 +442,7 @@ static void upstream_tls_up(struct conn *c)
 static void on_server_event(struct conn *c, uint32_t events)
 {
 	uint8_t req[8], reply;
+	SSL *ssl;
 	ssize_t n;
 	int avail = 0, err;
 
@@ -537,11 +484,12 @@ static void on_server_event(struct conn *c, uint32_t events)
 				fail_upstream(c, NULL, "received unencrypted data after SSL response");
 				return;
 			}
-			c->server.ssl = tls_new_upstream(&c->rt->tls, c->server.fd);
-			if (!c->server.ssl) {
+			ssl = tls_new_upstream(&c->rt->tls, c->server.fd);
+			if (!ssl) {
 				fail_upstream(c, NULL, "cannot create TLS session");
 				return;
 			}
+			hop_start_tls(&c->server, ssl);
 			conn_set_state(c, CONN_UPSTREAM_TLS);
 			handshake_step(c, &c->server);
 			return;
@@ -758,12 +706,14 @@ static bool write_byte(struct conn *c, char b)
 
 static void start_client_tls(struct conn *c)
 {
-	c->client.ssl = tls_new_client(&c->rt->tls, c->client.fd);
-	if (!c->client.ssl) {
+	SSL *ssl = tls_new_client(&c->rt->tls, c->client.fd);
+
+	if (!ssl) {
 		clog_err(c, "cannot create TLS session");
 		conn_close(c, CONN_CLOSE_NOMEM);
 		return;
 	}
+	hop_start_tls(&c->client, ssl);
 	conn_set_state(c, CONN_CLIENT_TLS);
 	handshake_step(c, &c->client);
 }
