@@ -21,8 +21,6 @@
 #include "pgktls/conn.h"
 
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -138,16 +136,6 @@ static struct ev_loop *loop_of(struct conn *c)
 _Static_assert(CONN__NREASONS <= STATS_MAX_REASONS, "stats: closed_by_reason too small");
 _Static_assert(KTLS__NREASONS <= STATS_MAX_REASONS, "stats: ktls_dir_fallback too small");
 
-/* Why a handshake failed, from what OpenSSL said (stats only). */
-static enum stats_hs_fail hs_fail_kind(SSL *ssl, int ssl_err)
-{
-	if (ssl_err == SSL_ERROR_SYSCALL || ssl_err == SSL_ERROR_ZERO_RETURN)
-		return STATS_HS_FAIL_EOF;
-	if (SSL_get_verify_result(ssl) != X509_V_OK)
-		return STATS_HS_FAIL_VERIFY;
-	return STATS_HS_FAIL_PROTOCOL;
-}
-
 /* Count each direction of a hop as offloaded, or as a fallback with its reason. */
 static void count_ktls_dirs(struct conn *c, const struct ktls_hop_state *k, bool client_side)
 {
@@ -235,9 +223,7 @@ static void flush_error(struct conn *c)
 		ssize_t n = hop_write(&c->client, d->buf + d->head, d->tail - d->head);
 
 		if (n == -EAGAIN) {
-			set_events(c, &c->client,
-				   hop_events(&c->client, false, true) |
-					   (c->client.wr_wants_read ? EPOLLIN : 0));
+			set_events(c, &c->client, hop_events(&c->client, false, true));
 			return;
 		}
 		if (n < 0) {
@@ -429,9 +415,11 @@ static void upstream_ready(struct conn *c)
 /* The upstream hop's handshake finished: offload it, then relay (or cancel). */
 static void upstream_tls_up(struct conn *c)
 {
+	struct hop_info info;
+
+	hop_info(&c->server, &info);
 	STAT_INC(st(c), upstream_tls_handshakes);
-	clog_debug(c, "upstream TLS: %s %s", SSL_get_version(c->server.ssl),
-		   SSL_get_cipher_name(c->server.ssl));
+	clog_debug(c, "upstream TLS: %s %s", info.version, info.cipher);
 	if (offload(c, &c->server, cfg(c)->ktls_server, false) < 0) {
 		fail_ktls_required(c, &c->server);
 		return;
@@ -444,7 +432,7 @@ static void on_server_event(struct conn *c, uint32_t events)
 	uint8_t req[8], reply;
 	SSL *ssl;
 	ssize_t n;
-	int avail = 0, err;
+	int err;
 
 	switch (c->state) {
 	case CONN_UPSTREAM_CONNECT:
@@ -459,10 +447,10 @@ static void on_server_event(struct conn *c, uint32_t events)
 		}
 		pgproto_ssl_request(req);
 		/* A fresh socket always takes 8 bytes; anything else is a broken peer. */
-		n = send(c->server.fd, req, sizeof(req), MSG_NOSIGNAL);
+		n = hop_write(&c->server, req, sizeof(req));
 		if (n != (ssize_t)sizeof(req)) {
 			fail_upstream(c, NULL, "cannot send SSLRequest: %s",
-				      n < 0 ? strerror(errno) : "short write");
+				      n < 0 ? strerror((int)-n) : "short write");
 			return;
 		}
 		conn_set_state(c, CONN_UPSTREAM_SSLREQ);
@@ -470,17 +458,17 @@ static void on_server_event(struct conn *c, uint32_t events)
 		return;
 
 	case CONN_UPSTREAM_SSLREQ:
-		n = recv(c->server.fd, &reply, 1, 0);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		n = hop_read(&c->server, &reply, 1, st(c));
+		if (n == -EAGAIN)
 			return;
 		if (n <= 0) {
 			fail_upstream(c, NULL, "closed the connection after SSLRequest%s%s",
-				      n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+				      n < 0 ? ": " : "", n < 0 ? strerror((int)-n) : "");
 			return;
 		}
 		if (reply == 'S') {
 			/* Bytes before our ClientHello were not sent by a TLS server (CVE-2021-23222). */
-			if (ioctl(c->server.fd, FIONREAD, &avail) == 0 && avail > 0) {
+			if (hop_has_unread(&c->server)) {
 				fail_upstream(c, NULL, "received unencrypted data after SSL response");
 				return;
 			}
@@ -697,10 +685,11 @@ static void start_relay(struct conn *c)
 
 /* ---- client side: negotiation ---- */
 
+/* Answer a client's SSLRequest or GSSENCRequest ('S' or 'N'), on its plain hop. */
 static bool write_byte(struct conn *c, char b)
 {
 	/* One byte on a socket nobody has written to yet cannot block. */
-	return send(c->client.fd, &b, 1, MSG_NOSIGNAL) == 1;
+	return hop_write(&c->client, &b, 1) == 1;
 }
 
 
@@ -855,8 +844,8 @@ static void read_proxy_header(struct conn *c)
 		conn_close(c, CONN_CLOSE_NOMEM);
 		return;
 	}
-	n = recv(c->client.fd, d->buf + d->tail, PROXYPROTO_MAX_LEN - d->tail, MSG_PEEK);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	n = hop_peek(&c->client, d->buf + d->tail, PROXYPROTO_MAX_LEN - d->tail);
+	if (n == -EAGAIN)
 		return;
 	if (n <= 0) {
 		conn_close(c, n == 0 ? CONN_CLOSE_CLIENT_GONE : CONN_CLOSE_CLIENT_ERROR);
@@ -872,9 +861,9 @@ static void read_proxy_header(struct conn *c)
 	}
 	take = r == PROXYPROTO_NEED_MORE ? (size_t)n : h.len - d->tail;
 	/* The bytes were just peeked at: nothing but a broken socket takes fewer. */
-	n = recv(c->client.fd, d->buf + d->tail, take, 0);
+	n = hop_read(&c->client, d->buf + d->tail, take, st(c));
 	if (n != (ssize_t)take) {
-		clog_info(c, "client read failed: %s", n < 0 ? strerror(errno) : "short read");
+		clog_info(c, "client read failed: %s", n < 0 ? c->client.err : "short read");
 		conn_close(c, CONN_CLOSE_CLIENT_ERROR);
 		return;
 	}
@@ -915,9 +904,9 @@ static void read_initial(struct conn *c)
 
 		if (d->head == d->tail && c->state == CONN_ACCEPTED) {
 			uint8_t first;
-			ssize_t n = recv(c->client.fd, &first, 1, MSG_PEEK);
+			ssize_t n = hop_peek(&c->client, &first, 1);
 
-			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			if (n == -EAGAIN)
 				break;
 			if (n <= 0) {
 				conn_close(c, n == 0 ? CONN_CLOSE_CLIENT_GONE
@@ -989,13 +978,15 @@ static void read_initial(struct conn *c)
 /* The client hop's handshake finished: check ALPN, offload, read the startup packet. */
 static void client_tls_up(struct conn *c)
 {
+	struct hop_info info;
+
+	hop_info(&c->client, &info);
 	STAT_INC(st(c), client_tls_handshakes);
 	stats_hs_observe(st(c), ev_now(loop_of(c)) - c->accepted_ms);
-	clog_debug(c, "client TLS: %s %s%s", SSL_get_version(c->client.ssl),
-		   SSL_get_cipher_name(c->client.ssl),
+	clog_debug(c, "client TLS: %s %s%s", info.version, info.cipher,
 		   (c->flags & CONN_F_DIRECT_TLS) ? " (direct)" : "");
 	conn_set_state(c, CONN_STARTUP);
-	if ((c->flags & CONN_F_DIRECT_TLS) && !tls_alpn_is_postgresql(c->client.ssl)) {
+	if ((c->flags & CONN_F_DIRECT_TLS) && strcmp(info.alpn, "postgresql") != 0) {
 		/* PostgreSQL 17 refuses direct TLS without ALPN; so do we. */
 		STAT_INC(st(c), protocol_errors);
 		fail(c, CONN_CLOSE_PROTOCOL, "08P01", NULL, NULL,
@@ -1020,51 +1011,41 @@ static void handshake_step(struct conn *c, struct hop *h)
 {
 	bool client = h == &c->client;
 	enum stats_hop hop = client ? STATS_HOP_CLIENT : STATS_HOP_SERVER;
-	char detail[256];
+	struct hop_hs_result res;
 	int r;
 
-	tls_drain_errors();
-	r = SSL_do_handshake(h->ssl);
-	if (r == 1) {
+	r = hop_handshake(h, &res);
+	if (r == 0) {
 		if (client)
 			client_tls_up(c);
 		else
 			upstream_tls_up(c);
 		return;
 	}
-	r = SSL_get_error(h->ssl, r);
-	switch (r) {
-	case SSL_ERROR_WANT_READ:
-		set_events(c, h, EPOLLIN);
+	if (r == -EAGAIN) {
+		set_events(c, h, res.events);
 		return;
-	case SSL_ERROR_WANT_WRITE:
-		set_events(c, h, EPOLLOUT);
-		return;
-	default:
-		if (client && (c->flags & CONN_F_PROXY_LOCAL) &&
-		    hs_fail_kind(h->ssl, r) == STATS_HS_FAIL_EOF) {
-			/* A balancer's health check that stops at 'S': not a failure. */
-			clog_debug(c, "health check closed after the SSLRequest");
-			conn_close(c, CONN_CLOSE_CLIENT_GONE);
-			return;
-		}
-		STAT_INC(st(c), hs_failed[hop][hs_fail_kind(h->ssl, r)]);
-		/* With a revoked certificate, the text names it (subject and serial). */
-		tls_error_string(h->ssl, detail, sizeof(detail));
-		if (client) {
-			STAT_INC(st(c), client_tls_failures);
-			if (SSL_get_verify_result(h->ssl) == X509_V_ERR_CERT_REVOKED)
-				STAT_INC(st(c), client_certs_revoked);
-			clog_info(c, "TLS handshake failed: %s", detail);
-			conn_close(c, CONN_CLOSE_HANDSHAKE);
-			return;
-		}
-		STAT_INC(st(c), upstream_tls_failures);
-		if (SSL_get_verify_result(h->ssl) == X509_V_ERR_CERT_REVOKED)
-			STAT_INC(st(c), server_certs_revoked);
-		fail_upstream(c, detail, "TLS handshake failed (tls_verify = %s)",
-			      config_verify_name(cfg(c)->tls_verify));
 	}
+	if (client && (c->flags & CONN_F_PROXY_LOCAL) && res.kind == STATS_HS_FAIL_EOF) {
+		/* A balancer's health check that stops at 'S': not a failure. */
+		clog_debug(c, "health check closed after the SSLRequest");
+		conn_close(c, CONN_CLOSE_CLIENT_GONE);
+		return;
+	}
+	STAT_INC(st(c), hs_failed[hop][res.kind]);
+	if (client) {
+		STAT_INC(st(c), client_tls_failures);
+		if (res.revoked)
+			STAT_INC(st(c), client_certs_revoked);
+		clog_info(c, "TLS handshake failed: %s", res.detail);
+		conn_close(c, CONN_CLOSE_HANDSHAKE);
+		return;
+	}
+	STAT_INC(st(c), upstream_tls_failures);
+	if (res.revoked)
+		STAT_INC(st(c), server_certs_revoked);
+	fail_upstream(c, res.detail, "TLS handshake failed (tls_verify = %s)",
+		      config_verify_name(cfg(c)->tls_verify));
 }
 
 static void client_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
@@ -1101,9 +1082,9 @@ static void client_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events
 		 */
 		{
 			uint8_t b;
-			ssize_t n = recv(c->client.fd, &b, 1, MSG_PEEK);
+			ssize_t n = hop_peek(&c->client, &b, 1);
 
-			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			if (n == 0 || (n < 0 && n != -EAGAIN)) {
 				if (c->flags & CONN_F_CANCEL)
 					set_events(c, &c->client, 0);
 				else

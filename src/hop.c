@@ -695,7 +695,7 @@ int hop_handshake(struct hop *h, struct hop_hs_result *res)
 			res->kind = STATS_HS_FAIL_PROTOCOL;
 		res->revoked = SSL_get_verify_result(h->ssl) == X509_V_ERR_CERT_REVOKED;
 		/* With a revoked certificate, the text names it (subject and serial). */
-		tls_error_string(h->ssl, h->err, sizeof(h->err));
+		tls_error_string(h->ssl, res->detail, sizeof(res->detail));
 		return -EPROTO;
 	}
 }

@@ -148,6 +148,7 @@ struct hop_hs_result {
 	uint32_t events;	/* on -EAGAIN: the epoll mask to wait with */
 	enum stats_hs_fail kind; /* on -EPROTO: EOF, certificate verification, or protocol */
 	bool revoked;		/* on -EPROTO: the peer's certificate is revoked */
+	char detail[256];	/* on -EPROTO: OpenSSL's reasons, for the log and the client */
 };
 
 /** hop_init() - a plain hop around @fd (-1: not connected yet); nothing to free. */
@@ -165,8 +166,8 @@ void hop_start_tls(struct hop *h, SSL *ssl);
  * @res: out: what to wait for, or how it failed
  *
  * Return: 0 once the handshake is done; -EAGAIN (wait for res->events);
- * -EPROTO with res->kind, res->revoked and h->err (OpenSSL's reason, with
- * a revoked certificate's subject and serial) saying why.
+ * -EPROTO with res->kind, res->revoked and res->detail (OpenSSL's reasons,
+ * with a revoked certificate's subject and serial) saying why.
  */
 PGKTLS_MUSTCHECK int hop_handshake(struct hop *h, struct hop_hs_result *res);
 
