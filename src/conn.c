@@ -240,6 +240,43 @@ static void flush_error(struct conn *c)
 	conn_close(c, c->close_reason);
 }
 
+int conn_queue_error(struct relay_dir *d, const struct hop *client, bool at_boundary,
+		     const char *sqlstate, const char *msg, const char *detail, const char *hint)
+{
+	size_t n;
+
+	if (relay_dir_reserve(d) < 0)
+		return -ENOMEM;
+	if (relay_dir_pending(d) == 0 || (d->bytes == 0 && !hop_tx_partial(client))) {
+		/* Nothing on its way, or not one byte of it has left: ours alone. */
+		d->head = d->scan = d->tail = 0;
+	} else {
+		/*
+		 * Bytes for the client are on their way: some went before, or
+		 * the client's engine holds a record made of the first of them,
+		 * half sent, and writes must go on with those same bytes
+		 * (hop_write()). They go first, then ours, if they end a
+		 * message; else the client gets no message of ours, as one cut
+		 * in half would be read as garbage.
+		 */
+		if (!at_boundary || d->pipe_len > 0)
+			return -EBUSY;
+		if (d->head > 0) {
+			/* The engine takes the same bytes anywhere in memory (hop_write()). */
+			memmove(d->buf, d->buf + d->head, d->tail - d->head);
+			d->tail -= d->head;
+			d->head = 0;
+		}
+	}
+	n = pgproto_build_error(d->buf + d->tail, d->cap - d->tail, "FATAL", sqlstate, msg,
+				detail, hint);
+	if (n == 0)
+		return -ENOSPC;
+	d->tail += (uint32_t)n;
+	d->scan = d->tail;
+	return 0;
+}
+
 /*
  * fail() - end the connection with an ErrorResponse to the client where the
  * protocol allows one (not in the middle of a TLS handshake), log why, and
@@ -252,7 +289,7 @@ static void fail(struct conn *c, enum conn_close_reason reason, const char *sqls
 {
 	char msg[512];
 	va_list ap;
-	size_t n;
+	int r;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -262,18 +299,20 @@ static void fail(struct conn *c, enum conn_close_reason reason, const char *sqls
 	else
 		clog_info(c, "refused: %s%s%s", msg, detail ? ": " : "", detail ? detail : "");
 	c->close_reason = reason;
-	if (c->state == CONN_CLIENT_TLS || c->client.fd < 0 || c->client.tx_shut ||
-	    relay_dir_reserve(&c->s2c) < 0) {
+	if (c->state == CONN_CLIENT_TLS || c->client.fd < 0 || c->client.tx_shut) {
 		conn_close(c, reason);
 		return;
 	}
-	n = pgproto_build_error(c->s2c.buf, RELAY_BUF_SIZE, "FATAL", sqlstate, msg, detail, hint);
-	if (n == 0) {
+	r = conn_queue_error(&c->s2c, &c->client,
+			     c->state != CONN_RELAY || pgproto_framer_at_boundary(&c->s2c_frame),
+			     sqlstate, msg, detail, hint);
+	if (r < 0) {
+		if (r == -EBUSY)
+			clog_debug(c, "no ErrorResponse: a server message to the client is half "
+				      "sent");
 		conn_close(c, reason);
 		return;
 	}
-	c->s2c.head = 0;
-	c->s2c.scan = c->s2c.tail = (uint32_t)n;
 	hop_close(loop_of(c), &c->server);
 	conn_set_state(c, CONN_ERROR_FLUSH);
 	ev_timer_start(loop_of(c), &c->timer, CONN_ERROR_FLUSH_MS);
