@@ -30,6 +30,7 @@
 
 #include "pgktls/authinspect.h"
 #include "pgktls/config.h"
+#include "pgktls/hop.h"
 #include "pgktls/ktls.h"
 #include "pgktls/log.h"
 #include "pgktls/pgproto.h"
@@ -243,11 +244,12 @@ static void flush_error(struct conn *c)
 int conn_queue_error(struct relay_dir *d, const struct hop *client, bool at_boundary,
 		     const char *sqlstate, const char *msg, const char *detail, const char *hint)
 {
+	bool partial = hop_tx_partial(client);
 	size_t n;
 
 	if (relay_dir_reserve(d) < 0)
 		return -ENOMEM;
-	if (relay_dir_pending(d) == 0 || (d->bytes == 0 && !hop_tx_partial(client))) {
+	if (!partial && (relay_dir_pending(d) == 0 || d->bytes == 0)) {
 		/* Nothing on its way, or not one byte of it has left: ours alone. */
 		d->head = d->scan = d->tail = 0;
 	} else {
@@ -259,7 +261,7 @@ int conn_queue_error(struct relay_dir *d, const struct hop *client, bool at_boun
 		 * message; else the client gets no message of ours, as one cut
 		 * in half would be read as garbage.
 		 */
-		if (!at_boundary || d->pipe_len > 0)
+		if (!at_boundary || d->pipe_len > 0 || d->tail == d->head)
 			return -EBUSY;
 		if (d->head > 0) {
 			/* The engine takes the same bytes anywhere in memory (hop_write()). */
