@@ -500,7 +500,8 @@ static int ktls_handshake(struct hop *h, const uint8_t *m, size_t n, struct stat
 		 * warning the socket cannot take now is dropped, not waited for.
 		 */
 		if (!tlsmsg_tx_closed(&h->msg)) {
-			r = ktls_send_alert(h->fd, TLSMSG_LEVEL_WARNING, TLSMSG_AD_NO_RENEGOTIATION);
+			r = ktls_send_alert(h->fd, TLSMSG_LEVEL_WARNING,
+					    TLSMSG_AD_NO_RENEGOTIATION);
 			if (r < 0 && r != -EAGAIN)
 				return (int)set_err(h, -r, "no_renegotiation alert");
 		}
@@ -709,7 +710,8 @@ int hop_handshake(struct hop *h, struct hop_hs_result *res)
  */
 static void read_ahead(struct hop *h)
 {
-	SSL_set_default_read_buffer_len(h->ssl, HOP_READ_AHEAD + 4 * SSL3_RT_MAX_ENCRYPTED_OVERHEAD);
+	SSL_set_default_read_buffer_len(h->ssl,
+					HOP_READ_AHEAD + 4 * SSL3_RT_MAX_ENCRYPTED_OVERHEAD);
 	SSL_set_read_ahead(h->ssl, 1);
 }
 

@@ -168,9 +168,9 @@ static int splice_out(struct relay *r, int i, bool *progress)
 
 /*
  * Fill the pipe from the source. Return: 0, -errno, or 1 when the next
- * record must be read with recvmsg (a kTLS control record, or an empty
- * data record that splice reports as 0): the caller does that only once
- * the pipe is empty, so bytes keep their order.
+ * record must be read with hop_read() (hop_splice_end(): a control record
+ * or an empty data record on a hop that splices records): the caller does
+ * that only once the pipe is empty, so bytes keep their order.
  */
 static int splice_in(struct relay *r, int i, bool *progress)
 {
@@ -197,7 +197,7 @@ static int splice_in(struct relay *r, int i, bool *progress)
 		if (r->frame[i])
 			pgproto_framer_lose(r->frame[i]);
 		hop_spliced_in(src);
-		/* kTLS splices one record at a time: only a plain stream shows a drained socket. */
+		/* Records splice one at a time: only a plain stream shows a drained socket. */
 		if (hop_splice(src) == HOP_SPLICE_STREAM &&
 		    (size_t)n < RELAY_PIPE_SIZE - (d->pipe_len - (size_t)n))
 			r->rx_ready[i] = false;
@@ -248,8 +248,8 @@ static int flush_dir(struct relay *r, int i, bool *progress)
 
 /*
  * After a read of @n bytes out of @asked from src[i]: may more be waiting?
- * Userspace TLS knows (bytes OpenSSL read ahead); a plain or kTLS socket
- * that returned less than asked was drained at that moment.
+ * The hop knows of bytes its engine read ahead (hop_has_pending()); a
+ * socket that returned less than asked was drained at that moment.
  */
 static void note_read(struct relay *r, int i, ssize_t n, size_t asked)
 {
@@ -263,9 +263,10 @@ static void note_read(struct relay *r, int i, ssize_t n, size_t asked)
 
 /*
  * Read a batch into scratch and write straight through; keep only what is
- * left. One SSL_read returns one record (8 KB from PostgreSQL); gathering
- * what OpenSSL already holds lets the write side send 16 KB records, and
- * fewer of them, for the same bytes. Nothing waits for data to arrive.
+ * left. One read of a userspace engine returns one record (8 KB from
+ * PostgreSQL); gathering what it already holds lets the write side send
+ * 16 KB records, and fewer of them, for the same bytes. Nothing waits for
+ * data to arrive.
  */
 static int pass_through(struct relay *r, int i, bool *progress)
 {
@@ -361,7 +362,7 @@ static int step(struct relay *r, int i, bool *progress, struct hop **failed)
 		if (ret < 0)
 			goto fail_either;
 		if (ret == 1 && d->pipe_len == 0) {
-			/* Control or empty record: recvmsg it, then splice resumes. */
+			/* Control or empty record: hop_read() it, then splice resumes. */
 			ret = read_buffered(r, i, progress);
 			if (ret < 0)
 				goto fail_either;
