@@ -130,6 +130,24 @@ void conn_close(struct conn *c, enum conn_close_reason reason);
  */
 enum conn_close_reason conn_hop_failure_reason(bool client_hop, int err);
 
+/**
+ * conn_queue_error() - queue an ErrorResponse (FATAL @sqlstate @msg) of
+ * ours for the client in @d, its server-to-client direction.
+ * @client: the client's hop: its engine may hold a half-sent record of
+ *	what @d still holds
+ * @at_boundary: what @d holds for the client ends a server message
+ * @detail, @hint: the ErrorResponse's fields, or NULL
+ *
+ * If nothing of what @d holds has reached the client (no byte delivered,
+ * no record half sent), ours replaces it. Else what @d holds goes first,
+ * whole, and ours after it; where that would cut a message (or bytes wait
+ * in @d's pipe) nothing is queued.
+ * Return: 0; -EBUSY (close without a message); -ENOMEM, -ENOSPC.
+ */
+PGKTLS_MUSTCHECK int conn_queue_error(struct relay_dir *d, const struct hop *client,
+				      bool at_boundary, const char *sqlstate, const char *msg,
+				      const char *detail, const char *hint);
+
 const char *conn_state_name(enum conn_state s);
 const char *conn_close_reason_name(enum conn_close_reason r);
 

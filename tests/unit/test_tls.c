@@ -256,7 +256,7 @@ START_TEST(test_hop_io_over_tls)
 	ck_assert_int_eq(tls_contexts_build(cfg, &t, err, sizeof(err)), 0);
 	pair(sv);
 	hop_init(&h, sv[0], "client", false);
-	h.ssl = tls_new_client(&t, sv[0]);
+	hop_start_tls(&h, tls_new_client(&t, sv[0]));
 	cli = SSL_new(cctx);
 	SSL_set_fd(cli, sv[1]);
 	SSL_set_connect_state(cli);
