@@ -27,6 +27,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "pgktls/keysched.h"
 #include "pgktls/pgproto.h"
 #include "pgktls/stats.h"
 #include "pgktls/tls.h"
@@ -435,11 +436,11 @@ void hop_close(struct ev_loop *loop, struct hop *h)
 	if (h->io.fd >= 0)
 		ev_io_stop(loop, &h->io);
 	if (h->ssl) {
-		ktls_forget(h->ssl);
+		keysched_forget(h->ssl);
 		SSL_free(h->ssl);
 		h->ssl = NULL;
 	}
-	ktls_session_free(h->ks);
+	keysched_session_free(h->ks);
 	h->ks = NULL;
 	tlsrec_free(h->rec);
 	h->rec = NULL;
@@ -481,13 +482,13 @@ static struct hop_tls_summary *summarize(SSL *ssl)
 int hop_release_ssl(struct hop *h)
 {
 	struct hop_tls_summary *sum = summarize(h->ssl);
-	struct ktls_session *ks;
+	struct keysched_session *ks;
 
 	msg_setup(h);
 	if (!sum)
 		return -ENOMEM;
 	/* Detach last: it moves the secrets out, so nothing may fail after it. */
-	ks = ktls_detach(h->ssl);
+	ks = keysched_detach(h->ssl);
 	if (!ks) {
 		summary_free(sum);
 		return -ENOMEM;

@@ -29,6 +29,7 @@
 #include "pgktls/ktls.h"
 #include "pgktls/tlsmsg.h"
 
+struct keysched_session;
 struct pgproto_framer;
 struct stats;
 struct tlsrec;
@@ -59,7 +60,7 @@ struct hop_tls_summary {
 struct hop {
 	int fd;			/* owned; -1 once closed */
 	SSL *ssl;		/* owned; NULL if no TLS, or freed by hop_release_ssl() */
-	struct ktls_session *ks; /* owned; after hop_release_ssl(): what kTLS still needs */
+	struct keysched_session *ks; /* owned; after hop_release_ssl(): what kTLS still needs */
 	struct tlsrec *rec;	/* owned; after hop_use_tlsrec(): pgktls's record layer */
 	struct hop_tls_summary *summary; /* owned; once the SSL is freed: for the stats */
 	struct ev_io io;

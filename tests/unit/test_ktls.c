@@ -12,12 +12,13 @@
  * into failures.
  *
  * The "tlsrec" cases run everywhere: one end (or both) hands its keys to
- * pgktls's own userspace record layer (tlsrec.c, keyed by ktls_export_keys())
+ * pgktls's own userspace record layer (tlsrec.c, keyed by keysched_export())
  * instead of the kernel, and talks to OpenSSL on the other end.
  */
 #include "config.h"
 
 #include "pgktls/ev.h"
+#include "pgktls/keysched.h"
 #include "pgktls/ktls.h"
 #include "pgktls/nl.h"
 #include "pgktls/relay.h"
@@ -148,7 +149,7 @@ static SSL_CTX *make_ctx(bool server, int version, const char *suite, int num_ti
 		ck_assert_int_eq(SSL_CTX_load_verify_locations(ctx, path, NULL), 1);
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	}
-	ck_assert_int_eq(ktls_ctx_prepare(ctx), 0);
+	ck_assert_int_eq(keysched_ctx_prepare(ctx), 0);
 	return ctx;
 }
 
@@ -224,9 +225,9 @@ static void pair_open(struct conn_pair *p, int version, const char *suite, int n
 static void pair_close(struct conn_pair *p)
 {
 	if (p->s.ssl)
-		ktls_forget(p->s.ssl);
+		keysched_forget(p->s.ssl);
 	if (p->c.ssl)
-		ktls_forget(p->c.ssl);
+		keysched_forget(p->c.ssl);
 	tlsrec_free(p->s.rec);
 	tlsrec_free(p->c.rec);
 	SSL_free(p->s.ssl);
@@ -851,7 +852,7 @@ static void use_tlsrec(struct ep *e)
 
 	ck_assert_msg(ret == 0, "tlsrec_new: %s", strerror(-ret));
 	ck_assert_ptr_nonnull(e->rec);
-	ktls_forget(e->ssl);
+	keysched_forget(e->ssl);
 	SSL_free(e->ssl);
 	e->ssl = NULL;
 }
@@ -953,14 +954,14 @@ START_TEST(test_not_tcp)
 }
 END_TEST
 
-/* The per-SSL secrets are captured for TLS 1.3 only, and ktls_forget() drops them. */
+/* The per-SSL secrets are captured for TLS 1.3 only, and keysched_forget() drops them. */
 START_TEST(test_forget)
 {
 	struct conn_pair p;
 
 	pair_open(&p, TLS1_3_VERSION, "TLS_AES_256_GCM_SHA384", 0);
-	ktls_forget(p.s.ssl);
-	ktls_forget(p.s.ssl);	/* twice is harmless */
+	keysched_forget(p.s.ssl);
+	keysched_forget(p.s.ssl);	/* twice is harmless */
 	/* Without secrets, a KeyUpdate cannot be followed. */
 	ck_assert_int_eq(ktls_key_update_rx(p.s.ssl, NULL, p.s.fd), -ENOKEY);
 	pair_close(&p);	/* SSL_free runs the ex_data free callback for the client's */
@@ -1149,14 +1150,14 @@ END_TEST
 static size_t seal13(SSL *client, uint64_t seq, const uint8_t *inner, size_t len, uint8_t *rec)
 {
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	struct ktls_keys k;
+	struct keysched_keys k;
 	int outl;
 
 	ck_assert_ptr_nonnull(ctx);
-	ck_assert_int_eq(ktls_export_keys(client, &k), 0);
+	ck_assert_int_eq(keysched_export(client, &k), 0);
 	ck_assert_str_eq(k.evp_cipher, "AES-128-GCM");
 	for (int i = 0; i < 8; i++)
-		k.tx.iv[KTLS_IV_LEN - 1 - i] ^= (uint8_t)(seq >> (8 * i));
+		k.tx.iv[KEYSCHED_IV_LEN - 1 - i] ^= (uint8_t)(seq >> (8 * i));
 	rec[0] = 23;
 	rec[1] = 3;
 	rec[2] = 3;
