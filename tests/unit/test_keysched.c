@@ -5,7 +5,7 @@
  *
  * RFC 8448 section 3 (Simple 1-RTT Handshake, TLS_AES_128_GCM_SHA256) gives
  * the application traffic secrets of both sides and the write key and IV
- * derived from each. A real OpenSSL handshake (memory BIO pair) is made,
+ * derived from each. A real OpenSSL handshake (testlib's TCP pair) is made,
  * then its captured secrets are replaced with the RFC's through the keylog
  * callback, so keysched_export() must turn them into the RFC's keys, each
  * on the right side. RFC 8448 has no KeyUpdate: the next secrets were
@@ -23,13 +23,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 #include "testlib.h"
-
-static char certdir[4096];
 
 /* Decode @hex (no spaces) into @out, which must be exactly its size. */
 static void unhex(const char *hex, uint8_t *out, size_t len)
@@ -84,73 +81,6 @@ static void assert_hex(const uint8_t *got, const char *want)
 	       "5236b168c71c5c75aa52f3e20ee89bfb"
 #define S2N_AP1 "ee85dd54781bd4d8a100589a9fe6ac9a3797b811e977f549cd531be2441d7c63" \
 		"e2b9729d145c11d84af35957727565a4"
-
-/* An established client/server pair in memory. */
-struct pair {
-	SSL_CTX *sctx, *cctx;
-	SSL *s, *c;
-};
-
-static SSL_CTX *make_ctx(bool server, int version, const char *suite)
-{
-	SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-	char path[4200];
-
-	ck_assert_ptr_nonnull(ctx);
-	ck_assert_int_eq(SSL_CTX_set_min_proto_version(ctx, version), 1);
-	ck_assert_int_eq(SSL_CTX_set_max_proto_version(ctx, version), 1);
-	if (version == TLS1_3_VERSION)
-		ck_assert_int_eq(SSL_CTX_set_ciphersuites(ctx, suite), 1);
-	else
-		ck_assert_int_eq(SSL_CTX_set_cipher_list(ctx, suite), 1);
-	if (server) {
-		snprintf(path, sizeof(path), "%s/server-chain.pem", certdir);
-		ck_assert_int_eq(SSL_CTX_use_certificate_chain_file(ctx, path), 1);
-		snprintf(path, sizeof(path), "%s/server.key", certdir);
-		ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(ctx, path, SSL_FILETYPE_PEM), 1);
-		/* A ticket would be unread data in OpenSSL, which keysched refuses. */
-		ck_assert_int_eq(SSL_CTX_set_num_tickets(ctx, 0), 1);
-	}
-	ck_assert_int_eq(keysched_ctx_prepare(ctx), 0);
-	return ctx;
-}
-
-static void pair_open(struct pair *p, int version, const char *suite)
-{
-	bool sdone = false, cdone = false;
-	BIO *sb, *cb;
-
-	memset(p, 0, sizeof(*p));
-	p->sctx = make_ctx(true, version, suite);
-	p->cctx = make_ctx(false, version, suite);
-	p->s = SSL_new(p->sctx);
-	p->c = SSL_new(p->cctx);
-	ck_assert_ptr_nonnull(p->s);
-	ck_assert_ptr_nonnull(p->c);
-	ck_assert_int_eq(BIO_new_bio_pair(&sb, 0, &cb, 0), 1);
-	SSL_set_bio(p->s, sb, sb);
-	SSL_set_bio(p->c, cb, cb);
-	SSL_set_accept_state(p->s);
-	SSL_set_connect_state(p->c);
-	for (int round = 0; !sdone || !cdone; round++) {
-		ck_assert_int_lt(round, 100);
-		if (!cdone)
-			cdone = SSL_do_handshake(p->c) == 1;
-		if (!sdone)
-			sdone = SSL_do_handshake(p->s) == 1;
-	}
-	ck_assert_int_eq(SSL_version(p->s), version);
-}
-
-static void pair_close(struct pair *p)
-{
-	keysched_forget(p->s);
-	keysched_forget(p->c);
-	SSL_free(p->s);
-	SSL_free(p->c);
-	SSL_CTX_free(p->sctx);
-	SSL_CTX_free(p->cctx);
-}
 
 /* Make @ssl's captured secrets the given ones, as if its handshake had produced them. */
 static void inject(SSL *ssl, const char *client_hex, const char *server_hex)
@@ -227,13 +157,13 @@ END_TEST
 START_TEST(test_rfc8448_export)
 {
 	struct keysched_keys k;
-	struct pair p;
+	struct conn_pair p;
 
-	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256");
-	inject(p.s, RFC8448_C_AP, RFC8448_S_AP);
-	inject(p.c, RFC8448_C_AP, RFC8448_S_AP);
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	inject(p.s.ssl, RFC8448_C_AP, RFC8448_S_AP);
+	inject(p.c.ssl, RFC8448_C_AP, RFC8448_S_AP);
 
-	ck_assert_int_eq(keysched_export(p.s, &k), 0);
+	ck_assert_int_eq(keysched_export(p.s.ssl, &k), 0);
 	ck_assert_int_eq(k.cipher, KEYSCHED_AES_128_GCM);
 	ck_assert_str_eq(k.evp_cipher, "AES-128-GCM");
 	ck_assert_int_eq(k.version, TLS1_3_VERSION);
@@ -248,7 +178,7 @@ START_TEST(test_rfc8448_export)
 	assert_hex(k.tx.iv, RFC8448_S_IV);
 	OPENSSL_cleanse(&k, sizeof(k));
 
-	ck_assert_int_eq(keysched_export(p.c, &k), 0);
+	ck_assert_int_eq(keysched_export(p.c.ssl, &k), 0);
 	assert_hex(k.rx.key, RFC8448_S_KEY);
 	assert_hex(k.rx.iv, RFC8448_S_IV);
 	assert_hex(k.tx.key, RFC8448_C_KEY);
@@ -267,16 +197,16 @@ START_TEST(test_rfc8448_key_update)
 	struct keysched_session *ks;
 	struct keysched_update u, again;
 	struct keysched_dir_keys k;
-	struct pair p;
+	struct conn_pair p;
 
-	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256");
-	inject(p.s, RFC8448_C_AP, RFC8448_S_AP);
-	ks = keysched_detach(p.s);
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	inject(p.s.ssl, RFC8448_C_AP, RFC8448_S_AP);
+	ks = keysched_detach(p.s.ssl);
 	ck_assert_ptr_nonnull(ks);
 	ck_assert(ks->is_server);
 	ck_assert_int_eq(ks->cipher, KEYSCHED_AES_128_GCM);
 	/* The secrets moved: the SSL has none left to export. */
-	ck_assert_int_eq(keysched_export(p.s, &(struct keysched_keys){ 0 }), -ENOKEY);
+	ck_assert_int_eq(keysched_export(p.s.ssl, &(struct keysched_keys){ 0 }), -ENOKEY);
 
 	/* The peer's (client's) next secret, twice without advancing: the same. */
 	ck_assert_int_eq(keysched_next(ks, false, &u), 0);
@@ -320,17 +250,17 @@ START_TEST(test_view_advances_ssl)
 	struct keysched_session view;
 	struct keysched_update u;
 	struct keysched_keys k;
-	struct pair p;
+	struct conn_pair p;
 
-	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256");
-	inject(p.c, RFC8448_C_AP, RFC8448_S_AP);
-	keysched_view(p.c, &view);
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	inject(p.c.ssl, RFC8448_C_AP, RFC8448_S_AP);
+	keysched_view(p.c.ssl, &view);
 	ck_assert(!view.is_server);
 	/* The client sends with the client secret. */
 	ck_assert_int_eq(keysched_next(&view, true, &u), 0);
 	assert_hex(u.secret, C_AP1);
 	keysched_advance(&view, &u);
-	ck_assert_int_eq(keysched_export(p.c, &k), 0);
+	ck_assert_int_eq(keysched_export(p.c.ssl, &k), 0);
 	assert_hex(k.tx.key, C_AP1_KEY);
 	assert_hex(k.tx.iv, C_AP1_IV);
 	assert_hex(k.rx.key, RFC8448_S_KEY);
@@ -345,15 +275,15 @@ START_TEST(test_sha384_key_update)
 	struct keysched_session *ks;
 	struct keysched_update u;
 	struct keysched_keys k;
-	struct pair p;
+	struct conn_pair p;
 
-	pair_open(&p, TLS1_3_VERSION, "TLS_AES_256_GCM_SHA384");
-	inject(p.c, S2N_AP, S2N_AP);
-	ck_assert_int_eq(keysched_export(p.c, &k), 0);
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_256_GCM_SHA384", 0);
+	inject(p.c.ssl, S2N_AP, S2N_AP);
+	ck_assert_int_eq(keysched_export(p.c.ssl, &k), 0);
 	ck_assert_int_eq(k.cipher, KEYSCHED_AES_256_GCM);
 	ck_assert_uint_eq(k.key_len, 32);
 	OPENSSL_cleanse(&k, sizeof(k));
-	ks = keysched_detach(p.c);
+	ks = keysched_detach(p.c.ssl);
 	ck_assert_ptr_nonnull(ks);
 	ck_assert_int_eq(keysched_next(ks, true, &u), 0);
 	ck_assert_uint_eq(u.secret_len, 48);
@@ -382,11 +312,11 @@ START_TEST(test_tls12_key_block)
 	struct keysched_keys ks, kc;
 	struct keysched_session view;
 	struct keysched_update u;
-	struct pair p;
+	struct conn_pair p;
 
-	pair_open(&p, TLS1_2_VERSION, v[_i].suite);
-	ck_assert_int_eq(keysched_export(p.s, &ks), 0);
-	ck_assert_int_eq(keysched_export(p.c, &kc), 0);
+	pair_open(&p, TLS1_2_VERSION, v[_i].suite, 0);
+	ck_assert_int_eq(keysched_export(p.s.ssl, &ks), 0);
+	ck_assert_int_eq(keysched_export(p.c.ssl, &kc), 0);
 	ck_assert_int_eq(ks.cipher, v[_i].cipher);
 	ck_assert_int_eq(ks.version, TLS1_2_VERSION);
 	ck_assert_uint_eq(ks.key_len, v[_i].key_len);
@@ -399,7 +329,7 @@ START_TEST(test_tls12_key_block)
 	ck_assert_int_ne(memcmp(ks.tx.key, ks.rx.key, ks.key_len), 0);
 	OPENSSL_cleanse(&ks, sizeof(ks));
 	OPENSSL_cleanse(&kc, sizeof(kc));
-	keysched_view(p.s, &view);
+	keysched_view(p.s.ssl, &view);
 	ck_assert_int_eq(keysched_next(&view, true, &u), -EPROTO);
 	pair_close(&p);
 }
@@ -411,25 +341,24 @@ START_TEST(test_refusals)
 	struct keysched_keys k;
 	struct keysched_session view;
 	struct keysched_update u;
-	struct pair p;
+	struct conn_pair p;
 	char buf[8];
 
-	pair_open(&p, TLS1_3_VERSION, "TLS_CHACHA20_POLY1305_SHA256");
-	ck_assert_int_eq(keysched_export(p.s, &k), 0);
+	pair_open(&p, TLS1_3_VERSION, "TLS_CHACHA20_POLY1305_SHA256", 0);
+	ck_assert_int_eq(keysched_export(p.s.ssl, &k), 0);
 	ck_assert_int_eq(k.cipher, KEYSCHED_CHACHA20_POLY1305);
 	OPENSSL_cleanse(&k, sizeof(k));
 
-	/* Two records, one read: OpenSSL keeps the second, which a new reader would lose. */
-	ck_assert_int_eq(SSL_write(p.c, "one", 3), 3);
-	ck_assert_int_eq(SSL_write(p.c, "two", 3), 3);
-	SSL_set_read_ahead(p.s, 1);
-	ck_assert_int_eq(SSL_read(p.s, buf, 1), 1);
-	ck_assert_int_eq(keysched_export(p.s, &k), -EBUSY);
+	/* One record, a partial read: OpenSSL keeps the rest, which a new reader would lose. */
+	ck_assert_uint_eq(ep_write(&p.c, "0123456789", 10), 10);
+	wait_readable(p.s.fd);
+	ck_assert_int_eq(SSL_read(p.s.ssl, buf, 4), 4);
+	ck_assert_int_eq(keysched_export(p.s.ssl, &k), -EBUSY);
 
-	keysched_forget(p.c);
-	keysched_forget(p.c);	/* twice is harmless */
-	ck_assert_int_eq(keysched_export(p.c, &k), -ENOKEY);
-	keysched_view(p.c, &view);
+	keysched_forget(p.c.ssl);
+	keysched_forget(p.c.ssl);	/* twice is harmless */
+	ck_assert_int_eq(keysched_export(p.c.ssl, &k), -ENOKEY);
+	keysched_view(p.c.ssl, &view);
 	ck_assert_int_eq(keysched_next(&view, true, &u), -ENOKEY);
 	pair_close(&p);
 }
@@ -455,9 +384,8 @@ static Suite *keysched_suite(void)
 
 int main(void)
 {
-	snprintf(certdir, sizeof(certdir), "%s", testlib_tmpdir());
-	if (testlib_make_certs(certdir)) {
-		fprintf(stderr, "cannot make test certificates in %s\n", certdir);
+	if (testlib_tls_init()) {
+		fprintf(stderr, "cannot make test certificates in %s\n", testlib_tmpdir());
 		return 1;
 	}
 	return run_suite(keysched_suite());
