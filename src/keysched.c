@@ -334,7 +334,8 @@ int keysched_export(SSL *ssl, struct keysched_keys *k)
 	k->seq = k->version == TLS1_3_VERSION ? 0 : 1;
 	/* RFC 6066 max_fragment_length, if the client asked for it: 2^(8 + code). */
 	sess = SSL_get_session(ssl);
-	mfl = sess ? SSL_SESSION_get_max_fragment_length(sess) : TLSEXT_max_fragment_length_DISABLED;
+	mfl = sess ? SSL_SESSION_get_max_fragment_length(sess)
+		   : TLSEXT_max_fragment_length_DISABLED;
 	k->max_fragment_negotiated = mfl != TLSEXT_max_fragment_length_DISABLED;
 	k->max_fragment = mfl >= TLSEXT_max_fragment_length_512 &&
 				  mfl <= TLSEXT_max_fragment_length_4096

@@ -121,8 +121,6 @@ int statsrv_parse_request(const char *line, size_t len, enum statsrv_what *what,
 	return -EINVAL;
 }
 
-
-
 /* ---- the server ---- */
 
 struct sclient {
@@ -524,9 +522,11 @@ static void round_cb(struct ev_loop *loop, struct ev_timer *t)
 				     b->text, b->len);
 			continue;
 		}
-		client_start_write(cl, ok ? statjson_render(&snap, part_of(cl->what), cl->id)
-					  : statjson_error("internal",
-								 "out of memory taking the snapshot"));
+		if (ok)
+			client_start_write(cl, statjson_render(&snap, part_of(cl->what), cl->id));
+		else
+			client_start_write(cl, statjson_error("internal",
+							      "out of memory taking the snapshot"));
 	}
 	free(bodies[0].text);
 	free(bodies[1].text);

@@ -114,7 +114,7 @@ void testlib_handshake(SSL *c, SSL *s);
 void pair_open(struct conn_pair *p, int version, const char *suite, int num_tickets);
 void pair_close(struct conn_pair *p);
 
-/** ep_write() - write some of @buf through @e's engine; return bytes written, 0 if it would block. */
+/** ep_write() - write some of @buf through @e's engine: bytes written, 0 if it would block. */
 size_t ep_write(struct ep *e, const void *buf, size_t len);
 
 /**
