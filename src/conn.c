@@ -32,6 +32,7 @@
 
 #include "pgktls/authinspect.h"
 #include "pgktls/config.h"
+#include "pgktls/identmap.h"
 #include "pgktls/ktls.h"
 #include "pgktls/log.h"
 #include "pgktls/pgproto.h"
@@ -537,11 +538,15 @@ static void on_server_event(struct conn *c, uint32_t events)
 				fail_upstream(c, NULL, "received unencrypted data after SSL response");
 				return;
 			}
-			c->server.ssl = tls_new_upstream(&c->rt->tls, c->server.fd);
+			c->server.ssl = tls_new_upstream(&c->rt->tls, c->server.fd, c->identity);
 			if (!c->server.ssl) {
 				fail_upstream(c, NULL, "cannot create TLS session");
 				return;
 			}
+			if (c->identity)
+				clog_info(c, "upstream identity %s (%s:%u)", c->identity->subject,
+					  c->rt->tls.identity_map->path,
+					  c->identity->entry->lineno);
 			conn_set_state(c, CONN_UPSTREAM_TLS);
 			handshake_step(c, &c->server);
 			return;
@@ -1053,6 +1058,8 @@ static void client_tls_up(struct conn *c)
 		     "negotiation extension");
 		return;
 	}
+	/* Now, while the client's SSL (and its certificate) still exists: offload may free it. */
+	c->identity = tls_identity_pick(&c->rt->tls, c->client.ssl);
 	if (offload(c, &c->client, cfg(c)->ktls_client, true) < 0) {
 		fail_ktls_required(c, &c->client);
 		return;

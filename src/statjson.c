@@ -142,6 +142,7 @@ static cJSON *render_conn(const struct statsnap_conn *c)
 	b = cJSON_AddObjectToObject(o, "bytes");
 	put_u64(b, "client_to_server", c->bytes_c2s);
 	put_u64(b, "server_to_client", c->bytes_s2c);
+	put_str(o, "upstream_identity", c->upstream_identity);
 	cJSON_AddItemToObject(o, "client", render_hop(&c->client));
 	cJSON_AddItemToObject(o, "server", render_hop(&c->server));
 	return o;

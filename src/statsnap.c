@@ -160,6 +160,10 @@ static void snap_worker_fn(struct worker *w, void *arg)
 		o->bytes_s2c = c->s2c.bytes;
 		copy_hop(&o->client, &c->client);
 		copy_hop(&o->server, &c->server);
+		/* Only once there is an upstream TLS session to present it in. */
+		if (c->identity && o->server.tls)
+			snprintf(o->upstream_identity, sizeof(o->upstream_identity), "%s",
+				 c->identity->subject);
 		if (o->server.remote_len)
 			sock_addr_str((struct sockaddr *)&o->server.remote, o->server.remote_len,
 				      o->upstream_addr, sizeof(o->upstream_addr));

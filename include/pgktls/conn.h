@@ -18,6 +18,7 @@
 
 struct conn;
 struct runtime;
+struct tls_identity;
 struct worker;
 
 enum conn_state {
@@ -79,6 +80,8 @@ struct conn {
 	unsigned flags;			/* CONN_F_* */
 	struct worker *w;		/* owning worker (and thread) */
 	struct runtime *rt;		/* config this connection started with; a reference */
+	const struct tls_identity *identity; /* presented upstream for the client's verified
+					 * certificate (tls_identity_pick()); owned by rt */
 	struct hop client;		/* owns the accepted fd and its SSL */
 	struct hop server;		/* owns the upstream fd and its SSL */
 	struct relay_dir c2s;		/* client -> server (holds the startup packet first) */

@@ -68,6 +68,8 @@ struct statsnap_conn {
 	char upstream_addr[SOCK_ADDR_STRLEN];
 	uint64_t bytes_c2s;		/* delivered to PostgreSQL */
 	uint64_t bytes_s2c;		/* delivered to the client */
+	char upstream_identity[256];	/* subject presented upstream from
+					 * tls_server_identity_map; "" if none */
 	struct statsnap_hop client;
 	struct statsnap_hop server;
 };
