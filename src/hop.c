@@ -26,6 +26,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "pgktls/keysched.h"
 #include "pgktls/log.h"
 #include "pgktls/tls.h"
 #include "pgktls/tlsrec.h"
@@ -181,7 +182,7 @@ static void ssl_free(struct hop *h)
 {
 	if (!h->ssl)
 		return;
-	ktls_forget(h->ssl);
+	keysched_forget(h->ssl);
 	SSL_free(h->ssl);
 	h->ssl = NULL;
 }
@@ -633,7 +634,7 @@ static int ktls_tx_ready(struct hop *h, struct stats *st)
 
 static void ktls_release(struct hop *h)
 {
-	ktls_session_free(h->ks);
+	keysched_session_free(h->ks);
 	h->ks = NULL;
 	ssl_free(h);
 }
@@ -877,13 +878,13 @@ bool hop_has_unread(const struct hop *h)
 int hop_release_ssl(struct hop *h)
 {
 	struct hop_tls_summary *sum = summarize(h->ssl);
-	struct ktls_session *ks;
+	struct keysched_session *ks;
 
 	msg_setup(h);
 	if (!sum)
 		return -ENOMEM;
 	/* Detach last: it moves the secrets out, so nothing may fail after it. */
-	ks = ktls_detach(h->ssl);
+	ks = keysched_detach(h->ssl);
 	if (!ks) {
 		summary_free(sum);
 		return -ENOMEM;
@@ -924,7 +925,7 @@ void hop_close(struct ev_loop *loop, struct hop *h)
 	h->eng->release(h);
 	/* Whatever the engine, nothing it held may outlive the hop. */
 	ssl_free(h);
-	ktls_session_free(h->ks);
+	keysched_session_free(h->ks);
 	h->ks = NULL;
 	tlsrec_free(h->rec);
 	h->rec = NULL;

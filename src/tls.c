@@ -37,6 +37,7 @@
 #include "pgktls/certgen.h"
 #include "pgktls/config.h"
 #include "pgktls/identmap.h"
+#include "pgktls/keysched.h"
 #include "pgktls/ktls.h"
 #include "pgktls/log.h"
 
@@ -310,8 +311,8 @@ static int ctx_common(SSL_CTX *ctx, const struct pgktls_config *cfg, const char 
 	 * instructions). Only hook the contexts whose sessions can leave
 	 * OpenSSL.
 	 */
-	if (ktls_ctx_prepare(ctx) < 0) {
-		snprintf(err, errlen, "out of memory preparing kTLS");
+	if (keysched_ctx_prepare(ctx) < 0) {
+		snprintf(err, errlen, "out of memory preparing the key schedule");
 		return -ENOMEM;
 	}
 	return 0;

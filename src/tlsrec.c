@@ -29,7 +29,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "pgktls/ktls.h"
+#include "pgktls/keysched.h"
 #include "pgktls/stats.h"
 #include "pgktls/tlsmsg.h"
 
@@ -78,12 +78,12 @@
 /* One direction's AEAD state. */
 struct rec_dir {
 	EVP_CIPHER_CTX *ctx;		/* keyed; the nonce is set per record */
-	uint8_t iv[KTLS_IV_LEN];	/* implicit IV: 12 bytes, or 4 for TLS 1.2 AES-GCM */
+	uint8_t iv[KEYSCHED_IV_LEN];	/* implicit IV: 12 bytes, or 4 for TLS 1.2 AES-GCM */
 	uint64_t seq;			/* next record's sequence number */
 };
 
 struct tlsrec {
-	struct ktls_session *ks;	/* TLS 1.3 secrets (for KeyUpdate); owned */
+	struct keysched_session *ks;	/* TLS 1.3 secrets (for KeyUpdate); owned */
 	struct rec_dir rx, tx;
 	struct tlsmsg msg;		/* post-handshake rules and state */
 	bool tls13;
@@ -145,14 +145,14 @@ static void put_be64(uint8_t *p, uint64_t v)
 }
 
 /* TLS 1.3 and ChaCha20: the 12-byte IV with the sequence number XORed into its end. */
-static void xor_nonce(uint8_t nonce[KTLS_IV_LEN], const uint8_t iv[KTLS_IV_LEN], uint64_t seq)
+static void xor_nonce(uint8_t nonce[KEYSCHED_IV_LEN], const uint8_t iv[KEYSCHED_IV_LEN], uint64_t seq)
 {
 	uint8_t s[8];
 
 	put_be64(s, seq);
-	memcpy(nonce, iv, KTLS_IV_LEN);
+	memcpy(nonce, iv, KEYSCHED_IV_LEN);
 	for (int i = 0; i < 8; i++)
-		nonce[KTLS_IV_LEN - 8 + i] ^= s[i];
+		nonce[KEYSCHED_IV_LEN - 8 + i] ^= s[i];
 }
 
 /*
@@ -160,7 +160,7 @@ static void xor_nonce(uint8_t nonce[KTLS_IV_LEN], const uint8_t iv[KTLS_IV_LEN],
  * context) and at each KeyUpdate (the context exists; @cipher unused).
  * Return 0 or -ENOMEM/-EPROTO.
  */
-static int dir_key(struct rec_dir *d, EVP_CIPHER *cipher, const struct ktls_dir_keys *k,
+static int dir_key(struct rec_dir *d, EVP_CIPHER *cipher, const struct keysched_dir_keys *k,
 		   size_t iv_len, int enc)
 {
 	if (!d->ctx) {
@@ -179,13 +179,13 @@ static int dir_key(struct rec_dir *d, EVP_CIPHER *cipher, const struct ktls_dir_
 
 int tlsrec_new(SSL *ssl, struct tlsrec **out)
 {
-	struct ktls_keys k;
+	struct keysched_keys k;
 	struct tlsrec *t;
 	EVP_CIPHER *cipher;
 	int ret;
 
 	*out = NULL;
-	ret = ktls_export_keys(ssl, &k);
+	ret = keysched_export(ssl, &k);
 	if (ret)
 		return ret;
 	cipher = cipher_get(k.evp_cipher);
@@ -197,7 +197,7 @@ int tlsrec_new(SSL *ssl, struct tlsrec **out)
 	t->tls13 = k.version == TLS1_3_VERSION;
 	tlsmsg_init(&t->msg, t->tls13, !SSL_is_server(ssl));
 	t->tx_limit = UINT64_MAX;
-	if (strstr(k.evp_cipher, "GCM")) {
+	if (k.cipher == KEYSCHED_AES_128_GCM || k.cipher == KEYSCHED_AES_256_GCM) {
 		const char *lim = getenv("PGKTLS_TEST_REKEY_RECORDS");
 
 		t->tx_limit = lim ? strtoull(lim, NULL, 10) : REC_GCM_RECORD_LIMIT;
@@ -213,7 +213,7 @@ int tlsrec_new(SSL *ssl, struct tlsrec **out)
 	if (ret)
 		goto err;
 	/* Last: it moves the secrets out of @ssl, so nothing may fail after it. */
-	t->ks = ktls_detach(ssl);
+	t->ks = keysched_detach(ssl);
 	if (!t->ks) {
 		ret = -ENOMEM;
 		goto err;
@@ -233,7 +233,7 @@ void tlsrec_free(struct tlsrec *t)
 		return;
 	EVP_CIPHER_CTX_free(t->rx.ctx);
 	EVP_CIPHER_CTX_free(t->tx.ctx);
-	ktls_session_free(t->ks);
+	keysched_session_free(t->ks);
 	/* Record buffers hold data, not keys: not wiped, like the relay's own buffers. */
 	free(t->rbuf);
 	free(t->tbuf);
@@ -272,7 +272,7 @@ bool tlsrec_tx_partial(const struct tlsrec *t)
 static int seal(struct tlsrec *t, uint8_t type, const uint8_t *data, uint32_t len)
 {
 	struct rec_dir *d = &t->tx;
-	uint8_t nonce[KTLS_IV_LEN], aad[13], *rec, *p;
+	uint8_t nonce[KEYSCHED_IV_LEN], aad[13], *rec, *p;
 	uint32_t ctlen, need;
 	int outl;
 
@@ -499,7 +499,7 @@ static int open_record(struct tlsrec *t, uint32_t ctlen, uint8_t *type, char *er
 {
 	struct rec_dir *d = &t->rx;
 	uint8_t *rec = t->rbuf + t->rhead, *p = rec + REC_HDR;
-	uint8_t nonce[KTLS_IV_LEN], aad[13], tag[REC_TAG];
+	uint8_t nonce[KEYSCHED_IV_LEN], aad[13], tag[REC_TAG];
 	uint32_t n = ctlen, plen;
 	int outl;
 
@@ -593,7 +593,7 @@ static int open_record(struct tlsrec *t, uint32_t ctlen, uint8_t *type, char *er
 static int send_answer(struct tlsrec *t)
 {
 	static const uint8_t our_update[5] = { HS_KEY_UPDATE, 0, 0, 1, 0 };
-	struct ktls_dir_keys k;
+	struct keysched_dir_keys k;
 	int r;
 
 	if (t->answer_end > t->thead) {
@@ -603,9 +603,9 @@ static int send_answer(struct tlsrec *t)
 	memset(&k, 0, sizeof(k));
 	r = seal(t, TYPE_HANDSHAKE, our_update, sizeof(our_update));
 	if (!r)
-		r = ktls_session_next_keys(t->ks, true, &k);
+		r = keysched_next_keys(t->ks, true, &k);
 	if (!r)
-		r = dir_key(&t->tx, NULL, &k, KTLS_IV_LEN, 1);
+		r = dir_key(&t->tx, NULL, &k, KEYSCHED_IV_LEN, 1);
 	if (!r) {
 		t->tx.seq = 0;
 		t->tx_under_key = 0;
@@ -623,7 +623,7 @@ static int handshake_record(struct tlsrec *t, const uint8_t *m, uint32_t len, st
 	static const uint8_t no_renegotiation[2] = { TLSMSG_LEVEL_WARNING,
 						     TLSMSG_AD_NO_RENEGOTIATION };
 	struct tlsmsg_event ev;
-	struct ktls_dir_keys k;
+	struct keysched_dir_keys k;
 	int r = 0;
 
 	switch (tlsmsg_handshake(&t->msg, m, len, &ev)) {
@@ -633,9 +633,9 @@ static int handshake_record(struct tlsrec *t, const uint8_t *m, uint32_t len, st
 			 tlsmsg_alert_name(ev.alert));
 		return -EPROTO;
 	case TLSMSG_KEY_UPDATE:
-		r = ktls_session_next_keys(t->ks, false, &k);
+		r = keysched_next_keys(t->ks, false, &k);
 		if (!r)
-			r = dir_key(&t->rx, NULL, &k, KTLS_IV_LEN, 0);
+			r = dir_key(&t->rx, NULL, &k, KEYSCHED_IV_LEN, 0);
 		OPENSSL_cleanse(&k, sizeof(k));
 		if (!r) {
 			t->rx.seq = 0;

@@ -105,7 +105,7 @@ struct hop {
 	int fd;			/* owned; -1 once closed */
 	const struct hop_engine *eng; /* who does the records; never NULL after hop_init() */
 	SSL *ssl;		/* owned; the handshake's, kept by the openssl engine */
-	struct ktls_session *ks; /* owned; kTLS: what a KeyUpdate needs once the SSL is freed */
+	struct keysched_session *ks; /* owned; kTLS: what a KeyUpdate needs once the SSL is freed */
 	struct tlsrec *rec;	/* owned; the tlsrec engine's record layer */
 	struct hop_tls_summary *summary; /* owned; once the SSL is freed: for hop_info() */
 	struct ev_io io;

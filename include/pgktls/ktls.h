@@ -6,9 +6,9 @@
  *
  * pgktls installs the keys itself instead of relying on SSL_OP_ENABLE_KTLS:
  * OpenSSL 3.0 offloads TLS 1.3 for TX only, and one code path for every
- * 3.x keeps behaviour the same everywhere. Secrets come from the keylog
- * callback (TLS 1.3 traffic secrets) or the session (TLS 1.2 master secret
- * and randoms); every buffer that held key material is wiped.
+ * 3.x keeps behaviour the same everywhere. The keys come from keysched.h
+ * (which needs keysched_ctx_prepare() on the SSL_CTX); this module only
+ * talks to the kernel, and wipes every copy of a key it made.
  *
  * Policy (auto/off/required) is the caller's: this module only reports
  * what happened and why.
@@ -23,6 +23,8 @@
 #include <openssl/ssl.h>
 
 #include "pgktls/compiler.h"
+
+struct keysched_session;
 
 /* Who does the record crypto for one direction of one hop. */
 enum ktls_engine {
@@ -55,29 +57,10 @@ struct ktls_hop_state {
 	int err;		/* errno of a failed setsockopt, else 0 */
 };
 
-/* Longest write key (AES-256, ChaCha20) and the AEAD nonce length of every cipher we take. */
-#define KTLS_MAX_KEY 32
-#define KTLS_IV_LEN 12
-
-/* Write key and 12-byte IV of one direction. */
-struct ktls_dir_keys {
-	uint8_t key[KTLS_MAX_KEY];
-	uint8_t iv[KTLS_IV_LEN];	/* TLS 1.3 write_iv; TLS 1.2: fixed_iv_len bytes used */
-};
-
 /* TLS record content types as the kernel reports them in TLS_GET_RECORD_TYPE. */
 #define KTLS_RECORD_ALERT 21
 #define KTLS_RECORD_HANDSHAKE 22
 #define KTLS_RECORD_DATA 23
-
-/**
- * ktls_ctx_prepare() - hook an SSL_CTX so its sessions can be offloaded
- * (installs the keylog callback that captures TLS 1.3 traffic secrets into
- * per-SSL storage). Call once per SSL_CTX, before any SSL_new().
- *
- * Return: 0, or -ENOMEM.
- */
-PGKTLS_MUSTCHECK int ktls_ctx_prepare(SSL_CTX *ctx);
 
 /**
  * ktls_probe() - find out once, at startup, whether this kernel offers kTLS
@@ -114,33 +97,6 @@ bool ktls_probe(void);
  */
 PGKTLS_MUSTCHECK int ktls_install(SSL *ssl, int fd, struct ktls_hop_state *st);
 
-/*
- * An established session's keys, for pgktls's own userspace record layer
- * (tlsrec.c), which takes over from OpenSSL's where the kernel does not.
- */
-struct ktls_keys {
-	const char *evp_cipher;	/* "AES-128-GCM", "AES-256-GCM" or "ChaCha20-Poly1305" */
-	int version;		/* TLS1_2_VERSION or TLS1_3_VERSION */
-	uint8_t key_len;	/* bytes of each write key */
-	uint8_t iv_len;		/* implicit IV bytes: 12, or 4 for TLS 1.2 AES-GCM */
-	uint16_t max_fragment;	/* largest plaintext we may send in one record */
-	uint64_t seq;		/* first sequence number, both ways: TLS 1.2 1, TLS 1.3 0 */
-	struct ktls_dir_keys rx; /* the peer's write key and IV */
-	struct ktls_dir_keys tx; /* ours */
-	uint8_t reason;		/* on failure: enum ktls_reason */
-};
-
-/**
- * ktls_export_keys() - both directions' keys of an established session, with
- * the same preconditions as ktls_install() but no socket involved.
- * @ssl: handshake complete, nothing read or written through it since
- * @k: out; the caller wipes it with OPENSSL_cleanse() once the keys are in use
- *
- * Return: 0, or -EOPNOTSUPP (version, cipher), -EBUSY (OpenSSL holds unread
- * bytes), -ENOKEY, -EPROTO, with k->reason saying which; @k holds no key then.
- */
-PGKTLS_MUSTCHECK int ktls_export_keys(SSL *ssl, struct ktls_keys *k);
-
 /**
  * ktls_recv_record() - read one record from a kTLS RX socket, with its type.
  * @fd: socket with TLS_RX installed
@@ -163,14 +119,11 @@ PGKTLS_MUSTCHECK ssize_t ktls_recv_record(int fd, void *buf, size_t len, uint8_t
  */
 PGKTLS_MUSTCHECK int ktls_send_alert(int fd, uint8_t level, uint8_t desc);
 
-/* What stays of a session once OpenSSL's state is freed; see ktls_detach(). */
-struct ktls_session;
-
 /**
  * ktls_key_update_rx() - follow the peer's TLS 1.3 KeyUpdate (RFC 8446 7.2)
  * on a kTLS RX socket: next receive secret, installed in the kernel.
  * @ssl: the connection's SSL (holds the captured secrets) when @ks is NULL
- * @ks: the session kept by ktls_detach(), or NULL
+ * @ks: the session kept by keysched_detach(), or NULL
  * @fd: the socket
  *
  * What a control record means is tlsmsg.c's to say; this only rekeys.
@@ -180,7 +133,7 @@ struct ktls_session;
  * -ENOKEY (no secrets), -EPROTO (not TLS 1.3) or another -errno. The
  * secret is left as it was on failure.
  */
-PGKTLS_MUSTCHECK int ktls_key_update_rx(SSL *ssl, struct ktls_session *ks, int fd);
+PGKTLS_MUSTCHECK int ktls_key_update_rx(SSL *ssl, struct keysched_session *ks, int fd);
 
 /**
  * ktls_key_update_tx() - answer a KeyUpdate request on a kTLS TX socket:
@@ -192,35 +145,7 @@ PGKTLS_MUSTCHECK int ktls_key_update_rx(SSL *ssl, struct ktls_session *ks, int f
  * again when it is writable, before any other record on it);
  * -EKEYREJECTED, -ENOKEY, -EPROTO or another -errno.
  */
-PGKTLS_MUSTCHECK int ktls_key_update_tx(SSL *ssl, struct ktls_session *ks, int fd);
-
-/**
- * ktls_detach() - keep only what a hop offloaded in both directions still
- * needs of its TLS session (cipher, version and, for TLS 1.3, the traffic
- * secrets a KeyUpdate is derived from), so that the SSL, some 17 KB of
- * OpenSSL state, can be freed. The secrets move out of @ssl.
- *
- * Return: a session freed (and wiped) with ktls_session_free(), or NULL on ENOMEM.
- */
-struct ktls_session *ktls_detach(SSL *ssl);
-
-/** ktls_session_free() - wipe and free @ks; NULL is fine. */
-void ktls_session_free(struct ktls_session *ks);
-
-/**
- * ktls_session_next_keys() - TLS 1.3 KeyUpdate (RFC 8446 7.2) for a
- * userspace record layer: advance @ks's traffic secret for one direction and
- * derive its next key and IV into @k (the caller wipes @k).
- * @tx: true for the secret we send with, false for the peer's
- *
- * Return: 0, or -EPROTO (not TLS 1.3), -ENOKEY (no secrets); the secret is
- * left as it was on failure.
- */
-PGKTLS_MUSTCHECK int ktls_session_next_keys(struct ktls_session *ks, bool tx,
-					    struct ktls_dir_keys *k);
-
-/** ktls_forget() - wipe and free the secrets captured for @ssl (before SSL_free). */
-void ktls_forget(SSL *ssl);
+PGKTLS_MUSTCHECK int ktls_key_update_tx(SSL *ssl, struct keysched_session *ks, int fd);
 
 const char *ktls_reason_name(enum ktls_reason r);
 const char *ktls_engine_name(enum ktls_engine e);

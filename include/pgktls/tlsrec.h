@@ -9,7 +9,7 @@
  * post-handshake messages (KeyUpdate, NewSessionTicket, alerts). OpenSSL's
  * SSL object keeps far more for that (about 13 KB per TLS 1.3 session in
  * OpenSSL 3.0, more with a peer certificate). This module takes the keys out
- * of the SSL, the way kTLS does (ktls.c derives them), so the SSL can be
+ * of the SSL, the way kTLS does (keysched.c derives them), so the SSL can be
  * freed: an idle hop then holds its two keyed cipher contexts and a few
  * hundred bytes. Buffers exist only while bytes are in flight.
  *
@@ -35,13 +35,13 @@ struct tlsrec;
 /**
  * tlsrec_new() - take over record protection from an established @ssl.
  * @ssl: handshake complete, nothing read or written through it since
- *	(ktls_export_keys()'s preconditions); the TLS 1.3 secrets move out of
+ *	(keysched_export()'s preconditions); the TLS 1.3 secrets move out of
  *	it on success, after which the caller must not use it for records
  *	again and should free it
  * @out: the new record layer, freed (and wiped) by tlsrec_free();
  *	NULL on failure
  *
- * Return: 0, -ENOMEM, or ktls_export_keys()'s errors (version, cipher,
+ * Return: 0, -ENOMEM, or keysched_export()'s errors (version, cipher,
  * unread bytes in OpenSSL): @ssl is then untouched and can go on.
  */
 PGKTLS_MUSTCHECK int tlsrec_new(SSL *ssl, struct tlsrec **out);

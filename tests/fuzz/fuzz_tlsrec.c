@@ -19,7 +19,7 @@
  * over a socketpair, with an in-memory ECDSA certificate. Per input, both
  * ends of the chosen pair become fresh tlsrecs with tlsrec_new(): the TLS 1.3
  * traffic secrets that tlsrec_new() moves out of an SSL are put back first by
- * replaying the keylog lines ktls.c's callback saw during the handshake, so
+ * replaying the keylog lines keysched.c's callback saw during the handshake, so
  * every input starts from the same keys and sequence numbers with no
  * handshake (a few thousand inputs a second). One end is the target; the
  * other, "the peer", lends its keyed contexts: the harness's own sealer
@@ -117,7 +117,7 @@ static struct tmpl tmpls[] = {
 	{ .version = TLS1_3_VERSION, .suite = "TLS_CHACHA20_POLY1305_SHA256" },
 };
 
-static SSL_CTX_keylog_cb_func ktls_keylog;	/* ktls.c's callback */
+static SSL_CTX_keylog_cb_func lib_keylog;	/* keysched.c's callback */
 static struct tmpl *keylog_tmpl;		/* the handshake in progress */
 static uint8_t pattern[PATTERN_LEN];
 
@@ -229,7 +229,7 @@ static void keylog_save(const SSL *ssl, const char *line)
 		*slot = strdup(line);
 		FUZZ_CHECK(*slot);
 	}
-	ktls_keylog(ssl, line);
+	lib_keylog(ssl, line);
 }
 
 /* A self-signed P-256 certificate: the ECDSA suites need one; nobody verifies it. */
@@ -265,9 +265,9 @@ static SSL_CTX *make_ctx(bool server, const struct tmpl *tp, EVP_PKEY *key, X509
 		/* A ticket would sit unread in the client's socket. */
 		FUZZ_CHECK(SSL_CTX_set_num_tickets(ctx, 0) == 1);
 	}
-	FUZZ_CHECK(ktls_ctx_prepare(ctx) == 0);
-	ktls_keylog = SSL_CTX_get_keylog_callback(ctx);
-	FUZZ_CHECK(ktls_keylog);
+	FUZZ_CHECK(keysched_ctx_prepare(ctx) == 0);
+	lib_keylog = SSL_CTX_get_keylog_callback(ctx);
+	FUZZ_CHECK(lib_keylog);
 	SSL_CTX_set_keylog_callback(ctx, keylog_save);
 	return ctx;
 }
@@ -333,8 +333,8 @@ static struct tlsrec *tmpl_tlsrec(struct tmpl *tp, int i)
 	if (tp->version == TLS1_3_VERSION) {
 		/* The secrets the previous tlsrec_new() took: as the handshake gave them. */
 		FUZZ_CHECK(tp->lines[i][0] && tp->lines[i][1]);
-		ktls_keylog(tp->ssl[i], tp->lines[i][0]);
-		ktls_keylog(tp->ssl[i], tp->lines[i][1]);
+		lib_keylog(tp->ssl[i], tp->lines[i][0]);
+		lib_keylog(tp->ssl[i], tp->lines[i][1]);
 	}
 	FUZZ_CHECK(tlsrec_new(tp->ssl[i], &t) == 0);
 	return t;
@@ -346,11 +346,11 @@ static struct tlsrec *tmpl_tlsrec(struct tmpl *tp, int i)
 static void peer_rekey(struct tlsrec *p, bool tx)
 {
 	struct rec_dir *d = tx ? &p->tx : &p->rx;
-	struct ktls_dir_keys k;
+	struct keysched_dir_keys k;
 
-	FUZZ_CHECK(ktls_session_next_keys(p->ks, tx, &k) == 0);
+	FUZZ_CHECK(keysched_next_keys(p->ks, tx, &k) == 0);
 	FUZZ_CHECK(EVP_CipherInit_ex(d->ctx, NULL, NULL, k.key, NULL, tx) == 1);
-	memcpy(d->iv, k.iv, KTLS_IV_LEN);
+	memcpy(d->iv, k.iv, KEYSCHED_IV_LEN);
 	d->seq = 0;
 	OPENSSL_cleanse(&k, sizeof(k));
 }
@@ -365,7 +365,7 @@ static uint32_t peer_seal(struct fz *f, uint8_t type, const uint8_t *pt, uint32_
 			  uint8_t *out)
 {
 	struct rec_dir *d = &f->p->tx;
-	uint8_t nonce[KTLS_IV_LEN], aad[13], *c = out + REC_HDR;
+	uint8_t nonce[KEYSCHED_IV_LEN], aad[13], *c = out + REC_HDR;
 	uint32_t ctlen = len + REC_TAG + (f->p->explicit_nonce ? REC_EXPLICIT : 0);
 	int outl;
 

@@ -19,6 +19,7 @@
 
 #include <openssl/ssl.h>
 
+#include "pgktls/keysched.h"
 #include "pgktls/ktls.h"
 #include "pgktls/pgproto.h"
 #include "pgktls/stats.h"
@@ -69,7 +70,7 @@ static void tls_pair(int sfd, int cfd, SSL_CTX **sctx, SSL_CTX **cctx, SSL **s, 
 	/* No tickets: tlsrec takes over right after the handshake, nothing in flight. */
 	ck_assert_int_eq(SSL_CTX_set_num_tickets(*sctx, 0), 1);
 	ck_assert_int_eq(SSL_CTX_set_min_proto_version(*sctx, TLS1_3_VERSION), 1);
-	ck_assert_int_eq(ktls_ctx_prepare(*sctx), 0);
+	ck_assert_int_eq(keysched_ctx_prepare(*sctx), 0);
 	*s = SSL_new(*sctx);
 	*c = SSL_new(*cctx);
 	SSL_set_fd(*s, sfd);

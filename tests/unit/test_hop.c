@@ -21,6 +21,7 @@
 
 #include <openssl/ssl.h>
 
+#include "pgktls/keysched.h"
 #include "pgktls/ktls.h"
 
 #include "testlib.h"
@@ -52,7 +53,7 @@ static void pair_open(struct pair *p)
 	ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(p->sctx, path, SSL_FILETYPE_PEM), 1);
 	ck_assert_int_eq(SSL_CTX_set_num_tickets(p->sctx, 0), 1);
 	ck_assert_int_eq(SSL_CTX_set_min_proto_version(p->sctx, TLS1_3_VERSION), 1);
-	ck_assert_int_eq(ktls_ctx_prepare(p->sctx), 0);
+	ck_assert_int_eq(keysched_ctx_prepare(p->sctx), 0);
 	s = SSL_new(p->sctx);
 	p->c = SSL_new(p->cctx);
 	SSL_set_fd(s, sv[0]);

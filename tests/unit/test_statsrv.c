@@ -29,6 +29,8 @@
 #include "pgktls/conn.h"
 #include "pgktls/ev.h"
 #include "pgktls/statfmt.h"
+#include "pgktls/statjson.h"
+#include "pgktls/statsnap.h"
 #include "pgktls/statsrv.h"
 #include "testlib.h"
 
@@ -90,11 +92,11 @@ static void set_in(struct sockaddr_storage *ss, socklen_t *len, const char *ip, 
 }
 
 /* Two connections: one offloaded both ways (kernel: sw), one in userspace. */
-static void fake_snapshot(struct statsrv_snapshot *s, bool kernel_view)
+static void fake_snapshot(struct statsnap *s, bool kernel_view)
 {
-	static struct statsrv_conn conns[2];
-	static struct statsrv_iface ifaces[1];
-	struct statsrv_conn *c;
+	static struct statsnap_conn conns[2];
+	static struct statsnap_iface ifaces[1];
+	struct statsnap_conn *c;
 
 	memset(s, 0, sizeof(*s));
 	memset(conns, 0, sizeof(conns));
@@ -126,7 +128,7 @@ static void fake_snapshot(struct statsrv_snapshot *s, bool kernel_view)
 	s->process.reloads_failed = 3;
 	s->metrics.enabled = true;
 	s->metrics.scrapes = 11;
-	s->metrics.refused[STATSRV_REFUSED_TIMEOUT] = 2;
+	s->metrics.refused[STATSNAP_REFUSED_TIMEOUT] = 2;
 	s->conns = conns;
 	s->n_conns = 2;
 
@@ -255,11 +257,11 @@ static void validate(const cJSON *doc)
 
 START_TEST(test_render_all)
 {
-	struct statsrv_snapshot s;
+	struct statsnap s;
 	cJSON *doc;
 
 	fake_snapshot(&s, true);
-	doc = statsrv_render(&s, STATSRV_ALL, 0);
+	doc = statjson_render(&s, STATJSON_ALL, 0);
 	ck_assert_ptr_nonnull(doc);
 	ck_assert_int_eq(jnum(doc, "schema"), 1);
 	ck_assert_str_eq(jstr(doc, "version"), "9.9");
@@ -337,11 +339,11 @@ END_TEST
 
 START_TEST(test_render_no_kernel)
 {
-	struct statsrv_snapshot s;
+	struct statsnap s;
 	cJSON *doc;
 
 	fake_snapshot(&s, false);
-	doc = statsrv_render(&s, STATSRV_ALL, 0);
+	doc = statjson_render(&s, STATJSON_ALL, 0);
 	ck_assert_int_eq(jnum(doc, "workers.late.0"), 1);
 	/* Said, not omitted. */
 	ck_assert(cJSON_IsFalse(jget(doc, "kernel.ktls.available")));
@@ -361,27 +363,27 @@ END_TEST
 
 START_TEST(test_render_parts)
 {
-	struct statsrv_snapshot s;
+	struct statsnap s;
 	cJSON *doc;
 
 	fake_snapshot(&s, true);
-	doc = statsrv_render(&s, STATSRV_TOTALS, 0);
+	doc = statjson_render(&s, STATJSON_TOTALS, 0);
 	ck_assert_ptr_nonnull(cJSON_GetObjectItem(doc, "totals"));
 	ck_assert_ptr_nonnull(cJSON_GetObjectItem(doc, "kernel"));
 	ck_assert_ptr_null(cJSON_GetObjectItem(doc, "connections"));
 	validate(doc);
 	cJSON_Delete(doc);
-	doc = statsrv_render(&s, STATSRV_CONNECTIONS, 0);
+	doc = statjson_render(&s, STATJSON_CONNECTIONS, 0);
 	ck_assert_ptr_null(cJSON_GetObjectItem(doc, "totals"));
 	ck_assert_int_eq(cJSON_GetArraySize(jget(doc, "connections")), 2);
 	validate(doc);
 	cJSON_Delete(doc);
-	doc = statsrv_render(&s, STATSRV_CONNECTION, 12);
+	doc = statjson_render(&s, STATJSON_CONNECTION, 12);
 	ck_assert_int_eq(jnum(doc, "connection.id"), 12);
 	ck_assert_ptr_null(cJSON_GetObjectItem(doc, "connections"));
 	validate(doc);
 	cJSON_Delete(doc);
-	doc = statsrv_render(&s, STATSRV_CONNECTION, 99);
+	doc = statjson_render(&s, STATJSON_CONNECTION, 99);
 	ck_assert_str_eq(jstr(doc, "error.code"), "not_found");
 	ck_assert_str_eq(jstr(doc, "error.message"), "no connection 99");
 	validate(doc);
@@ -458,13 +460,13 @@ static void families_ok(const char *text, bool om)
 
 START_TEST(test_prometheus)
 {
-	struct statsrv_snapshot s;
+	struct statsnap s;
 	cJSON *doc;
 	char *text;
 	int rc;
 
 	fake_snapshot(&s, true);
-	doc = statsrv_render(&s, STATSRV_ALL, 0);
+	doc = statjson_render(&s, STATJSON_ALL, 0);
 	text = render_text(doc, true, &rc);
 	ck_assert_int_eq(rc, 0);
 	ck_assert(!strncmp(text, "# HELP pgktls_up ", 17));
@@ -527,7 +529,7 @@ START_TEST(test_prometheus)
 	free(text);
 	cJSON_Delete(doc);
 	/* An error document is refused. */
-	doc = statsrv_render_error("bad_request", "x");
+	doc = statjson_error("bad_request", "x");
 	text = render_text(doc, true, &rc);
 	ck_assert_int_eq(rc, -EINVAL);
 	free(text);
@@ -537,13 +539,13 @@ END_TEST
 
 START_TEST(test_table)
 {
-	struct statsrv_snapshot s;
+	struct statsnap s;
 	cJSON *doc;
 	char *text;
 	int rc;
 
 	fake_snapshot(&s, true);
-	doc = statsrv_render(&s, STATSRV_ALL, 0);
+	doc = statjson_render(&s, STATJSON_ALL, 0);
 	text = render_text(doc, false, &rc);
 	ck_assert_int_eq(rc, 0);
 	ck_assert_ptr_nonnull(strstr(text, "pgktls 9.9, pid 1234, up 1m01s, 2 workers"));
@@ -571,8 +573,8 @@ static size_t load_data(const char *name, void *buf, size_t len)
 START_TEST(test_render_nic_offload)
 {
 	static char reply[NL_REPLY_MAX];
-	struct statsrv_snapshot s;
-	struct statsrv_hop *h;
+	struct statsnap s;
+	struct statsnap_hop *h;
 	char *text;
 	cJSON *doc;
 	size_t n;
@@ -587,7 +589,7 @@ START_TEST(test_render_nic_offload)
 	snprintf(s.ifaces[0].name, sizeof(s.ifaces[0].name), "eth0");
 	ck_assert_int_eq(nl_ethtool_parse(reply, n, 0, &s.ifaces[0].nic), 0);
 
-	doc = statsrv_render(&s, STATSRV_ALL, 0);
+	doc = statjson_render(&s, STATJSON_ALL, 0);
 	ck_assert_str_eq(jstr(doc, "connections.0.client.rx.engine"), "kernel_nic");
 	ck_assert_str_eq(jstr(doc, "connections.0.client.tx.engine"), "kernel_nic");
 	ck_assert_str_eq(jstr(doc, "connections.0.client.kernel.rxconf"), "hw");
