@@ -29,14 +29,14 @@
 static char certdir[4096];
 
 /* A hop around the server end of a TLS 1.3 session with an OpenSSL client. */
-struct pair {
+struct hop_pair {
 	SSL_CTX *sctx, *cctx;
 	SSL *c;			/* the client's */
 	int cfd;
 	struct hop h;		/* the server end, as pgktls's client hop */
 };
 
-static void pair_open(struct pair *p)
+static void hop_pair_open(struct hop_pair *p)
 {
 	char path[4200];
 	bool sdone = false, cdone = false;
@@ -80,7 +80,7 @@ static void pair_open(struct pair *p)
 	ck_assert(sdone && cdone);
 }
 
-static void pair_close(struct pair *p)
+static void hop_pair_close(struct hop_pair *p)
 {
 	hop_close(NULL, &p->h);
 	SSL_free(p->c);
@@ -90,7 +90,7 @@ static void pair_close(struct pair *p)
 }
 
 /* One message each way through @p's hop, whatever its engine. */
-static void exchange(struct pair *p)
+static void exchange(struct hop_pair *p)
 {
 	struct stats st;
 	char buf[64];
@@ -128,9 +128,9 @@ static void check_info(const struct hop *h, const char *engine)
 START_TEST(test_engage_off)
 {
 	const struct hop_policy pol = { .ktls = CFG_KTLS_OFF, .kernel_tls = true };
-	struct pair p;
+	struct hop_pair p;
 
-	pair_open(&p);
+	hop_pair_open(&p);
 	check_info(&p.h, "openssl");
 	ck_assert_int_eq(hop_engage(&p.h, &pol), 0);
 	ck_assert_ptr_null(p.h.ssl);
@@ -140,7 +140,7 @@ START_TEST(test_engage_off)
 	ck_assert_int_eq(p.h.ktls.tx_reason, KTLS_R_DISABLED);
 	check_info(&p.h, "tlsrec");
 	exchange(&p);
-	pair_close(&p);
+	hop_pair_close(&p);
 }
 END_TEST
 
@@ -148,15 +148,15 @@ END_TEST
 START_TEST(test_engage_openssl_records)
 {
 	const struct hop_policy pol = { .ktls = CFG_KTLS_OFF, .openssl_records = true };
-	struct pair p;
+	struct hop_pair p;
 
-	pair_open(&p);
+	hop_pair_open(&p);
 	ck_assert_int_eq(hop_engage(&p.h, &pol), 0);
 	ck_assert_ptr_nonnull(p.h.ssl);
 	ck_assert_ptr_null(p.h.rec);
 	check_info(&p.h, "openssl");
 	exchange(&p);
-	pair_close(&p);
+	hop_pair_close(&p);
 }
 END_TEST
 
@@ -165,21 +165,21 @@ START_TEST(test_engage_no_kernel)
 {
 	const struct hop_policy aut = { .ktls = CFG_KTLS_AUTO, .kernel_tls = false };
 	const struct hop_policy req = { .ktls = CFG_KTLS_REQUIRED, .kernel_tls = false };
-	struct pair p;
+	struct hop_pair p;
 
-	pair_open(&p);
+	hop_pair_open(&p);
 	ck_assert_int_eq(hop_engage(&p.h, &aut), 0);
 	ck_assert_int_eq(p.h.ktls.rx_reason, KTLS_R_NO_KERNEL);
 	check_info(&p.h, "tlsrec");
 	exchange(&p);
-	pair_close(&p);
+	hop_pair_close(&p);
 
-	pair_open(&p);
+	hop_pair_open(&p);
 	ck_assert_int_eq(hop_engage(&p.h, &req), -EOPNOTSUPP);
 	ck_assert_int_eq(p.h.ktls.tx, KTLS_ENGINE_USERSPACE);
 	ck_assert_int_eq(p.h.ktls.tx_reason, KTLS_R_NO_KERNEL);
 	exchange(&p);	/* the ErrorResponse that says why still gets through */
-	pair_close(&p);
+	hop_pair_close(&p);
 }
 END_TEST
 
