@@ -78,3 +78,17 @@ const char *const *stats_names(void)
 	};
 	return names;
 }
+
+void stats_process_upgrade_load(struct stats_process *out)
+{
+#define LOAD(f) out->f = __atomic_load_n(&stats_process.f, __ATOMIC_RELAXED)
+	LOAD(upgrades_started);
+	LOAD(upgrades_ok);
+	LOAD(upgrades_failed);
+	LOAD(upgrade_child_pid);
+	LOAD(adopted_from_pid);
+	LOAD(adopted_listeners);
+	LOAD(previous_draining);
+	LOAD(previous_running);
+#undef LOAD
+}

@@ -507,6 +507,7 @@ int statsrv_collect(struct worker *workers, size_t n_workers, unsigned timeout_m
 	/* Written once before any thread started. */
 	out->process.listen_sockets = stats_process.listen_sockets;
 	out->process.listen_from_systemd = stats_process.listen_from_systemd;
+	stats_process_upgrade_load(&out->process);
 	r = gather_conns(workers, n_workers, timeout_ms, out);
 	if (r < 0)
 		return r;
@@ -663,6 +664,30 @@ static cJSON *fallback_reasons(const uint64_t v[STATS_MAX_REASONS])
 	/* KTLS_R_NONE never counts as a fallback reason. */
 	for (unsigned r = KTLS_R_NONE + 1; r < KTLS__NREASONS; r++)
 		put_u64(o, ktls_reason_name(r), v[r]);
+	return o;
+}
+
+/*
+ * "upgrade": this process's binary upgrades (SIGUSR2) and, in a process an
+ * upgrade started, the one it took over from (see ARCHITECTURE.md).
+ */
+static cJSON *stats_render_upgrade(const struct stats_process *p)
+{
+	cJSON *o = cJSON_CreateObject(), *prev;
+
+	cJSON_AddStringToObject(o, "state", p->upgrade_child_pid ? "handing_over" : "none");
+	put_u64(o, "started", p->upgrades_started);
+	put_u64(o, "ok", p->upgrades_ok);
+	put_u64(o, "failed", p->upgrades_failed);
+	if (p->upgrade_child_pid)
+		put_u64(o, "new_pid", p->upgrade_child_pid);
+	if (p->adopted_from_pid) {
+		prev = cJSON_AddObjectToObject(o, "previous");
+		put_u64(prev, "pid", p->adopted_from_pid);
+		put_u64(prev, "listeners", p->adopted_listeners);
+		cJSON_AddBoolToObject(prev, "running", p->previous_running != 0);
+		put_u64(prev, "draining", p->previous_draining);
+	}
 	return o;
 }
 
@@ -921,6 +946,7 @@ cJSON *statsrv_render(const struct statsrv_snapshot *s, enum statsrv_what what, 
 	w = cJSON_AddObjectToObject(root, "listen");
 	put_u64(w, "sockets", s->process.listen_sockets);
 	cJSON_AddStringToObject(w, "from", s->process.listen_from_systemd ? "systemd" : "pgktls");
+	cJSON_AddItemToObject(root, "upgrade", stats_render_upgrade(&s->process));
 	if (what == STATSRV_ALL || what == STATSRV_TOTALS) {
 		cJSON_AddItemToObject(root, "totals", render_totals(s));
 		cJSON_AddItemToObject(root, "kernel", render_kernel(s));
@@ -963,6 +989,7 @@ struct sclient {
 
 struct statsrv {
 	statsrv_reload_fn *reload;	/* the "reload" request, or NULL */
+	bool keep_path;			/* an upgrade's new process serves the path now */
 	void *reload_arg;
 	struct ev_loop *loop;
 	pthread_t thread;
@@ -1629,13 +1656,14 @@ int statsrv_start(const struct statsrv_opts *opts, struct worker *workers, size_
 		goto err;
 	}
 	if (opts->path) {
-		r = bind_socket(opts);
+		r = opts->inherit && opts->inherit_fd >= 0 ? opts->inherit_fd : bind_socket(opts);
 		if (r < 0)
 			goto err;
 		srv->lfd = r;
 	}
 	if (opts->metrics_listen) {
-		r = bind_http(opts->metrics_listen);
+		r = opts->inherit && opts->inherit_http_fd >= 0 ? opts->inherit_http_fd
+								 : bind_http(opts->metrics_listen);
 		if (r < 0)
 			goto err;
 		srv->hlfd = r;
@@ -1671,10 +1699,23 @@ int statsrv_start(const struct statsrv_opts *opts, struct worker *workers, size_
 	*out = srv;
 	return 0;
 err:
-	if (srv->lfd >= 0)
+	if (srv->lfd >= 0 && !(opts->inherit && opts->inherit_fd >= 0))
 		unlink(srv->path);
+	srv->keep_path = opts->inherit && opts->inherit_fd >= 0;
 	statsrv_stop(srv);
 	return r;
+}
+
+void statsrv_listen_fds(const struct statsrv *srv, int *fd, int *http_fd)
+{
+	*fd = srv ? srv->lfd : -1;
+	*http_fd = srv ? srv->hlfd : -1;
+}
+
+void statsrv_keep_path(struct statsrv *srv)
+{
+	if (srv)
+		srv->keep_path = true;
 }
 
 void statsrv_stop(struct statsrv *srv)
@@ -1685,7 +1726,7 @@ void statsrv_stop(struct statsrv *srv)
 		__atomic_store_n(&srv->stopping, true, __ATOMIC_RELEASE);
 		ev_loop_wakeup(srv->loop);
 		pthread_join(srv->thread, NULL);
-		if (srv->path)
+		if (srv->path && !srv->keep_path)
 			unlink(srv->path);
 	}
 	while (srv->clients)
