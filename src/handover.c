@@ -323,13 +323,20 @@ int handover_recv(int fd, struct handover_msg *m, int *got_fd, int timeout_ms)
 	memset(m, 0, sizeof(*m));
 	if (!buf)
 		return -ENOMEM;
-	for (;;) {
+	for (bool reset = false;;) {
 		n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 		if (n >= 0)
 			break;
 		r = -errno;
-		if (r == -EINTR)
+		/*
+		 * A peer that closed with our message unread sets ECONNRESET on
+		 * this socket, reported (once) before what it sent last: a
+		 * refusal is still queued behind it. Read on; EOF follows it.
+		 */
+		if (r == -EINTR || (r == -ECONNRESET && !reset)) {
+			reset = reset || r == -ECONNRESET;
 			continue;
+		}
 		if (r != -EAGAIN || timeout_ms == 0)
 			goto out;
 		r = wait_fd(fd, POLLIN, timeout_ms);

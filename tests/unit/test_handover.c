@@ -237,6 +237,29 @@ START_TEST(test_send_recv_fd)
 }
 END_TEST
 
+/*
+ * The new process refuses and exits without reading our hello: the kernel
+ * reports ECONNRESET first, yet the refusal behind it must still be read.
+ */
+START_TEST(test_refusal_after_unread)
+{
+	struct handover_msg hello = msg(HANDOVER_HELLO), no = msg(HANDOVER_REFUSE), out;
+	int sv[2], got;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(handover_send(sv[0], &hello, -1, 1000), 0);
+	no.u.refuse.reason = HANDOVER_R_START;
+	snprintf(no.u.refuse.text, sizeof(no.u.refuse.text), "bad config");
+	ck_assert_int_eq(handover_send(sv[1], &no, -1, 1000), 0);
+	close(sv[1]);	/* our hello unread */
+	ck_assert_int_eq(handover_recv(sv[0], &out, &got, 1000), 0);
+	ck_assert_uint_eq(out.type, HANDOVER_REFUSE);
+	ck_assert_str_eq(out.u.refuse.text, "bad config");
+	ck_assert_int_eq(handover_recv(sv[0], &out, &got, 1000), -ECONNRESET);
+	close(sv[0]);
+}
+END_TEST
+
 /* A datagram with two descriptors is refused, and neither is left open. */
 START_TEST(test_recv_two_fds)
 {
@@ -345,6 +368,7 @@ static Suite *handover_suite(void)
 	tcase_add_test(tc, test_bad_payloads);
 	tcase_add_test(tc, test_refuse_text_printable);
 	tcase_add_test(tc, test_send_recv_fd);
+	tcase_add_test(tc, test_refusal_after_unread);
 	tcase_add_test(tc, test_recv_two_fds);
 	tcase_add_test(tc, test_spawn);
 	tcase_add_test(tc, test_child_fd);
