@@ -217,4 +217,49 @@ ok "$([ ! -e "$PIDF" ] && [ ! -e "$SOCK" ]; echo $?)" "... and removes the pid f
 touch "$T/notify.stop"
 wait "$NOTIFY_PID"
 
+# ---- socket activation and metrics_listen: systemd's sockets and the HTTP socket move too
+if command -v systemd-socket-activate >/dev/null && command -v ss >/dev/null; then
+	A1=$(port_alloc)
+	A2=$(port_alloc)
+	MP=$(port_alloc)
+	SOCK2=$T/stats2.sock
+	px_config sa "tls_certificate = \"$CERTS/proxy.crt\"
+tls_private_key = \"$CERTS/proxy.key\"
+tls_verify = \"verify_full\"
+tls_server_ca_certificate = \"$CERTS/ca.crt\"
+stats_socket = \"$SOCK2\"
+metrics_listen = \"127.0.0.1:$MP\"
+pid_file = \"$T/sa.pid\""
+	dsn() { echo "host=localhost hostaddr=127.0.0.1 port=$1 dbname=postgres user=alice password=alice-pw $C"; }
+	metrics() { "$PY" -c 'import sys, urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).status)' "$MP"; }
+	px_spawn sa systemd-socket-activate -l "127.0.0.1:$A1" -l "127.0.0.1:$A2" \
+		"$PGKTLS_BIN" -c "${PX_CONF[sa]}"
+	wait_log sa "Listening on 127.0.0.1:$A2"
+	q_ok "socket activation: the first client starts pgktls" "$(dsn "$A1")" "select 1" 1
+	wait_log sa "ready:"
+	SA_OLD=$(cat "$T/sa.pid")
+	kill -USR2 "$SA_OLD"
+	wait_for 30 'gone "$SA_OLD"'
+	ok $? "socket activation: upgraded, and the old process has exited"
+	SA_NEW=$(cat "$T/sa.pid")
+	PX_PID[sa]=$SA_NEW
+	q_ok "... the first systemd socket is served by the new process" "$(dsn "$A1")" "select 'a1'" a1
+	q_ok "... and the second" "$(dsn "$A2")" "select 'a2'" a2
+	SOCK=$SOCK2
+	is "$(json 'd["pid"], d["listen"]["from"], d["upgrade"]["previous"]["listeners"]')" \
+		"$SA_NEW systemd 4" "... its stats: listening sockets from systemd, 4 handed over (2 + stats + metrics)"
+	is "$(metrics)" 200 "... and it answers GET /metrics on the handed-over socket"
+	for a in "$A1" "$A2"; do
+		fds=$(ss -Hltnp "sport = :$a" | grep -o "pid=$SA_NEW,fd=[0-9]*" | sort -u | wc -l)
+		is "$fds" 2 "port $a: one descriptor per worker (2) in the new process"
+	done
+	PX_PID[sa]=
+	kill -TERM "$SA_NEW"
+	wait_for 15 'gone "$SA_NEW"'
+	ok $? "the upgraded socket-activated process stops on SIGTERM"
+else
+	skip 9 "systemd-socket-activate or ss is not installed (packages systemd, iproute2)"
+fi
+
 done_testing
