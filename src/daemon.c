@@ -906,6 +906,8 @@ static void upgrade_fail(struct mainloop *m, const char *fmt, ...)
 	STAT_INC(&stats_process, upgrades_failed);
 	log_err("upgrade failed, pid %ld keeps serving: %s; the new process (pid %ld) %s",
 		(long)getpid(), why, (long)m->up_pid, fate);
+	snprintf(why + strlen(why), sizeof(why) - strlen(why), "; the new process %s", fate);
+	stats_process_set_upgrade_error(why);
 	m->up_pid = -1;
 }
 
@@ -1059,6 +1061,7 @@ static void upgrade_start(struct mainloop *m, const char *why)
 	r = handover_spawn(bin, argv, &m->up_pid, &fd);
 	if (r < 0) {
 		log_err("%s: cannot start %s: %s; still serving", why, bin, strerror(-r));
+		stats_process_set_upgrade_error(strerror(-r));
 		STAT_INC(&stats_process, upgrades_failed);
 		return;
 	}

@@ -681,6 +681,8 @@ static cJSON *stats_render_upgrade(const struct stats_process *p)
 	put_u64(o, "failed", p->upgrades_failed);
 	if (p->upgrade_child_pid)
 		put_u64(o, "new_pid", p->upgrade_child_pid);
+	if (p->upgrade_error[0])
+		cJSON_AddStringToObject(o, "last_error", p->upgrade_error);
 	if (p->adopted_from_pid) {
 		prev = cJSON_AddObjectToObject(o, "previous");
 		put_u64(prev, "pid", p->adopted_from_pid);

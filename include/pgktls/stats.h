@@ -103,6 +103,7 @@ struct stats_process {
 	uint64_t adopted_listeners;	/* listening sockets it handed to us */
 	uint64_t previous_draining;	/* its connections still open, as it last said */
 	uint64_t previous_running;	/* 1 until its end of the handover closes */
+	char upgrade_error[256];	/* why the last upgrade failed ("" none); under a lock */
 };
 extern struct stats_process stats_process;
 
@@ -127,6 +128,9 @@ void stats_add(struct stats *sum, const struct stats *part);
  * (written by the main thread at any time) into @out, each read atomically.
  */
 void stats_process_upgrade_load(struct stats_process *out);
+
+/** stats_process_set_upgrade_error() - why the last upgrade failed, for the stats (thread-safe). */
+void stats_process_set_upgrade_error(const char *why);
 
 /** stats_names() - counter names in field order, NULL-terminated. */
 const char *const *stats_names(void);

@@ -168,14 +168,23 @@ use_binary() {
 	wait_for 10 '[ "$(count_log "reloaded:")" -gt "$before" ]'
 }
 
-# refused NAME BINARY LOG-REGEX: an upgrade to BINARY fails; CUR keeps serving everything.
+# refused NAME BINARY LOG-REGEX [stat]: an upgrade to BINARY fails; CUR keeps serving
+# everything. With "stat", pgktls-stat --upgrade asks and must report the failure.
 refused() {
-	local failed
+	local failed rc
 	failed=$(json 'd["upgrade"]["failed"]')
 	use_binary "$2"
 	loop_start
 	hold_start 10
-	kill -USR2 "$CUR"
+	if [ "${4:-}" = stat ]; then
+		"$STAT" -s "$SOCK" --upgrade >"$T/up.out" 2>"$T/up.err"
+		rc=$?
+		is "$rc" 1 "$1: pgktls-stat --upgrade exits 1"
+		like "$(cat "$T/up.err")" "upgrade failed, pid $CUR keeps serving: $3" \
+			"$1: ... and says why"
+	else
+		kill -USR2 "$CUR"
+	fi
 	wait_log up "upgrade failed, pid $CUR keeps serving: $3" 40
 	ok $? "$1: the old process logs why and keeps serving"
 	ok "$(kill -0 "$CUR"; echo $?)" "$1: the old process runs"
@@ -187,7 +196,7 @@ refused() {
 	loop_stop "$1"
 }
 refused "version mismatch" "$T/mismatch.sh" \
-	"it refused the takeover \(version, it speaks version 99\)"
+	"it refused the takeover \(version, it speaks version 99\)" stat
 refused "crash at exec" "$T/crash-exec.sh" "it ended before it was ready.*killed by signal 11"
 refused "crash holding the sockets" "$T/crash-held.sh" \
 	"it ended before it was ready.*killed by signal 6"
@@ -200,11 +209,15 @@ wait_log up "upgrade failed, pid $CUR keeps serving: it refused the takeover \(s
 ok $? "a config the new process rejects: refused with the reason, the old one serves on"
 sed -i '/^no_such_key/d' "${PX_CONF[up]}"
 
-# And after all that, an upgrade still works.
-kill -USR2 "$CUR"
-wait_for 30 'gone "$CUR"'
-ok $? "after the failures, an upgrade still succeeds and the old process exits"
+# And after all that, an upgrade still works (asked for by pgktls-stat, which waits for it).
+out=$("$STAT" -s "$SOCK" --upgrade 2>&1)
+rc=$?
 PX_PID[up]=$(cat "$PIDF")
+is "$rc" 0 "pgktls-stat --upgrade after the failures: exit 0"
+like "$out" "^upgraded: pid $CUR -> ${PX_PID[up]} \(3 listening socket\(s\) handed over" \
+	"... and it names both processes"
+wait_for 30 'gone "$CUR"'
+ok $? "... and the old process exits"
 q_ok "the last process serves" "$(px_dsn up "$C")" "select 'last'" last
 
 # The last process is not our child: stop it by hand.
