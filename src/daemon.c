@@ -408,7 +408,7 @@ err:
  */
 static int adopt_listeners(struct daemon *d, struct adoption *ad, char *listening, size_t len)
 {
-	char addr[SOCK_ADDR_STRLEN], seen[4096] = "";
+	char addr[SOCK_ADDR_STRLEN], key[SOCK_ADDR_STRLEN + 2], seen[4096] = "|";
 	size_t next = 0, n_tcp = 0;
 
 	for (size_t s = 0; s < ad->n; s++) {
@@ -423,8 +423,9 @@ static int adopt_listeners(struct daemon *d, struct adoption *ad, char *listenin
 			snprintf(addr, sizeof(addr), "fd %d", fd);
 		else
 			sock_addr_str((struct sockaddr *)&ss, sslen, addr, sizeof(addr));
-		/* One line per address, however many sockets share it. */
-		if (!strstr(seen, addr)) {
+		/* One line per address, however many sockets share it ("|a|b|": whole entries). */
+		snprintf(key, sizeof(key), "|%s|", addr);
+		if (!strstr(seen, key)) {
 			snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen), "%s|", addr);
 			note_listening(listening, len, addr);
 			STAT_INC(&stats_process, listen_sockets);
