@@ -854,9 +854,10 @@ static void do_reload(struct mainloop *m, const char *why)
 
 /* ---- binary upgrade, the old process's side (SIGUSR2) ---- */
 
-/* Our end of the handover is closed and the new process waited for: what became of it. */
+/* Our end of the handover is closed: wait for the new process and say what became of it. */
 static void reap_child(pid_t pid, char *buf, size_t len)
 {
+	bool killed = false;
 	int status = 0;
 	pid_t r = 0;
 
@@ -864,18 +865,19 @@ static void reap_child(pid_t pid, char *buf, size_t len)
 	for (int i = 0; i < 100 && (r = waitpid(pid, &status, WNOHANG)) == 0; i++)
 		usleep(10 * 1000);
 	if (r == 0) {
-		kill(pid, SIGKILL);
+		/* Still running (or still dumping core): a zombie keeps its own status. */
+		killed = kill(pid, SIGKILL) == 0;
 		r = waitpid(pid, &status, 0);
-		snprintf(buf, len, "killed");
-		return;
 	}
 	if (r == -1)
-		snprintf(buf, len, "not waited for: %s", strerror(errno));
+		snprintf(buf, len, "was not waited for: %s", strerror(errno));
 	else if (WIFEXITED(status))
 		snprintf(buf, len, "exited with status %d%s", WEXITSTATUS(status),
 			 WEXITSTATUS(status) == 127 ? " (could not be executed?)" : "");
+	else if (WIFSIGNALED(status) && killed && WTERMSIG(status) == SIGKILL)
+		snprintf(buf, len, "was killed");
 	else if (WIFSIGNALED(status))
-		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+		snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(status),
 			 strsignal(WTERMSIG(status)));
 	else
 		snprintf(buf, len, "ended");
