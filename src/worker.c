@@ -151,7 +151,10 @@ static void close_listeners(struct worker *w)
 
 static void drain_fn(struct worker *w, void *arg)
 {
-	close_listeners(w);
+	/* Clients already queued are served (and drained) here, not left unseen. */
+	for (size_t i = 0; i < w->n_listeners; i++)
+		listener_close_accepting(w->listeners[i]);
+	w->n_listeners = 0;
 	free(arg);
 }
 
