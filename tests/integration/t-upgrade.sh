@@ -114,7 +114,7 @@ ok "$([ -n "$NEW" ] && [ "$NEW" != "$OLD" ] && [ "$(cat "/proc/$NEW/comm")" = pg
 	"the pid file names the new process ($OLD -> $NEW)"
 PX_PID[up]=$NEW
 is "$(json 'd["pid"], d["upgrade"]["previous"]["pid"], d["upgrade"]["previous"]["listeners"]')" \
-	"$NEW $OLD 3" "the stats socket answers from the new process: 2 workers' sockets and the stats socket taken over"
+	"$NEW $OLD 3" "the stats socket answers from the new process; it took 2 workers' + 1 stats socket"
 ok "$(kill -0 "$OLD"; echo $?)" "the old process still runs, draining its sessions"
 wait_for 15 '[ "$(json "d[\"upgrade\"][\"previous\"][\"draining\"]")" -ge 20 ]'
 ok $? "the new process's stats see the old one draining the 20 held sessions" ||
@@ -125,7 +125,8 @@ wait "$OLD"
 is "$?" 0 "the old process exits 0 once its sessions finished"
 wait_for 15 '[ "$(json "d[\"upgrade\"][\"previous\"][\"running\"]")" = False ]'
 ok $? "... and the new process's stats say it is gone"
-like "$(cat "${PX_LOG[up]}")" "upgrade: no longer accepting; waiting up to 60000 ms for 2[0-2] open" \
+like "$(cat "${PX_LOG[up]}")" \
+	"upgrade: no longer accepting; waiting up to 60000 ms for 2[0-2] open" \
 	"the old process drained as SIGTERM does"
 like "$(cat "$T/notify.out")" "MAINPID=$NEW READY=1" "systemd is told MAINPID=$NEW with READY=1"
 
@@ -206,7 +207,8 @@ refused "crash holding the sockets" "$T/crash-held.sh" \
 use_binary "$PGKTLS_BIN"
 echo "no_such_key = 1" >>"${PX_CONF[up]}"
 kill -USR2 "$CUR"
-wait_log up "upgrade failed, pid $CUR keeps serving: it refused the takeover \(start.*no_such_key" 30
+wait_log up \
+	"upgrade failed, pid $CUR keeps serving: it refused the takeover \(start.*no_such_key" 30
 ok $? "a config the new process rejects: refused with the reason, the old one serves on"
 sed -i '/^no_such_key/d' "${PX_CONF[up]}"
 
@@ -227,7 +229,8 @@ PX_PID[up]=
 kill -TERM "$LAST"
 wait_for 15 'gone "$LAST"'
 ok $? "the last process stops on SIGTERM"
-ok "$([ ! -e "$PIDF" ] && [ ! -e "$SOCK" ]; echo $?)" "... and removes the pid file and the stats socket"
+ok "$([ ! -e "$PIDF" ] && [ ! -e "$SOCK" ]; echo $?)" \
+	"... and removes the pid file and the stats socket"
 touch "$T/notify.stop"
 wait "$NOTIFY_PID"
 
@@ -244,9 +247,13 @@ tls_server_ca_certificate = \"$CERTS/ca.crt\"
 stats_socket = \"$SOCK2\"
 metrics_listen = \"127.0.0.1:$MP\"
 pid_file = \"$T/sa.pid\""
-	dsn() { echo "host=localhost hostaddr=127.0.0.1 port=$1 dbname=postgres user=alice password=alice-pw $C"; }
+	dsn() {
+		echo "host=localhost hostaddr=127.0.0.1 port=$1 dbname=postgres user=alice" \
+			"password=alice-pw $C"
+	}
 	metrics() { "$PY" -c 'import sys, urllib.request
-print(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).status)' "$MP"; }
+url = "http://127.0.0.1:%s/metrics" % sys.argv[1]
+print(urllib.request.urlopen(url, timeout=5).status)' "$MP"; }
 	px_spawn sa systemd-socket-activate -l "127.0.0.1:$A1" -l "127.0.0.1:$A2" \
 		"$PGKTLS_BIN" -c "${PX_CONF[sa]}"
 	wait_log sa "Listening on 127.0.0.1:$A2"
@@ -262,7 +269,8 @@ print(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeou
 	q_ok "... and the second" "$(dsn "$A2")" "select 'a2'" a2
 	SOCK=$SOCK2
 	is "$(json 'd["pid"], d["listen"]["from"], d["upgrade"]["previous"]["listeners"]')" \
-		"$SA_NEW systemd 4" "... its stats: listening sockets from systemd, 4 handed over (2 + stats + metrics)"
+		"$SA_NEW systemd 4" \
+		"... its stats: sockets from systemd, 4 handed over (2, stats, metrics)"
 	is "$(metrics)" 200 "... and it answers GET /metrics on the handed-over socket"
 	for a in "$A1" "$A2"; do
 		fds=$(ss -Hltnp "sport = :$a" | grep -o "pid=$SA_NEW,fd=[0-9]*" | sort -u | wc -l)
