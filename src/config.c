@@ -221,6 +221,9 @@ static const struct cfg_key cfg_keys[] = {
 	{ .name = "tls_server_private_key_passphrase_command", .section = GEN, .type = CFG_STR,
 	  .offset = OFF(tls_server_private_key_passphrase_command),
 	  .doc = "shell command printing tls_server_private_key's passphrase (%p: prompt)" },
+	{ .name = "tls_server_identity_map", .section = GEN, .type = CFG_PATH,
+	  .offset = OFF(tls_server_identity_map),
+	  .doc = "file pairing verified client certificates with identities presented upstream" },
 	{ .name = "tls_server_crl", .section = GEN, .type = CFG_PATH, .offset = OFF(tls_server_crl),
 	  .flags = CFG_F_DIR_OK,
 	  .doc = "revoked PostgreSQL certificates (verify_ca, verify_full): PEM file or directory" },
@@ -1658,8 +1661,22 @@ static int check_client_certs(const struct pgktls_config *cfg, char *err, size_t
 	if (!ret)
 		ret = check_needs(cfg, "tls_server_private_key_passphrase_command",
 				  cfg->tls_server_private_key_passphrase_command,
-				  cfg->tls_server_private_key,
-				  "tls_server_private_key (the key it unlocks)", err, errlen);
+				  cfg->tls_server_private_key || cfg->tls_server_identity_map,
+				  "tls_server_private_key or tls_server_identity_map (the keys it "
+				  "unlocks)", err, errlen);
+	/* Only a verified client certificate picks an identity: it needs the CA to verify. */
+	if (!ret)
+		ret = check_needs(cfg, "tls_server_identity_map", cfg->tls_server_identity_map,
+				  cfg->tls_client_ca_certificate,
+				  "tls_client_ca_certificate: an identity is chosen by the client's "
+				  "verified certificate", err, errlen);
+	if (!ret)
+		ret = check_needs(cfg, "tls_server_identity_map", cfg->tls_server_identity_map,
+				  cfg->tls_verify != CFG_VERIFY_DISABLE &&
+					  !cfg->upstream_unix_socket,
+				  "TLS towards PostgreSQL (upstream.host and tls_verify other than "
+				  "\"disable\"): identities are presented in the upstream handshake",
+				  err, errlen);
 	return ret;
 }
 

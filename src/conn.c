@@ -21,8 +21,6 @@
 #include "pgktls/conn.h"
 
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -32,6 +30,8 @@
 
 #include "pgktls/authinspect.h"
 #include "pgktls/config.h"
+#include "pgktls/hop.h"
+#include "pgktls/identmap.h"
 #include "pgktls/ktls.h"
 #include "pgktls/log.h"
 #include "pgktls/pgproto.h"
@@ -138,16 +138,6 @@ static struct ev_loop *loop_of(struct conn *c)
 _Static_assert(CONN__NREASONS <= STATS_MAX_REASONS, "stats: closed_by_reason too small");
 _Static_assert(KTLS__NREASONS <= STATS_MAX_REASONS, "stats: ktls_dir_fallback too small");
 
-/* Why a handshake failed, from what OpenSSL said (stats only). */
-static enum stats_hs_fail hs_fail_kind(SSL *ssl, int ssl_err)
-{
-	if (ssl_err == SSL_ERROR_SYSCALL || ssl_err == SSL_ERROR_ZERO_RETURN)
-		return STATS_HS_FAIL_EOF;
-	if (SSL_get_verify_result(ssl) != X509_V_OK)
-		return STATS_HS_FAIL_VERIFY;
-	return STATS_HS_FAIL_PROTOCOL;
-}
-
 /* Count each direction of a hop as offloaded, or as a fallback with its reason. */
 static void count_ktls_dirs(struct conn *c, const struct ktls_hop_state *k, bool client_side)
 {
@@ -235,9 +225,7 @@ static void flush_error(struct conn *c)
 		ssize_t n = hop_write(&c->client, d->buf + d->head, d->tail - d->head);
 
 		if (n == -EAGAIN) {
-			set_events(c, &c->client,
-				   hop_events(&c->client, false, true) |
-					   (c->client.wr_wants_read ? EPOLLIN : 0));
+			set_events(c, &c->client, hop_events(&c->client, false, true));
 			return;
 		}
 		if (n < 0) {
@@ -254,6 +242,44 @@ static void flush_error(struct conn *c)
 	conn_close(c, c->close_reason);
 }
 
+int conn_queue_error(struct relay_dir *d, const struct hop *client, bool at_boundary,
+		     const char *sqlstate, const char *msg, const char *detail, const char *hint)
+{
+	bool partial = hop_tx_partial(client);
+	size_t n;
+
+	if (relay_dir_reserve(d) < 0)
+		return -ENOMEM;
+	if (!partial && (relay_dir_pending(d) == 0 || d->bytes == 0)) {
+		/* Nothing on its way, or not one byte of it has left: ours alone. */
+		d->head = d->scan = d->tail = 0;
+	} else {
+		/*
+		 * Bytes for the client are on their way: some went before, or
+		 * the client's engine holds a record made of the first of them,
+		 * half sent, and writes must go on with those same bytes
+		 * (hop_write()). They go first, then ours, if they end a
+		 * message; else the client gets no message of ours, as one cut
+		 * in half would be read as garbage.
+		 */
+		if (!at_boundary || d->pipe_len > 0 || d->tail == d->head)
+			return -EBUSY;
+		if (d->head > 0) {
+			/* The engine takes the same bytes anywhere in memory (hop_write()). */
+			memmove(d->buf, d->buf + d->head, d->tail - d->head);
+			d->tail -= d->head;
+			d->head = 0;
+		}
+	}
+	n = pgproto_build_error(d->buf + d->tail, d->cap - d->tail, "FATAL", sqlstate, msg,
+				detail, hint);
+	if (n == 0)
+		return -ENOSPC;
+	d->tail += (uint32_t)n;
+	d->scan = d->tail;
+	return 0;
+}
+
 /*
  * fail() - end the connection with an ErrorResponse to the client where the
  * protocol allows one (not in the middle of a TLS handshake), log why, and
@@ -266,7 +292,7 @@ static void fail(struct conn *c, enum conn_close_reason reason, const char *sqls
 {
 	char msg[512];
 	va_list ap;
-	size_t n;
+	int r;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -276,18 +302,20 @@ static void fail(struct conn *c, enum conn_close_reason reason, const char *sqls
 	else
 		clog_info(c, "refused: %s%s%s", msg, detail ? ": " : "", detail ? detail : "");
 	c->close_reason = reason;
-	if (c->state == CONN_CLIENT_TLS || c->client.fd < 0 || c->client.tx_shut ||
-	    relay_dir_reserve(&c->s2c) < 0) {
+	if (c->state == CONN_CLIENT_TLS || c->client.fd < 0 || c->client.tx_shut) {
 		conn_close(c, reason);
 		return;
 	}
-	n = pgproto_build_error(c->s2c.buf, RELAY_BUF_SIZE, "FATAL", sqlstate, msg, detail, hint);
-	if (n == 0) {
+	r = conn_queue_error(&c->s2c, &c->client,
+			     c->state != CONN_RELAY || pgproto_framer_at_boundary(&c->s2c_frame),
+			     sqlstate, msg, detail, hint);
+	if (r < 0) {
+		if (r == -EBUSY)
+			clog_debug(c, "no ErrorResponse: a server message to the client is half "
+				      "sent");
 		conn_close(c, reason);
 		return;
 	}
-	c->s2c.head = 0;
-	c->s2c.scan = c->s2c.tail = (uint32_t)n;
 	hop_close(loop_of(c), &c->server);
 	conn_set_state(c, CONN_ERROR_FLUSH);
 	ev_timer_start(loop_of(c), &c->timer, CONN_ERROR_FLUSH_MS);
@@ -298,98 +326,44 @@ static void fail(struct conn *c, enum conn_close_reason reason, const char *sqls
 /* ---- kTLS policy ---- */
 
 /*
- * A hop whose records stay in userspace: pgktls's own record layer takes
- * over from OpenSSL's and the SSL is freed (2.5 KB per idle hop instead of
- * 13 KB or more). Where it cannot (a cipher or version it does not do,
- * bytes already inside OpenSSL), or openssl_records is set, OpenSSL
- * carries on, reading ahead (see read_ahead()).
- */
-static void read_ahead(struct hop *h);
-
-static void userspace_records(struct conn *c, struct hop *h)
-{
-	int r;
-
-	if (!cfg(c)->openssl_records) {
-		r = hop_use_tlsrec(h);
-		if (r == 0)
-			return;
-		clog_debug(c, "%s hop: OpenSSL keeps the records: %s", h->name, strerror(-r));
-	}
-	read_ahead(h);
-}
-
-/*
- * OpenSSL reads records in userspace for good: let it read ahead, one
- * read(2) per burst instead of two per record (header, then body), into a
- * buffer that holds a relay batch of records (see pass_through()). Safe
- * only once no switch to the kernel can follow (it must find OpenSSL
- * empty). With SSL_MODE_RELEASE_BUFFERS the buffer exists only while it
- * holds bytes.
- */
-static void read_ahead(struct hop *h)
-{
-	SSL_set_default_read_buffer_len(h->ssl, RELAY_BATCH_SIZE + 4 * SSL3_RT_MAX_ENCRYPTED_OVERHEAD);
-	SSL_set_read_ahead(h->ssl, 1);
-}
-
-/*
- * Engage kTLS on a hop that just finished its handshake, as @mode says.
+ * Pick the record engine of a hop that just finished its handshake
+ * (hop_engage(): kTLS as @mode says, else tlsrec, else OpenSSL), and count
+ * what happened.
  * Return: 0 to go on (offloaded or falling back), -EOPNOTSUPP if
  * ktls = required could not be met, -ENOTRECOVERABLE if the kernel took
  * the receive side only (any mode): the caller refuses the connection.
  */
 static int offload(struct conn *c, struct hop *h, enum cfg_ktls mode, bool client_side)
 {
-	struct ktls_hop_state *k = &h->ktls;
-	int r;
+	const struct hop_policy p = {
+		.ktls = mode,
+		.kernel_tls = c->rt->ktls_available,
+		.openssl_records = cfg(c)->openssl_records,
+	};
+	const struct ktls_hop_state *k = &h->ktls;
+	int r = hop_engage(h, &p);
 
-	k->rx = k->tx = KTLS_ENGINE_USERSPACE;
-	k->rx_reason = k->tx_reason = KTLS_R_NONE;
-	if (mode == CFG_KTLS_OFF) {
-		k->rx_reason = k->tx_reason = KTLS_R_DISABLED;
-		userspace_records(c, h);
-		count_ktls_dirs(c, k, client_side);
-		return 0;
-	}
-	if (!c->rt->ktls_available) {
-		k->rx_reason = k->tx_reason = KTLS_R_NO_KERNEL;
-	} else {
-		r = ktls_install(h->ssl, h->fd, k);
-		if (r == -ENOTRECOVERABLE) {
-			/* RX in the kernel, TX not: nobody can serve this hop (see ktls.h). */
-			STAT_INC(st(c), ktls_fallbacks);
-			count_ktls_dirs(c, k, client_side);
-			return -ENOTRECOVERABLE;
-		}
-		if (r == 0) {
-			if (client_side)
-				STAT_INC(st(c), ktls_client_engaged);
-			else
-				STAT_INC(st(c), ktls_server_engaged);
-			clog_debug(c, "%s hop: kTLS engaged (rx %s, tx %s)", h->name,
-				   ktls_engine_name(k->rx), ktls_engine_name(k->tx));
-			/* OpenSSL's state is dead weight now: keep only what kTLS needs. */
-			if (hop_release_ssl(h) < 0)
-				clog_debug(c, "%s hop: keeping the SSL (out of memory)", h->name);
-			count_ktls_dirs(c, k, client_side);
-			return 0;
-		}
-	}
-	/* Userspace for good: see userspace_records(). */
-	if (k->rx == KTLS_ENGINE_USERSPACE && k->tx == KTLS_ENGINE_USERSPACE)
-		userspace_records(c, h);
-	else if (k->rx == KTLS_ENGINE_USERSPACE)
-		read_ahead(h);
-	STAT_INC(st(c), ktls_fallbacks);
+	if (mode != CFG_KTLS_OFF && !(k->rx == KTLS_ENGINE_KERNEL && k->tx == KTLS_ENGINE_KERNEL))
+		STAT_INC(st(c), ktls_fallbacks);
 	count_ktls_dirs(c, k, client_side);
-	if (mode == CFG_KTLS_REQUIRED) {
+	if (r == -ENOTRECOVERABLE)
+		return r;
+	if (r == -EOPNOTSUPP) {
 		STAT_INC(st(c), ktls_refused);
-		return -EOPNOTSUPP;
+		return r;
 	}
-	clog_debug(c, "%s hop: userspace TLS (rx %s: %s, tx %s: %s)", h->name,
-		   ktls_engine_name(k->rx), ktls_reason_name(k->rx_reason),
-		   ktls_engine_name(k->tx), ktls_reason_name(k->tx_reason));
+	if (k->rx == KTLS_ENGINE_KERNEL) {
+		if (client_side)
+			STAT_INC(st(c), ktls_client_engaged);
+		else
+			STAT_INC(st(c), ktls_server_engaged);
+		clog_debug(c, "%s hop: kTLS engaged (rx %s, tx %s)", h->name,
+			   ktls_engine_name(k->rx), ktls_engine_name(k->tx));
+	} else if (mode != CFG_KTLS_OFF) {
+		clog_debug(c, "%s hop: userspace TLS (rx %s: %s, tx %s: %s)", h->name,
+			   ktls_engine_name(k->rx), ktls_reason_name(k->rx_reason),
+			   ktls_engine_name(k->tx), ktls_reason_name(k->tx_reason));
+	}
 	return 0;
 }
 
@@ -483,9 +457,11 @@ static void upstream_ready(struct conn *c)
 /* The upstream hop's handshake finished: offload it, then relay (or cancel). */
 static void upstream_tls_up(struct conn *c)
 {
+	struct hop_info info;
+
+	hop_info(&c->server, &info);
 	STAT_INC(st(c), upstream_tls_handshakes);
-	clog_debug(c, "upstream TLS: %s %s", SSL_get_version(c->server.ssl),
-		   SSL_get_cipher_name(c->server.ssl));
+	clog_debug(c, "upstream TLS: %s %s", info.version, info.cipher);
 	if (offload(c, &c->server, cfg(c)->ktls_server, false) < 0) {
 		fail_ktls_required(c, &c->server);
 		return;
@@ -496,8 +472,9 @@ static void upstream_tls_up(struct conn *c)
 static void on_server_event(struct conn *c, uint32_t events)
 {
 	uint8_t req[8], reply;
+	SSL *ssl;
 	ssize_t n;
-	int avail = 0, err;
+	int err;
 
 	switch (c->state) {
 	case CONN_UPSTREAM_CONNECT:
@@ -512,10 +489,10 @@ static void on_server_event(struct conn *c, uint32_t events)
 		}
 		pgproto_ssl_request(req);
 		/* A fresh socket always takes 8 bytes; anything else is a broken peer. */
-		n = send(c->server.fd, req, sizeof(req), MSG_NOSIGNAL);
+		n = hop_write(&c->server, req, sizeof(req));
 		if (n != (ssize_t)sizeof(req)) {
 			fail_upstream(c, NULL, "cannot send SSLRequest: %s",
-				      n < 0 ? strerror(errno) : "short write");
+				      n < 0 ? strerror((int)-n) : "short write");
 			return;
 		}
 		conn_set_state(c, CONN_UPSTREAM_SSLREQ);
@@ -523,25 +500,30 @@ static void on_server_event(struct conn *c, uint32_t events)
 		return;
 
 	case CONN_UPSTREAM_SSLREQ:
-		n = recv(c->server.fd, &reply, 1, 0);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		n = hop_read(&c->server, &reply, 1, st(c));
+		if (n == -EAGAIN)
 			return;
 		if (n <= 0) {
 			fail_upstream(c, NULL, "closed the connection after SSLRequest%s%s",
-				      n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+				      n < 0 ? ": " : "", n < 0 ? strerror((int)-n) : "");
 			return;
 		}
 		if (reply == 'S') {
 			/* Bytes before our ClientHello were not sent by a TLS server (CVE-2021-23222). */
-			if (ioctl(c->server.fd, FIONREAD, &avail) == 0 && avail > 0) {
+			if (hop_has_unread(&c->server)) {
 				fail_upstream(c, NULL, "received unencrypted data after SSL response");
 				return;
 			}
-			c->server.ssl = tls_new_upstream(&c->rt->tls, c->server.fd);
-			if (!c->server.ssl) {
+			ssl = tls_new_upstream(&c->rt->tls, c->server.fd, c->identity);
+			if (!ssl) {
 				fail_upstream(c, NULL, "cannot create TLS session");
 				return;
 			}
+			hop_start_tls(&c->server, ssl);
+			if (c->identity)
+				clog_info(c, "upstream identity %s (%s:%u)", c->identity->subject,
+					  c->rt->tls.identity_map->path,
+					  c->identity->entry->lineno);
 			conn_set_state(c, CONN_UPSTREAM_TLS);
 			handshake_step(c, &c->server);
 			return;
@@ -749,21 +731,24 @@ static void start_relay(struct conn *c)
 
 /* ---- client side: negotiation ---- */
 
+/* Answer a client's SSLRequest or GSSENCRequest ('S' or 'N'), on its plain hop. */
 static bool write_byte(struct conn *c, char b)
 {
 	/* One byte on a socket nobody has written to yet cannot block. */
-	return send(c->client.fd, &b, 1, MSG_NOSIGNAL) == 1;
+	return hop_write(&c->client, &b, 1) == 1;
 }
 
 
 static void start_client_tls(struct conn *c)
 {
-	c->client.ssl = tls_new_client(&c->rt->tls, c->client.fd);
-	if (!c->client.ssl) {
+	SSL *ssl = tls_new_client(&c->rt->tls, c->client.fd);
+
+	if (!ssl) {
 		clog_err(c, "cannot create TLS session");
 		conn_close(c, CONN_CLOSE_NOMEM);
 		return;
 	}
+	hop_start_tls(&c->client, ssl);
 	conn_set_state(c, CONN_CLIENT_TLS);
 	handshake_step(c, &c->client);
 }
@@ -905,8 +890,8 @@ static void read_proxy_header(struct conn *c)
 		conn_close(c, CONN_CLOSE_NOMEM);
 		return;
 	}
-	n = recv(c->client.fd, d->buf + d->tail, PROXYPROTO_MAX_LEN - d->tail, MSG_PEEK);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	n = hop_peek(&c->client, d->buf + d->tail, PROXYPROTO_MAX_LEN - d->tail);
+	if (n == -EAGAIN)
 		return;
 	if (n <= 0) {
 		conn_close(c, n == 0 ? CONN_CLOSE_CLIENT_GONE : CONN_CLOSE_CLIENT_ERROR);
@@ -922,9 +907,9 @@ static void read_proxy_header(struct conn *c)
 	}
 	take = r == PROXYPROTO_NEED_MORE ? (size_t)n : h.len - d->tail;
 	/* The bytes were just peeked at: nothing but a broken socket takes fewer. */
-	n = recv(c->client.fd, d->buf + d->tail, take, 0);
+	n = hop_read(&c->client, d->buf + d->tail, take, st(c));
 	if (n != (ssize_t)take) {
-		clog_info(c, "client read failed: %s", n < 0 ? strerror(errno) : "short read");
+		clog_info(c, "client read failed: %s", n < 0 ? c->client.err : "short read");
 		conn_close(c, CONN_CLOSE_CLIENT_ERROR);
 		return;
 	}
@@ -965,9 +950,9 @@ static void read_initial(struct conn *c)
 
 		if (d->head == d->tail && c->state == CONN_ACCEPTED) {
 			uint8_t first;
-			ssize_t n = recv(c->client.fd, &first, 1, MSG_PEEK);
+			ssize_t n = hop_peek(&c->client, &first, 1);
 
-			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			if (n == -EAGAIN)
 				break;
 			if (n <= 0) {
 				conn_close(c, n == 0 ? CONN_CLOSE_CLIENT_GONE
@@ -1039,13 +1024,15 @@ static void read_initial(struct conn *c)
 /* The client hop's handshake finished: check ALPN, offload, read the startup packet. */
 static void client_tls_up(struct conn *c)
 {
+	struct hop_info info;
+
+	hop_info(&c->client, &info);
 	STAT_INC(st(c), client_tls_handshakes);
 	stats_hs_observe(st(c), ev_now(loop_of(c)) - c->accepted_ms);
-	clog_debug(c, "client TLS: %s %s%s", SSL_get_version(c->client.ssl),
-		   SSL_get_cipher_name(c->client.ssl),
+	clog_debug(c, "client TLS: %s %s%s", info.version, info.cipher,
 		   (c->flags & CONN_F_DIRECT_TLS) ? " (direct)" : "");
 	conn_set_state(c, CONN_STARTUP);
-	if ((c->flags & CONN_F_DIRECT_TLS) && !tls_alpn_is_postgresql(c->client.ssl)) {
+	if ((c->flags & CONN_F_DIRECT_TLS) && strcmp(info.alpn, "postgresql") != 0) {
 		/* PostgreSQL 17 refuses direct TLS without ALPN; so do we. */
 		STAT_INC(st(c), protocol_errors);
 		fail(c, CONN_CLOSE_PROTOCOL, "08P01", NULL, NULL,
@@ -1053,6 +1040,8 @@ static void client_tls_up(struct conn *c)
 		     "negotiation extension");
 		return;
 	}
+	/* Now, while the client's SSL (and its certificate) still exists: offload may free it. */
+	c->identity = tls_identity_pick(&c->rt->tls, c->client.ssl);
 	if (offload(c, &c->client, cfg(c)->ktls_client, true) < 0) {
 		fail_ktls_required(c, &c->client);
 		return;
@@ -1070,51 +1059,41 @@ static void handshake_step(struct conn *c, struct hop *h)
 {
 	bool client = h == &c->client;
 	enum stats_hop hop = client ? STATS_HOP_CLIENT : STATS_HOP_SERVER;
-	char detail[256];
+	struct hop_hs_result res;
 	int r;
 
-	tls_drain_errors();
-	r = SSL_do_handshake(h->ssl);
-	if (r == 1) {
+	r = hop_handshake(h, &res);
+	if (r == 0) {
 		if (client)
 			client_tls_up(c);
 		else
 			upstream_tls_up(c);
 		return;
 	}
-	r = SSL_get_error(h->ssl, r);
-	switch (r) {
-	case SSL_ERROR_WANT_READ:
-		set_events(c, h, EPOLLIN);
+	if (r == -EAGAIN) {
+		set_events(c, h, res.events);
 		return;
-	case SSL_ERROR_WANT_WRITE:
-		set_events(c, h, EPOLLOUT);
-		return;
-	default:
-		if (client && (c->flags & CONN_F_PROXY_LOCAL) &&
-		    hs_fail_kind(h->ssl, r) == STATS_HS_FAIL_EOF) {
-			/* A balancer's health check that stops at 'S': not a failure. */
-			clog_debug(c, "health check closed after the SSLRequest");
-			conn_close(c, CONN_CLOSE_CLIENT_GONE);
-			return;
-		}
-		STAT_INC(st(c), hs_failed[hop][hs_fail_kind(h->ssl, r)]);
-		/* With a revoked certificate, the text names it (subject and serial). */
-		tls_error_string(h->ssl, detail, sizeof(detail));
-		if (client) {
-			STAT_INC(st(c), client_tls_failures);
-			if (SSL_get_verify_result(h->ssl) == X509_V_ERR_CERT_REVOKED)
-				STAT_INC(st(c), client_certs_revoked);
-			clog_info(c, "TLS handshake failed: %s", detail);
-			conn_close(c, CONN_CLOSE_HANDSHAKE);
-			return;
-		}
-		STAT_INC(st(c), upstream_tls_failures);
-		if (SSL_get_verify_result(h->ssl) == X509_V_ERR_CERT_REVOKED)
-			STAT_INC(st(c), server_certs_revoked);
-		fail_upstream(c, detail, "TLS handshake failed (tls_verify = %s)",
-			      config_verify_name(cfg(c)->tls_verify));
 	}
+	if (client && (c->flags & CONN_F_PROXY_LOCAL) && res.kind == STATS_HS_FAIL_EOF) {
+		/* A balancer's health check that stops at 'S': not a failure. */
+		clog_debug(c, "health check closed after the SSLRequest");
+		conn_close(c, CONN_CLOSE_CLIENT_GONE);
+		return;
+	}
+	STAT_INC(st(c), hs_failed[hop][res.kind]);
+	if (client) {
+		STAT_INC(st(c), client_tls_failures);
+		if (res.revoked)
+			STAT_INC(st(c), client_certs_revoked);
+		clog_info(c, "TLS handshake failed: %s", res.detail);
+		conn_close(c, CONN_CLOSE_HANDSHAKE);
+		return;
+	}
+	STAT_INC(st(c), upstream_tls_failures);
+	if (res.revoked)
+		STAT_INC(st(c), server_certs_revoked);
+	fail_upstream(c, res.detail, "TLS handshake failed (tls_verify = %s)",
+		      config_verify_name(cfg(c)->tls_verify));
 }
 
 static void client_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
@@ -1151,9 +1130,9 @@ static void client_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events
 		 */
 		{
 			uint8_t b;
-			ssize_t n = recv(c->client.fd, &b, 1, MSG_PEEK);
+			ssize_t n = hop_peek(&c->client, &b, 1);
 
-			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			if (n == 0 || (n < 0 && n != -EAGAIN)) {
 				if (c->flags & CONN_F_CANCEL)
 					set_events(c, &c->client, 0);
 				else

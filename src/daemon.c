@@ -38,11 +38,13 @@
 #include "pgktls/config.h"
 #include "pgktls/ev.h"
 #include "pgktls/handover.h"
+#include "pgktls/identmap.h"
 #include "pgktls/log.h"
 #include "pgktls/sdlisten.h"
 #include "pgktls/sock.h"
 #include "pgktls/stats.h"
 #include "pgktls/statsrv.h"
+#include "pgktls/tls.h"
 #include "pgktls/worker.h"
 
 #define LISTEN_BACKLOG 4096
@@ -1162,14 +1164,43 @@ static void watch_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 	ev_timer_start(loop, &m->debounce, WATCH_DEBOUNCE_MS);
 }
 
-/* Watch the directories of every file the TLS contexts are built from (CRLs included). */
+/* Watch the directory of @file (and @file itself if it is a CRL directory). */
+static bool watch_file(int fd, const char *file)
+{
+	char copy[4096];
+	struct stat st;
+
+	if (!file || strcmp(file, "system") == 0)
+		return false;
+	snprintf(copy, sizeof(copy), "%s", file);
+	/* A CRL directory (HASH.r0 files): what changes is inside it. */
+	if (stat(file, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    inotify_add_watch(fd, file, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE |
+					    IN_ATTRIB) == -1)
+		log_warn("watch_certificates: cannot watch the directory '%s': %s", file,
+			 strerror(errno));
+	if (inotify_add_watch(fd, dirname(copy), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE |
+						 IN_DELETE | IN_ATTRIB) == -1) {
+		log_warn("watch_certificates: cannot watch the directory of '%s': %s", file,
+			 strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Watch the directories of every file the TLS contexts are built from (CRLs
+ * included, and the identity map with each certificate and key it names).
+ */
 static void start_watching(struct mainloop *m)
 {
 	const struct pgktls_config *cfg = m->d->rt->cfg;
+	const struct tls_contexts *tls = &m->d->rt->tls;
 	const char *files[] = { cfg->tls_certificate, cfg->tls_private_key,
 				cfg->tls_client_ca_certificate, cfg->tls_server_ca_certificate,
 				cfg->tls_server_certificate, cfg->tls_server_private_key,
-				cfg->tls_client_crl, cfg->tls_server_crl, m->d->config_path };
+				cfg->tls_client_crl, cfg->tls_server_crl,
+				cfg->tls_server_identity_map, m->d->config_path };
 	int fd, n = 0;
 
 	fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -1178,27 +1209,11 @@ static void start_watching(struct mainloop *m)
 			 strerror(errno));
 		return;
 	}
-	for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(files); i++) {
-		char copy[4096];
-
-		struct stat st;
-
-		if (!files[i] || strcmp(files[i], "system") == 0)
-			continue;
-		snprintf(copy, sizeof(copy), "%s", files[i]);
-		/* A CRL directory (HASH.r0 files): what changes is inside it. */
-		if (stat(files[i], &st) == 0 && S_ISDIR(st.st_mode) &&
-		    inotify_add_watch(fd, files[i], IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE |
-							IN_DELETE | IN_ATTRIB) == -1)
-			log_warn("watch_certificates: cannot watch the directory '%s': %s",
-				 files[i], strerror(errno));
-		if (inotify_add_watch(fd, dirname(copy), IN_CLOSE_WRITE | IN_MOVED_TO |
-						   IN_CREATE | IN_DELETE | IN_ATTRIB) == -1) {
-			log_warn("watch_certificates: cannot watch the directory of '%s': %s",
-				 files[i], strerror(errno));
-			continue;
-		}
-		n++;
+	for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(files); i++)
+		n += watch_file(fd, files[i]);
+	for (size_t i = 0; tls->identity_map && i < tls->identity_map->n; i++) {
+		n += watch_file(fd, tls->identity_map->entries[i].cert_file);
+		n += watch_file(fd, tls->identity_map->entries[i].key_file);
 	}
 	if (n == 0) {
 		close(fd);

@@ -38,16 +38,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-
 #include "pgktls/conn.h"
 #include "pgktls/ev.h"
+#include "pgktls/hop.h"
 #include "pgktls/httpreq.h"
 #include "pgktls/log.h"
 #include "pgktls/relay.h"
 #include "pgktls/statfmt.h"
-#include "pgktls/tls.h"
 #include "pgktls/worker.h"
 
 /* Version of the document's layout; bumped on incompatible changes. */
@@ -183,36 +180,9 @@ static void snap_req_free(struct snap_req *r)
 	free(r);
 }
 
-static void copy_ssl(struct statsrv_hop *o, SSL *ssl)
-{
-	const unsigned char *alpn = NULL;
-	unsigned alpn_len = 0;
-	const char *sni;
-	X509 *peer;
-
-	o->tls = true;
-	o->tls_done = SSL_is_init_finished(ssl);
-	if (!o->tls_done)
-		return;
-	snprintf(o->version, sizeof(o->version), "%s", SSL_get_version(ssl));
-	snprintf(o->cipher, sizeof(o->cipher), "%s", SSL_get_cipher_name(ssl));
-	SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
-	if (alpn && alpn_len < sizeof(o->alpn)) {
-		memcpy(o->alpn, alpn, alpn_len);
-		o->alpn[alpn_len] = '\0';
-	}
-	sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-	if (sni)
-		snprintf(o->sni, sizeof(o->sni), "%s", sni);
-	peer = SSL_get0_peer_certificate(ssl);
-	if (peer)
-		X509_NAME_oneline(X509_get_subject_name(peer), o->peer_subject,
-				  sizeof(o->peer_subject));
-	o->peer_verified = tls_peer_verified(ssl);
-}
-
 static void copy_hop(struct statsrv_hop *o, const struct hop *h)
 {
+	struct hop_info info;
 	struct stat stb;
 
 	o->open = h->fd >= 0;
@@ -228,22 +198,16 @@ static void copy_hop(struct statsrv_hop *o, const struct hop *h)
 		if (fstat(h->fd, &stb) == 0)
 			o->inode = stb.st_ino;
 	}
-	if (h->ssl) {
-		copy_ssl(o, h->ssl);
-	} else if (h->summary) {
-		/* The SSL is gone (kTLS both ways, or tlsrec.c): its summary stays. */
-		o->tls = o->tls_done = true;
-		snprintf(o->version, sizeof(o->version), "%s", h->summary->version);
-		snprintf(o->cipher, sizeof(o->cipher), "%s", h->summary->cipher);
-		if (h->summary->alpn_postgresql)
-			snprintf(o->alpn, sizeof(o->alpn), "postgresql");
-		if (h->summary->sni)
-			snprintf(o->sni, sizeof(o->sni), "%s", h->summary->sni);
-		if (h->summary->peer_subject)
-			snprintf(o->peer_subject, sizeof(o->peer_subject), "%s",
-				 h->summary->peer_subject);
-		o->peer_verified = h->summary->peer_verified;
-	}
+	/* The TLS facts come from the hop, whichever engine holds them. */
+	hop_info(h, &info);
+	o->tls = info.tls;
+	o->tls_done = info.tls_done;
+	snprintf(o->version, sizeof(o->version), "%s", info.version);
+	snprintf(o->cipher, sizeof(o->cipher), "%s", info.cipher);
+	snprintf(o->alpn, sizeof(o->alpn), "%s", info.alpn);
+	snprintf(o->sni, sizeof(o->sni), "%s", info.sni);
+	snprintf(o->peer_subject, sizeof(o->peer_subject), "%s", info.peer_subject);
+	o->peer_verified = info.peer_verified;
 }
 
 /* Runs in the worker: copy every live connection, then hand the copy over. */
@@ -272,6 +236,10 @@ static void snap_worker_fn(struct worker *w, void *arg)
 		o->bytes_s2c = c->s2c.bytes;
 		copy_hop(&o->client, &c->client);
 		copy_hop(&o->server, &c->server);
+		/* Only once there is an upstream TLS session to present it in. */
+		if (c->identity && o->server.tls)
+			snprintf(o->upstream_identity, sizeof(o->upstream_identity), "%s",
+				 c->identity->subject);
 		if (o->server.remote_len)
 			sock_addr_str((struct sockaddr *)&o->server.remote, o->server.remote_len,
 				      o->upstream_addr, sizeof(o->upstream_addr));
@@ -629,6 +597,7 @@ static cJSON *render_conn(const struct statsrv_conn *c)
 	b = cJSON_AddObjectToObject(o, "bytes");
 	put_u64(b, "client_to_server", c->bytes_c2s);
 	put_u64(b, "server_to_client", c->bytes_s2c);
+	put_str(o, "upstream_identity", c->upstream_identity);
 	cJSON_AddItemToObject(o, "client", render_hop(&c->client));
 	cJSON_AddItemToObject(o, "server", render_hop(&c->server));
 	return o;

@@ -36,6 +36,7 @@
 
 #include "pgktls/certgen.h"
 #include "pgktls/config.h"
+#include "pgktls/identmap.h"
 #include "pgktls/ktls.h"
 #include "pgktls/log.h"
 
@@ -215,16 +216,24 @@ const char *tls_error_string(SSL *ssl, char *buf, size_t len)
 	return buf;
 }
 
+/* Report an OpenSSL failure at @where (a config key or a map line), quoting @value. */
+static int where_fail(const char *where, const char *what, const char *value, char *err,
+		      size_t errlen)
+{
+	char ossl[512];
+
+	tls_error_string(NULL, ossl, sizeof(ossl));
+	snprintf(err, errlen, "%s: %s '%s' (OpenSSL: %s)", where, what, value ? value : "", ossl);
+	return -EINVAL;
+}
+
 /* Report an OpenSSL failure about config key @key, quoting @value. */
 static int ctx_fail(const struct pgktls_config *cfg, const char *key, const char *what,
 		    const char *value, char *err, size_t errlen)
 {
-	char where[256], ossl[512];
+	char where[256];
 
-	tls_error_string(NULL, ossl, sizeof(ossl));
-	snprintf(err, errlen, "%s: %s '%s' (OpenSSL: %s)",
-		 config_where(cfg, key, where, sizeof(where)), what, value ? value : "", ossl);
-	return -EINVAL;
+	return where_fail(config_where(cfg, key, where, sizeof(where)), what, value, err, errlen);
 }
 
 static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -306,23 +315,6 @@ static int ctx_common(SSL_CTX *ctx, const struct pgktls_config *cfg, const char 
 		return -ENOMEM;
 	}
 	return 0;
-}
-
-/*
- * A private key that others may read may already have been copied: say so
- * at load time, naming the file. (PostgreSQL refuses such a key; pgktls only
- * warns, so a deployment that shares a key through a group keeps working.)
- */
-static void warn_key_mode(const struct pgktls_config *cfg, const char *key_key, const char *key)
-{
-	char where[256];
-	struct stat st;
-
-	if (stat(key, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
-		log_warn("%s: private key file %s has mode %04o: it should be readable by its "
-			 "owner only (chmod 600 %s)",
-			 config_where(cfg, key_key, where, sizeof(where)), key,
-			 (unsigned)(st.st_mode & 07777), key);
 }
 
 /* PostgreSQL's ssl_passphrase_command prompt, so its scripts work unchanged. */
@@ -495,46 +487,60 @@ static int pass_cb(char *buf, int size, int rwflag PGKTLS_UNUSED, void *u)
 }
 
 /*
- * Load @key, running @cmd_key's command if the key turns out to be
- * encrypted, and explain a failure in terms of the config: which command,
- * which key file, what went wrong. The passphrase is wiped before return.
+ * Where a certificate and its key come from, for error messages: a pair of
+ * config keys (tls_certificate, tls_private_key) or a line of the identity
+ * map. The *_where strings are "pgktls.toml:4: tls_private_key" or
+ * "identities.conf:3: private key file".
  */
-static int load_private_key(SSL_CTX *ctx, const struct pgktls_config *cfg, const char *cert,
-			    const char *key_key, const char *key, const char *cmd_key,
-			    const char *cmd, char *err, size_t errlen)
+struct key_source {
+	const char *cert_where;
+	const char *cert;		/* PEM: the certificate, then its chain */
+	const char *key_where;
+	const char *key;
+	const char *cmd_key;		/* the passphrase command's key name */
+	const char *cmd_where;
+	const char *cmd;		/* the command itself, or NULL */
+};
+
+/*
+ * Load @src's key, running its passphrase command if the key turns out to
+ * be encrypted, and explain a failure in terms of the config: which
+ * command, which key file, what went wrong. The passphrase is wiped before
+ * return.
+ */
+static int load_private_key(SSL_CTX *ctx, const struct key_source *src, char *err, size_t errlen)
 {
-	struct passphrase pp = { .cmd = cmd };
-	char where[256], ossl[512];
+	struct passphrase pp = { .cmd = src->cmd };
+	char ossl[512];
 	int r = 0;
 
 	SSL_CTX_set_default_passwd_cb(ctx, pass_cb);
 	SSL_CTX_set_default_passwd_cb_userdata(ctx, &pp);
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		if (pp.failed && cmd) {
+	if (SSL_CTX_use_PrivateKey_file(ctx, src->key, SSL_FILETYPE_PEM) != 1) {
+		if (pp.failed && src->cmd) {
 			tls_drain_errors();
 			snprintf(err, errlen, "%s: command '%s' for key file '%s' failed: %s",
-				 config_where(cfg, cmd_key, where, sizeof(where)), cmd, key,
-				 pp.why);
+				 src->cmd_where, src->cmd, src->key, pp.why);
 			r = -EINVAL;
 		} else if (pp.failed) {
 			tls_drain_errors();
 			snprintf(err, errlen, "%s: key file '%s' is encrypted: set %s to a command "
-				 "that prints its passphrase",
-				 config_where(cfg, key_key, where, sizeof(where)), key, cmd_key);
+				 "that prints its passphrase", src->key_where, src->key,
+				 src->cmd_key);
 			r = -EINVAL;
 		} else if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
 			/* OpenSSL checks the pair while loading: say which pair, plainly. */
-			r = ctx_fail(cfg, key_key, "does not match the certificate in", cert, err,
-				     errlen);
+			r = where_fail(src->key_where, "does not match the certificate in",
+				       src->cert, err, errlen);
 		} else if (pp.asked) {
 			tls_error_string(NULL, ossl, sizeof(ossl));
 			snprintf(err, errlen, "%s: cannot decrypt key file '%s': wrong passphrase "
-				 "from %s (OpenSSL: %s)",
-				 config_where(cfg, key_key, where, sizeof(where)), key, cmd_key,
+				 "from %s (OpenSSL: %s)", src->key_where, src->key, src->cmd_key,
 				 ossl);
 			r = -EINVAL;
 		} else {
-			r = ctx_fail(cfg, key_key, "cannot load private key", key, err, errlen);
+			r = where_fail(src->key_where, "cannot load private key", src->key, err,
+				       errlen);
 		}
 	}
 	/* The context must not keep pointers to this stack frame. */
@@ -544,23 +550,51 @@ static int load_private_key(SSL_CTX *ctx, const struct pgktls_config *cfg, const
 	return r;
 }
 
+/* A private key that others may read may already have been copied: say so. */
+static void warn_key_file_mode(const char *where, const char *key)
+{
+	struct stat st;
+
+	if (stat(key, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
+		log_warn("%s: private key file %s has mode %04o: it should be readable by its "
+			 "owner only (chmod 600 %s)", where, key, (unsigned)(st.st_mode & 07777),
+			 key);
+}
+
+static int load_source(SSL_CTX *ctx, const struct key_source *src, char *err, size_t errlen)
+{
+	int r;
+
+	warn_key_file_mode(src->key_where, src->key);
+	/* The whole chain, so clients holding only the root CA can verify. */
+	if (SSL_CTX_use_certificate_chain_file(ctx, src->cert) != 1)
+		return where_fail(src->cert_where, "cannot load certificate chain", src->cert, err,
+				  errlen);
+	r = load_private_key(ctx, src, err, errlen);
+	if (r < 0)
+		return r;
+	if (SSL_CTX_check_private_key(ctx) != 1)
+		return where_fail(src->key_where, "does not match the certificate in", src->cert,
+				  err, errlen);
+	return 0;
+}
+
 static int load_cert_and_key(SSL_CTX *ctx, const struct pgktls_config *cfg, const char *cert_key,
 			     const char *cert, const char *key_key, const char *key,
 			     const char *cmd_key, const char *cmd, char *err, size_t errlen)
 {
-	int r;
+	char cert_where[256], key_where[256], cmd_where[256];
+	struct key_source src = {
+		.cert_where = config_where(cfg, cert_key, cert_where, sizeof(cert_where)),
+		.cert = cert,
+		.key_where = config_where(cfg, key_key, key_where, sizeof(key_where)),
+		.key = key,
+		.cmd_key = cmd_key,
+		.cmd_where = config_where(cfg, cmd_key, cmd_where, sizeof(cmd_where)),
+		.cmd = cmd,
+	};
 
-	warn_key_mode(cfg, key_key, key);
-	/* The whole chain, so clients holding only the root CA can verify. */
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
-		return ctx_fail(cfg, cert_key, "cannot load certificate chain", cert, err, errlen);
-	r = load_private_key(ctx, cfg, cert, key_key, key, cmd_key, cmd, err, errlen);
-	if (r < 0)
-		return r;
-	if (SSL_CTX_check_private_key(ctx) != 1)
-		return ctx_fail(cfg, key_key, "does not match the certificate in", cert, err,
-				errlen);
-	return 0;
+	return load_source(ctx, &src, err, errlen);
 }
 
 /* A CRL past its nextUpdate makes OpenSSL refuse every certificate it covers: warn at load. */
@@ -868,6 +902,134 @@ err:
 	return r;
 }
 
+/* ---- upstream identities (tls_server_identity_map) ---- */
+
+static void identities_free(struct tls_contexts *t)
+{
+	for (size_t i = 0; i < t->n_identities; i++) {
+		X509_free(t->identities[i].cert);
+		sk_X509_pop_free(t->identities[i].chain, X509_free);
+		EVP_PKEY_free(t->identities[i].key);
+	}
+	free(t->identities);
+	t->identities = NULL;
+	t->n_identities = 0;
+	identmap_free(t->identity_map);
+	t->identity_map = NULL;
+}
+
+/*
+ * Load one map line's certificate chain and key. A scratch context does the
+ * loading, so a map line gets the same checks and messages as
+ * tls_server_certificate (chain, key match, passphrase command); the
+ * identity then keeps references to what it loaded.
+ */
+static int load_identity(const struct pgktls_config *cfg, const struct identmap *map,
+			 const struct identmap_entry *e, struct tls_identity *id, char *err,
+			 size_t errlen)
+{
+	char cert_where[PATH_MAX + 64], key_where[PATH_MAX + 64], cmd_where[256];
+	const char *cmd_key = "tls_server_private_key_passphrase_command";
+	struct key_source src = {
+		.cert_where = cert_where,
+		.cert = e->cert_file,
+		.key_where = key_where,
+		.key = e->key_file,
+		.cmd_key = cmd_key,
+		.cmd_where = config_where(cfg, cmd_key, cmd_where, sizeof(cmd_where)),
+		.cmd = cfg->tls_server_private_key_passphrase_command,
+	};
+	STACK_OF(X509) *chain = NULL;
+	SSL_CTX *ctx;
+	int r;
+
+	snprintf(cert_where, sizeof(cert_where), "%s:%u: certificate file", map->path, e->lineno);
+	snprintf(key_where, sizeof(key_where), "%s:%u: private key file", map->path, e->lineno);
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
+		return where_fail(cert_where, "cannot create a TLS context for", e->cert_file,
+				  err, errlen);
+	r = load_source(ctx, &src, err, errlen);
+	if (r < 0)
+		goto out;
+	id->entry = e;
+	id->cert = SSL_CTX_get0_certificate(ctx);
+	id->key = SSL_CTX_get0_privatekey(ctx);
+	if (SSL_CTX_get0_chain_certs(ctx, &chain) != 1 || !id->cert || !id->key ||
+	    !X509_up_ref(id->cert)) {
+		id->cert = NULL;
+		r = where_fail(cert_where, "cannot use", e->cert_file, err, errlen);
+		goto out;
+	}
+	if (!EVP_PKEY_up_ref(id->key)) {
+		id->key = NULL;
+		r = where_fail(key_where, "cannot use", e->key_file, err, errlen);
+		goto out;
+	}
+	if (chain && sk_X509_num(chain) > 0) {
+		id->chain = X509_chain_up_ref(chain);
+		if (!id->chain) {
+			r = where_fail(cert_where, "cannot use the chain in", e->cert_file, err,
+				       errlen);
+			goto out;
+		}
+	}
+	X509_NAME_oneline(X509_get_subject_name(id->cert), id->subject, sizeof(id->subject));
+out:
+	SSL_CTX_free(ctx);
+	return r;
+}
+
+/* tls_server_identity_map: the map, then every identity it names, loaded now. */
+static int build_identities(const struct pgktls_config *cfg, struct tls_contexts *t, char *err,
+			    size_t errlen)
+{
+	int r;
+
+	if (!cfg->tls_server_identity_map || !t->server_side)
+		return 0;
+	r = identmap_load(cfg->tls_server_identity_map, &t->identity_map, err, errlen);
+	if (r < 0)
+		return r;
+	t->identities = calloc(t->identity_map->n ? t->identity_map->n : 1,
+			       sizeof(*t->identities));
+	if (!t->identities) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < t->identity_map->n; i++) {
+		/* Counted as loaded before loading, so a failure frees what it got. */
+		t->n_identities++;
+		r = load_identity(cfg, t->identity_map, &t->identity_map->entries[i],
+				  &t->identities[i], err, errlen);
+		if (r < 0)
+			return r;
+	}
+	log_info("tls_server_identity_map: %zu upstream identit%s from %s", t->n_identities,
+		 t->n_identities == 1 ? "y" : "ies", t->identity_map->path);
+	return 0;
+}
+
+const struct tls_identity *tls_identity_pick(const struct tls_contexts *t, SSL *client)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char subject[256];
+	X509 *peer;
+	long i;
+
+	if (!t->n_identities || !client || !tls_peer_verified(client))
+		return NULL;
+	peer = SSL_get0_peer_certificate(client);
+	if (X509_digest(peer, EVP_sha256(), md, &mdlen) != 1 || mdlen != IDENTMAP_SHA256_LEN) {
+		tls_drain_errors();
+		return NULL;
+	}
+	X509_NAME_oneline(X509_get_subject_name(peer), subject, sizeof(subject));
+	i = identmap_find(t->identity_map, md, subject);
+	return i < 0 ? NULL : &t->identities[i];
+}
+
 int tls_contexts_build(const struct pgktls_config *cfg, struct tls_contexts *out, char *err,
 		       size_t errlen)
 {
@@ -882,6 +1044,9 @@ int tls_contexts_build(const struct pgktls_config *cfg, struct tls_contexts *out
 	if (r < 0)
 		return r;
 	r = build_server_side(cfg, &out->server_side, err, errlen);
+	if (r < 0)
+		goto err;
+	r = build_identities(cfg, out, err, errlen);
 	if (r < 0)
 		goto err;
 	out->verify_peer = cfg->tls_verify == CFG_VERIFY_CA || cfg->tls_verify == CFG_VERIFY_FULL;
@@ -907,6 +1072,7 @@ void tls_contexts_fini(struct tls_contexts *t)
 {
 	SSL_CTX_free(t->client_side);
 	SSL_CTX_free(t->server_side);
+	identities_free(t);
 	free(t->server_name);
 	memset(t, 0, sizeof(*t));
 }
@@ -925,7 +1091,7 @@ SSL *tls_new_client(const struct tls_contexts *t, int fd)
 	return ssl;
 }
 
-SSL *tls_new_upstream(const struct tls_contexts *t, int fd)
+SSL *tls_new_upstream(const struct tls_contexts *t, int fd, const struct tls_identity *id)
 {
 	SSL *ssl = SSL_new(t->server_side);
 
@@ -933,6 +1099,16 @@ SSL *tls_new_upstream(const struct tls_contexts *t, int fd)
 		return NULL;
 	if (SSL_set_fd(ssl, fd) != 1)
 		goto err;
+	if (id) {
+		/*
+		 * The identity replaces tls_server_certificate outright: with
+		 * both loaded (in different key-type slots) OpenSSL could
+		 * present either.
+		 */
+		SSL_certs_clear(ssl);
+		if (SSL_use_cert_and_key(ssl, id->cert, id->key, id->chain, 1) != 1)
+			goto err;
+	}
 	if (t->server_name) {
 		/* SNI only for names (RFC 6066 forbids IP literals), as libpq does. */
 		if (!t->server_name_is_ip && SSL_set_tlsext_host_name(ssl, t->server_name) != 1)

@@ -261,6 +261,11 @@ bool tlsrec_yielded(const struct tlsrec *t)
 	return t->yielded;
 }
 
+bool tlsrec_tx_partial(const struct tlsrec *t)
+{
+	return t->tx_taken != 0;
+}
+
 /* ---- sending ---- */
 
 /* Seal one record of @type with @len bytes of @data into tbuf. Return 0 or -errno. */

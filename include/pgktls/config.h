@@ -84,6 +84,7 @@ struct pgktls_config {
 	char *tls_server_private_key;
 	char *tls_server_private_key_passphrase_command; /* ... of tls_server_private_key */
 	char *tls_server_crl;		/* revoked server certificates (verify_ca/verify_full) */
+	char *tls_server_identity_map;	/* client certificate -> identity presented upstream */
 	int tls_server_min_version;
 	int tls_server_max_version;
 	char *tls_server_ciphers;

@@ -18,6 +18,7 @@
 
 struct conn;
 struct runtime;
+struct tls_identity;
 struct worker;
 
 enum conn_state {
@@ -79,6 +80,8 @@ struct conn {
 	unsigned flags;			/* CONN_F_* */
 	struct worker *w;		/* owning worker (and thread) */
 	struct runtime *rt;		/* config this connection started with; a reference */
+	const struct tls_identity *identity; /* presented upstream for the client's verified
+					 * certificate (tls_identity_pick()); owned by rt */
 	struct hop client;		/* owns the accepted fd and its SSL */
 	struct hop server;		/* owns the upstream fd and its SSL */
 	struct relay_dir c2s;		/* client -> server (holds the startup packet first) */
@@ -126,6 +129,24 @@ void conn_close(struct conn *c, enum conn_close_reason reason);
  * (-EKEYREJECTED), else CONN_CLOSE_CLIENT_ERROR or CONN_CLOSE_SERVER_ERROR.
  */
 enum conn_close_reason conn_hop_failure_reason(bool client_hop, int err);
+
+/**
+ * conn_queue_error() - queue an ErrorResponse (FATAL @sqlstate @msg) of
+ * ours for the client in @d, its server-to-client direction.
+ * @client: the client's hop: its engine may hold a half-sent record of
+ *	what @d still holds
+ * @at_boundary: what @d holds for the client ends a server message
+ * @detail, @hint: the ErrorResponse's fields, or NULL
+ *
+ * If nothing of what @d holds has reached the client (no byte delivered,
+ * no record half sent), ours replaces it. Else what @d holds goes first,
+ * whole, and ours after it; where that would cut a message (or bytes wait
+ * in @d's pipe) nothing is queued.
+ * Return: 0; -EBUSY (close without a message); -ENOMEM, -ENOSPC.
+ */
+PGKTLS_MUSTCHECK int conn_queue_error(struct relay_dir *d, const struct hop *client,
+				      bool at_boundary, const char *sqlstate, const char *msg,
+				      const char *detail, const char *hint);
 
 const char *conn_state_name(enum conn_state s);
 const char *conn_close_reason_name(enum conn_close_reason r);

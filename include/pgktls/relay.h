@@ -3,10 +3,9 @@
 /*
  * relay.h - move bytes between the two hops of a connection.
  *
- * A hop is one socket with whatever does its record crypto: nothing
- * (plaintext TCP or unix socket), OpenSSL in userspace, or the kernel
- * (kTLS), chosen per direction. The relay reads from one hop and writes to
- * the other through a bounded buffer per direction, in both directions at
+ * A hop (hop.h) is one socket with whatever does its record crypto; the
+ * relay knows hops only through hop.h's interface, never an engine. It
+ * reads from one hop and writes to the other through a bounded buffer per direction, in both directions at
  * once; when a writer is blocked its reader stops, so memory stays bounded,
  * but the other direction keeps moving (a blocked write never stops reads
  * the peer needs to make progress, as with TLS 1.3 KeyUpdate).
@@ -22,16 +21,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <openssl/ssl.h>
-
 #include "pgktls/compiler.h"
 #include "pgktls/ev.h"
-#include "pgktls/ktls.h"
-#include "pgktls/tlsmsg.h"
+#include "pgktls/hop.h"
 
 struct pgproto_framer;
 struct stats;
-struct tlsrec;
 
 /* Per-direction buffer: room for one full TLS record plus a rewritten message. */
 #define RELAY_BUF_SIZE (16384u + 1024u)
@@ -40,41 +35,7 @@ struct tlsrec;
  * before writing it on. Four full records: a burst that OpenSSL has
  * already read ahead goes out in 16 KB records, not in the sender's.
  */
-#define RELAY_BATCH_SIZE (4u * 16384u)
-
-/*
- * What stays of a hop's TLS session for reporting once its SSL is freed
- * (kTLS in both directions): see hop_release_ssl().
- */
-struct hop_tls_summary {
-	const char *version;	/* "TLSv1.3": static in OpenSSL */
-	const char *cipher;	/* OpenSSL's name: static in OpenSSL */
-	bool alpn_postgresql;	/* ALPN "postgresql" was negotiated */
-	char *sni;		/* server name sent or received; owned, or NULL */
-	char *peer_subject;	/* peer certificate subject; owned, or NULL */
-	bool peer_verified;	/* that certificate was asked for and verified */
-};
-
-/* One side of a connection. */
-struct hop {
-	int fd;			/* owned; -1 once closed */
-	SSL *ssl;		/* owned; NULL if no TLS, or freed by hop_release_ssl() */
-	struct ktls_session *ks; /* owned; after hop_release_ssl(): what kTLS still needs */
-	struct tlsrec *rec;	/* owned; after hop_use_tlsrec(): pgktls's record layer */
-	struct hop_tls_summary *summary; /* owned; once the SSL is freed: for the stats */
-	struct ev_io io;
-	struct ktls_hop_state ktls; /* who does the crypto, per direction, and why */
-	struct tlsmsg msg;	/* kTLS RX: post-handshake state, once msg_ready */
-	bool msg_ready;		/* msg set up (from the SSL, before it is freed) */
-	bool is_tcp;		/* false for unix sockets */
-	bool rx_eof;		/* the peer has finished sending (EOF or close_notify) */
-	bool tx_shut;		/* we have finished sending (close_notify + SHUT_WR sent) */
-	bool rd_wants_write;	/* OpenSSL's read needs the socket writable first */
-	bool wr_wants_read;	/* OpenSSL's write needs the socket readable first */
-	bool clean_eof;		/* rx_eof came with close_notify (TLS) or FIN (plain) */
-	const char *name;	/* "client" or "server", for log lines */
-	char err[160];		/* why the last failed operation failed */
-};
+#define RELAY_BATCH_SIZE HOP_READ_AHEAD
 
 /* One direction of traffic, from one hop to the other. */
 struct relay_dir {
@@ -153,64 +114,6 @@ enum relay_status {
 	RELAY_FAILED,		/* a hop failed: r->err says how, its err why (for the log);
 				 * *failed_hop says which */
 };
-
-/** hop_init() - an empty hop around @fd (no TLS yet). */
-void hop_init(struct hop *h, int fd, const char *name, bool is_tcp);
-
-/**
- * hop_read() - read decrypted payload from @h.
- *
- * Userspace TLS goes through SSL_read; kTLS RX reads records with their type,
- * handles non-data records (tickets ignored, KeyUpdate rekeyed where the
- * kernel can, close_notify is EOF) and skips empty data records.
- *
- * Return: bytes read (> 0), 0 at EOF (h->rx_eof set), -EAGAIN, or another
- * -errno with h->err set (-EBADMSG: a record failed authentication;
- * -EKEYREJECTED: a KeyUpdate this kernel cannot follow).
- */
-PGKTLS_MUSTCHECK ssize_t hop_read(struct hop *h, void *buf, size_t len, struct stats *st);
-
-/** hop_write() - write payload; > 0 bytes taken, -EAGAIN, or -errno with h->err set. */
-PGKTLS_MUSTCHECK ssize_t hop_write(struct hop *h, const void *buf, size_t len);
-
-/**
- * hop_shutdown_write() - finish our sending side: close_notify where TLS is
- * up (SSL_shutdown, or an alert record on kTLS TX), then SHUT_WR.
- * Return: 0, -EAGAIN (retry when writable), or -errno.
- */
-PGKTLS_MUSTCHECK int hop_shutdown_write(struct hop *h);
-
-/** hop_has_tls() - whether this hop speaks TLS (through OpenSSL or the kernel). */
-static inline bool hop_has_tls(const struct hop *h)
-{
-	return h->ssl || h->ks || h->rec;
-}
-
-/**
- * hop_release_ssl() - free @h's SSL once both directions are in the kernel,
- * keeping only what kTLS (KeyUpdate) and the stats still need: an idle
- * offloaded hop then costs a few hundred bytes instead of OpenSSL's ~17 KB.
- * Return: 0, or -ENOMEM (the SSL is kept; nothing is lost).
- */
-PGKTLS_MUSTCHECK int hop_release_ssl(struct hop *h);
-
-/**
- * hop_use_tlsrec() - move @h's record protection, both directions in
- * userspace, from OpenSSL to pgktls's own record layer (tlsrec.h) and free
- * the SSL, keeping a summary for the stats: an idle hop then costs about
- * 2.5 KB instead of OpenSSL's 13 KB or more.
- * Return: 0, or -errno (-ENOMEM, or a session tlsrec cannot take: see
- * tlsrec_new()); the SSL is then kept and carries on.
- */
-PGKTLS_MUSTCHECK int hop_use_tlsrec(struct hop *h);
-
-/** hop_close() - free the SSL (wiping kTLS secrets) and close the fd. */
-void hop_close(struct ev_loop *loop, struct hop *h);
-
-/**
- * hop_events() - the epoll mask @h needs given what the relay wants from it.
- */
-uint32_t hop_events(const struct hop *h, bool want_read, bool want_write);
 
 /**
  * relay_init() - wire @r between two hops: direction 0 reads @client and

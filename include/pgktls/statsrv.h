@@ -71,6 +71,8 @@ struct statsrv_conn {
 	char upstream_addr[SOCK_ADDR_STRLEN];
 	uint64_t bytes_c2s;		/* delivered to PostgreSQL */
 	uint64_t bytes_s2c;		/* delivered to the client */
+	char upstream_identity[256];	/* subject presented upstream from
+					 * tls_server_identity_map; "" if none */
 	struct statsrv_hop client;
 	struct statsrv_hop server;
 };

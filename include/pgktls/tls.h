@@ -17,7 +17,21 @@
 
 #include "pgktls/compiler.h"
 
+struct identmap;
+struct identmap_entry;
 struct pgktls_config;
+
+/*
+ * One line of tls_server_identity_map, loaded: the certificate pgktls
+ * presents to PostgreSQL for a client whose verified certificate matched.
+ */
+struct tls_identity {
+	const struct identmap_entry *entry; /* its map line (file order, line number) */
+	X509 *cert;			/* the leaf; a reference we own */
+	STACK_OF(X509) *chain;		/* the rest of the certificate file; owned, or NULL */
+	EVP_PKEY *key;			/* a reference we own */
+	char subject[256];		/* cert's subject, one-line form, for logs and stats */
+};
 
 struct tls_contexts {
 	SSL_CTX *client_side;	/* pgktls as TLS server to clients; NULL = answer 'N' */
@@ -26,6 +40,9 @@ struct tls_contexts {
 	bool verify_peer;	/* upstream: check the chain (verify_ca, verify_full) */
 	char *server_name;	/* upstream name for SNI and verify_full; owned */
 	bool server_name_is_ip;	/* an IP literal: no SNI (RFC 6066), IP SAN check */
+	struct identmap *identity_map;	/* tls_server_identity_map, parsed; owned, or NULL */
+	struct tls_identity *identities; /* one per map line, same order; owned */
+	size_t n_identities;
 };
 
 /**
@@ -47,9 +64,24 @@ void tls_contexts_fini(struct tls_contexts *t);
 /**
  * tls_new_upstream() - an SSL for a new upstream connection on @fd, with
  * SNI, ALPN "postgresql" and, for verify_full, the expected host or IP set.
+ * @id: the identity to present (from tls_identity_pick()), or NULL for
+ *	tls_server_certificate (or no certificate)
  * Return: the SSL (freed by the connection with SSL_free), or NULL.
  */
-SSL *tls_new_upstream(const struct tls_contexts *t, int fd);
+SSL *tls_new_upstream(const struct tls_contexts *t, int fd, const struct tls_identity *id);
+
+/**
+ * tls_identity_pick() - the upstream identity for a client, by its
+ * certificate: the first tls_server_identity_map line matching the leaf's
+ * SHA-256 fingerprint or subject.
+ * @client: the client hop's SSL, handshake done (before it is freed)
+ *
+ * Only a certificate that was asked for and verified (tls_peer_verified():
+ * tls_client_ca_certificate and the CRL) can match.
+ * Return: an identity owned by @t (valid as long as the runtime holding @t),
+ * or NULL: no map, no verified certificate, or no line for it.
+ */
+const struct tls_identity *tls_identity_pick(const struct tls_contexts *t, SSL *client);
 
 /** tls_new_client() - an SSL for an accepted client connection on @fd; or NULL. */
 SSL *tls_new_client(const struct tls_contexts *t, int fd);

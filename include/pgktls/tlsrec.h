@@ -118,6 +118,13 @@ bool tlsrec_has_pending(const struct tlsrec *t);
 /** tlsrec_wants_write() - whether records wait for @fd to become writable. */
 bool tlsrec_wants_write(const struct tlsrec *t);
 
+/**
+ * tlsrec_tx_partial() - whether a data record made of a tlsrec_write()'s
+ * bytes is queued but not yet counted as taken (that write returned
+ * -EAGAIN): the next tlsrec_write() must start with the same bytes.
+ */
+bool tlsrec_tx_partial(const struct tlsrec *t);
+
 /** tlsrec_clean_eof() - whether the EOF tlsrec_read() returned came with close_notify. */
 bool tlsrec_clean_eof(const struct tlsrec *t);
 

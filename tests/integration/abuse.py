@@ -13,8 +13,8 @@ Scenarios (each prints lines the test matches; the exit status is 0 unless said)
   slow-handshake   N connections (--clients) that send SSLRequest and a few bytes of a
                    ClientHello, then stall; prints how each ended ("closed after S s").
   slow-startup     the same, stalling after the TLS handshake with half a StartupMessage.
-  hold             one session that runs a query every 0.1 s for --seconds; prints
-                   "hold ok N" (queries answered) or "hold error ...".
+  hold             one session that runs a query every 0.1 s for --seconds (--ready-file
+                   once it is up); prints "hold ok N" (queries answered) or "hold error ...".
   garbage-records  a session that, once authenticated, writes raw non-TLS bytes on the
                    TCP socket under TLS; prints how it ended.
   garbage-session  a session that, once authenticated, sends random bytes inside TLS.
@@ -22,7 +22,8 @@ Scenarios (each prints lines the test matches; the exit status is 0 unless said)
                    the connection (RST).
   fake-upstream    --listen PORT: a PostgreSQL impostor for --seconds that answers
                    startup, streams CopyData and resets the connection mid-stream.
-  fd-hog           --clients N plain TCP connections held open for --seconds.
+  fd-hog           --clients N plain TCP connections held open for --seconds, or until
+                   --stop-file exists (checked every 0.1 s) if given.
   burst-refused    --clients N connections at once, each sends SSLRequest; prints
                    "refused R/N in S s", R the answers that were FATAL 53300.
 """
@@ -332,6 +333,9 @@ def sc_hold(a):
     n = 0
     try:
         ss = tls_session(a, "hold")
+        if a.ready_file:
+            open(a.ready_file, "w").close()
+        t0 = time.monotonic()  # the witness's time counts from when it is up
         while time.monotonic() - t0 < a.seconds:
             ss.sendall(msg(b"Q", b"select 1\0"))
             while True:
@@ -460,7 +464,11 @@ def sc_fd_hog(a):
     print("holding %d" % len(socks), flush=True)
     if a.ready_file:
         open(a.ready_file, "w").close()
-    time.sleep(a.seconds)
+    # Held until the test says so: a fixed time raced the test's checks under load (the
+    # burst then met a worker with descriptors again and waited out startup_timeout).
+    end = time.monotonic() + a.seconds
+    while time.monotonic() < end and not (a.stop_file and os.path.exists(a.stop_file)):
+        time.sleep(0.1)
     for s in socks:
         s.close()
     return 0
@@ -479,6 +487,7 @@ def main():
     p.add_argument("--rows", type=int, default=20000)
     p.add_argument("--listen", type=int)
     p.add_argument("--ready-file")
+    p.add_argument("--stop-file")
     a = p.parse_args()
     sc = {
         "load": lambda: asyncio.run(sc_load(a)),

@@ -38,6 +38,14 @@ reports success only when PostgreSQL and pgktls agree: if one accepts the new
 configuration and the other refuses it, the command reports the opposite of PostgreSQL's
 result, so the check fails and says why.
 
+=item * With C<PGKTLS_SHIM_IDENTITIES=1> (run.sh's "identity" mode), wherever the node
+asks for client certificates (C<ssl_ca_file>), pgktls also gets a
+C<tls_server_identity_map> that pairs each client certificate of the suite (its
+F<ssl/client*.crt> with an unencrypted PEM key beside it) with itself, and a certificate
+file that carries the same leaf with its chain (F<client+client_ca.crt>) with that chain:
+pgktls then presents to PostgreSQL, for a client whose certificate it verified, the
+certificate that client presented, as a deployment with upstream identities would.
+
 =back
 
 Keys this pgktls binary does not know (probed once with C<--check-config>) are left out of
@@ -53,6 +61,7 @@ package PgktlsShim;
 use strict;
 use warnings;
 
+use Cwd ();
 use File::Basename qw(basename);
 use IPC::Run ();
 use PostgreSQL::Test::Cluster ();
@@ -121,6 +130,54 @@ sub read_pg_conf
 	return \%set;
 }
 
+# identity_map(DIR): write DIR/identities.conf for the suite's client certificates (see
+# above) and return its path; undef when there is none. Written once per test script.
+my $identity_map;
+
+sub identity_map
+{
+	my ($dir) = @_;
+	return $identity_map if defined $identity_map;
+	my $ssl = Cwd::abs_path('ssl');
+	my (%single, %chain);
+	for my $crt (sort glob("$ssl/client*.crt"))
+	{
+		open my $fh, '<', $crt or next;
+		my $pem = do { local $/; <$fh> };
+		close $fh;
+		my $n = () = $pem =~ /-----BEGIN CERTIFICATE-----/g;
+		next unless $n;
+		my $fp = `openssl x509 -noout -fingerprint -sha256 -in '$crt' 2>/dev/null`;
+		next unless $fp =~ /=([0-9A-F:]+)/;
+		$fp = $1;
+		if ($n > 1)
+		{
+			# The same leaf with its chain: keep the longest chain.
+			$chain{$fp} = [ $crt, $n ] if !$chain{$fp} || $chain{$fp}[1] < $n;
+			next;
+		}
+		(my $key = $crt) =~ s/\.crt$/.key/;
+		open my $kh, '<', $key or next;
+		my $k = do { local $/; <$kh> };
+		close $kh;
+		next unless $k =~ /^-----BEGIN/ && $k !~ /ENCRYPTED/;
+		$single{$fp} = [ $crt, $key ];
+	}
+	my $map = "$dir/identities.conf";
+	open my $out, '>', $map or die "PgktlsShim: $map: $!";
+	print $out "# PgktlsShim: each client certificate of the suite presented as itself\n";
+	for my $fp (sort keys %single)
+	{
+		my ($crt, $key) = @{ $single{$fp} };
+		$crt = $chain{$fp}[0] if $chain{$fp};
+		print $out "sha256:$fp \"$crt\" \"$key\"\n";
+	}
+	close $out;
+	note_("identity map $map: " . scalar(keys %single) . " client certificates");
+	$identity_map = $map;
+	return $identity_map;
+}
+
 sub toml_str
 {
 	my ($s) = @_;
@@ -179,6 +236,9 @@ sub pgktls_conf
 		  :   undef;
 		push @g, 'tls_client_crl = ' . toml_str($path->($crl))
 		  if defined $crl && key_supported('tls_client_crl', '"/nonexistent"');
+		push @g, 'tls_server_identity_map = ' . toml_str(identity_map($px->{dir}))
+		  if $ENV{PGKTLS_SHIM_IDENTITIES}
+		  && key_supported('tls_server_identity_map', '"/nonexistent"');
 	}
 	if (defined $c->{ssl_passphrase_command} && $c->{ssl_passphrase_command} ne ''
 		&& key_supported('tls_private_key_passphrase_command', '"true"'))

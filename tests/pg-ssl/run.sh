@@ -3,15 +3,19 @@
 # Copyright (c) 2026 The pgktls developers
 #
 # run.sh - PostgreSQL 15's own SSL test suite (src/test/ssl: 001_ssltests, 002_scram,
-# 003_sslinfo) against the installed PostgreSQL 15, twice (`make check-pg-ssl`):
+# 003_sslinfo) against the installed PostgreSQL 15, three times (`make check-pg-ssl`):
 #
 #   1. directly, as PostgreSQL runs it: every check must pass, or this stage is broken
 #      (the suite, the source or the machine is wrong, not pgktls);
-#   2. through pgktls: PgktlsShim.pm, loaded with -M before each test script, starts pgktls
-#      in front of the suite's server with the server's own certificates and settings and
-#      sends the suite's client connections to it. Every check must pass except those in
-#      expected-failures.txt (the ones no TLS terminator can pass), and each of those must
-#      fail: the list stays exact.
+#   2. through pgktls as a plain terminator ("terminator" mode): PgktlsShim.pm, loaded with
+#      -M before each test script, starts pgktls in front of the suite's server with the
+#      server's own certificates and settings and sends the suite's client connections to
+#      it. Every check must pass except those in expected-failures.txt (the ones no TLS
+#      terminator can pass), and each of those must fail: the list stays exact.
+#   3. through pgktls with upstream identities ("identity" mode): the same, and the shim
+#      gives pgktls a tls_server_identity_map presenting each client certificate of the
+#      suite upstream as itself, so PostgreSQL's certificate authentication sees the
+#      certificate the client presented. Its list is expected-failures-identity.txt.
 #
 # The suite's source comes from Debian's archive: `apt-get source` of the postgresql-15
 # version installed, through a private apt configuration (its own sources.list, lists and
@@ -27,11 +31,21 @@
 #   PGKTLS_PG_SRC               an unpacked PostgreSQL 15 source tree to use instead
 #   PGKTLS_REQUIRE_INTEGRATION  1: a missing prerequisite is a failure, not a skip
 #   PGKTLS_KEEP_TMP             1: keep the run directory (TAP output, server and pgktls logs)
+#   PGKTLS_PG_SSL_MODES         the modes through pgktls (default "terminator identity")
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PGBIN=${PGKTLS_PGBIN:-/usr/lib/postgresql/15/bin}
-EXPECTED=$HERE/expected-failures.txt
+MODES=${PGKTLS_PG_SSL_MODES:-terminator identity}
+for m in $MODES; do
+	case $m in
+	terminator | identity) ;;
+	*)
+		echo "pg-ssl-suite: PGKTLS_PG_SSL_MODES: unknown mode '$m' (terminator, identity)" >&2
+		exit 1
+		;;
+	esac
+done
 START=$(date +%s)
 if [ "$(id -u)" = 0 ]; then
 	CACHE=${PGKTLS_PG_SRC_CACHE:-/var/cache/pgktls-pg-src}
@@ -180,24 +194,26 @@ mkdir -p "$W/bin" "$W/shim" "$W/portlock"
 # Copies, so the suite's user (postgres, when we are root) can read and run them.
 cp "$PGKTLS_BIN" "$W/bin/pgktls"
 cp "$HERE/PgktlsShim.pm" "$W/shim/"
-for mode in direct pgktls; do
+for mode in direct $MODES; do
 	mkdir -p "$W/$mode/src/test"
 	cp -r "$SRC/src/test/ssl" "$SRC/src/test/perl" "$W/$mode/src/test/"
 done
 [ ${#AS[@]} -gt 0 ] && chown -R postgres: "$W"
 
-# run_suite MODE: run every t/*.pl in MODE (direct or pgktls); TAP in $W/MODE-*.tap.
+# run_suite MODE: run every t/*.pl in MODE (direct, terminator or identity); TAP in
+# $W/MODE-*.tap.
 run_suite() {
-	local mode=$1 dir=$W/$1/src/test/ssl t perl_cmd
+	local mode=$1 dir=$W/$1/src/test/ssl t perl_cmd identities=0
 	perl_cmd="perl -I$dir/../perl -I$dir/t"
-	[ "$mode" = pgktls ] && perl_cmd+=" -I$W/shim -MPgktlsShim"
+	[ "$mode" != direct ] && perl_cmd+=" -I$W/shim -MPgktlsShim"
+	[ "$mode" = identity ] && identities=1
 	for t in "$dir"/t/*.pl; do
 		# PG_REGRESS: the modules run `$PG_REGRESS --config-auth DATADIR` when they use TCP;
 		# pg_regress does nothing for that outside Windows (it sets up SSPI there), and it
 		# is not installed with the server, so true stands in for it.
 		"${AS[@]}" env -C "$dir" PATH="$PGBIN:$PATH" with_ssl=openssl TESTDIR="$dir" \
 			PG_TEST_PORT_DIR="$W/portlock" PG_REGRESS=/bin/true \
-			PGKTLS_BIN="$W/bin/pgktls" \
+			PGKTLS_BIN="$W/bin/pgktls" PGKTLS_SHIM_IDENTITIES=$identities \
 			prove -v --exec "$perl_cmd" "t/$(basename "$t")" \
 			>"$W/$mode-$(basename "$t" .pl).tap" 2>&1
 	done
@@ -249,59 +265,93 @@ if [ "$d_fail" != 0 ] || [ "$d_total" != "$d_plan" ] || [ "$d_plan" = 0 ]; then
 		"checks ran, $d_fail failed): nothing it says about pgktls can be trusted"
 fi
 
-say "run 2: through pgktls"
-run_suite pgktls
-results pgktls >"$W/pgktls.ran"
-via=$(cat "$W"/pgktls-*.tap | sed -n 's/^# pgktls shim: \([0-9]*\) connections through pgktls$/\1/p' |
-	awk '{s += $1} END {print s + 0}')
-say "through pgktls: $via client connections went through pgktls"
-[ "$via" -gt 0 ] || fail "no connection went through pgktls: the shim did not work"
-# A check the direct run made that this run did not reach (a script died before it) failed.
-cut -f2- "$W/pgktls.ran" | sort >"$W/ran"
-cut -f2- "$W/direct.results" | sort | comm -23 - "$W/ran" | sed 's/^/fail\t/' |
-	cat "$W/pgktls.ran" - >"$W/pgktls.results"
-p_total=$(wc -l <"$W/pgktls.results")
-p_fail=$(grep -c '^fail' "$W/pgktls.results")
-p_notrun=$((p_total - $(wc -l <"$W/pgktls.ran")))
+# check_mode MODE EXPECTED-FILE: run the suite through pgktls in MODE and compare with the
+# direct run and the expected failures. Prints the mode's count line; returns 1 on a
+# difference (the details printed above the count).
+check_mode() {
+	local mode=$1 expected=$2 via total nfail notrun st=0 f
+	run_suite "$mode"
+	results "$mode" >"$W/$mode.ran"
+	via=$(cat "$W/$mode"-*.tap |
+		sed -n 's/^# pgktls shim: \([0-9]*\) connections through pgktls$/\1/p' |
+		awk '{s += $1} END {print s + 0}')
+	say "$mode: $via client connections went through pgktls"
+	if [ "$via" -le 0 ]; then
+		say "$mode: FAILED: no connection went through pgktls: the shim did not work"
+		return 1
+	fi
+	# A check the direct run made that this run did not reach (a script died before it)
+	# failed.
+	cut -f2- "$W/$mode.ran" | sort >"$W/$mode.ransorted"
+	cut -f2- "$W/direct.results" | sort | comm -23 - "$W/$mode.ransorted" |
+		sed 's/^/fail\t/' | cat "$W/$mode.ran" - >"$W/$mode.results"
+	total=$(wc -l <"$W/$mode.results")
+	nfail=$(grep -c '^fail' "$W/$mode.results")
+	notrun=$((total - $(wc -l <"$W/$mode.ran")))
 
-# The expected failures: "FILE | NAME | REASON" lines; # starts a comment.
-sed -n 's/^\([^#|][^|]*| [^|]*\) | .*/\1/p' "$EXPECTED" | sed 's/ *$//' | sort >"$W/expected"
-grep '^fail' "$W/pgktls.results" | cut -f2- | sort >"$W/failed"
-cut -f2- "$W/pgktls.results" | sort >"$W/all"
-comm -23 "$W/failed" "$W/expected" >"$W/unexpected-fail"
-comm -12 "$W/failed" "$W/expected" >"$W/expected-fail"
-comm -23 "$W/expected" "$W/failed" >"$W/listed-not-failed"
-comm -12 "$W/listed-not-failed" "$W/all" >"$W/unexpected-pass"
-comm -23 "$W/listed-not-failed" "$W/all" >"$W/listed-not-run"
+	# The expected failures: "FILE | NAME | REASON" lines; # starts a comment.
+	sed -n 's/^\([^#|][^|]*| [^|]*\) | .*/\1/p' "$expected" | sed 's/ *$//' |
+		sort >"$W/$mode.expected"
+	grep '^fail' "$W/$mode.results" | cut -f2- | sort >"$W/$mode.failed"
+	cut -f2- "$W/$mode.results" | sort >"$W/$mode.all"
+	comm -23 "$W/$mode.failed" "$W/$mode.expected" >"$W/$mode.unexpected-fail"
+	comm -12 "$W/$mode.failed" "$W/$mode.expected" >"$W/$mode.expected-fail"
+	comm -23 "$W/$mode.expected" "$W/$mode.failed" >"$W/$mode.listed-not-failed"
+	comm -12 "$W/$mode.listed-not-failed" "$W/$mode.all" >"$W/$mode.unexpected-pass"
+	comm -23 "$W/$mode.listed-not-failed" "$W/$mode.all" >"$W/$mode.listed-not-run"
 
+	if [ -s "$W/$mode.unexpected-fail" ]; then
+		say "$mode: unexpected failures through pgktls:"
+		sed 's/^/    /' "$W/$mode.unexpected-fail"
+		st=1
+	fi
+	if [ -s "$W/$mode.unexpected-pass" ]; then
+		say "$mode: unexpected passes (listed in $(basename "$expected") but passed:" \
+			"remove them):"
+		sed 's/^/    /' "$W/$mode.unexpected-pass"
+		st=1
+	fi
+	if [ -s "$W/$mode.listed-not-run" ]; then
+		say "$mode: listed in $(basename "$expected") but not run by this suite:"
+		sed 's/^/    /' "$W/$mode.listed-not-run"
+		st=1
+	fi
+	if [ "$total" != "$d_total" ]; then
+		say "$mode: through pgktls $total checks ran, directly $d_total: names differ"
+		st=1
+	fi
+	if [ "$st" != 0 ]; then
+		for f in "$W/$mode"-*.tap; do
+			grep -q '^not ok' "$f" &&
+				{ echo "---- $f"; grep -v '^# Checking port' "$f"; }
+		done
+		PGKTLS_KEEP_TMP=1
+	fi
+	COUNTS+=("pg-ssl-suite ($mode): $((total - nfail)) passed,\
+ $(wc -l <"$W/$mode.unexpected-fail") failed,\
+ $(wc -l <"$W/$mode.expected-fail") expected failures\
+ ($(wc -l <"$W/$mode.unexpected-pass") unexpected passes; of $total checks, $notrun not\
+ reached; $(elapsed))")
+	printf '%s\n' "${COUNTS[-1]}"
+	return "$st"
+}
+
+COUNTS=()
 status=0
-if [ -s "$W/unexpected-fail" ]; then
-	say "unexpected failures through pgktls:"
-	sed 's/^/    /' "$W/unexpected-fail"
-	status=1
-fi
-if [ -s "$W/unexpected-pass" ]; then
-	say "unexpected passes (listed in $(basename "$EXPECTED") but passed: remove them):"
-	sed 's/^/    /' "$W/unexpected-pass"
-	status=1
-fi
-if [ -s "$W/listed-not-run" ]; then
-	say "listed in $(basename "$EXPECTED") but not run by this suite:"
-	sed 's/^/    /' "$W/listed-not-run"
-	status=1
-fi
-if [ "$p_total" != "$d_total" ]; then
-	say "through pgktls $p_total checks ran, directly $d_total: names differ"
-	status=1
-fi
-if [ "$status" != 0 ]; then
-	for f in "$W"/pgktls-*.tap; do
-		grep -q '^not ok' "$f" && { echo "---- $f"; grep -v '^# Checking port' "$f"; }
-	done
-	PGKTLS_KEEP_TMP=1
-fi
-say "$((p_total - p_fail)) passed, $(wc -l <"$W/unexpected-fail") failed," \
-	"$(wc -l <"$W/expected-fail") expected failures" \
-	"($(wc -l <"$W/unexpected-pass") unexpected passes; of $p_total checks, $p_notrun not reached;" \
-	"$(elapsed))"
+n=2
+for mode in $MODES; do
+	case $mode in
+	terminator)
+		say "run $n: through pgktls as a terminator (no identity map)"
+		check_mode terminator "$HERE/expected-failures.txt" || status=1
+		;;
+	identity)
+		say "run $n: through pgktls with upstream identities (tls_server_identity_map)"
+		check_mode identity "$HERE/expected-failures-identity.txt" || status=1
+		;;
+	esac
+	n=$((n + 1))
+done
+# Both counts together at the end, where a CI log is read.
+printf '%s\n' "${COUNTS[@]}"
 [ "$status" = 0 ] || fail "through pgktls (see above)"

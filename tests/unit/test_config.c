@@ -128,6 +128,7 @@ START_TEST(test_defaults)
 	ck_assert_ptr_null(cfg->tls_private_key_passphrase_command);
 	ck_assert_ptr_null(cfg->tls_server_private_key_passphrase_command);
 	ck_assert_ptr_null(cfg->tls_server_crl);
+	ck_assert_ptr_null(cfg->tls_server_identity_map);
 	ck_assert_int_eq(cfg->tls_min_version, CFG_TLS_V12);
 	ck_assert_int_eq(cfg->tls_max_version, 0);
 	ck_assert_ptr_null(cfg->tls_ciphers);
@@ -210,6 +211,7 @@ static const char all_keys_text[] =
 	"tls_client_certificate = \"optional\"\n"
 	"tls_client_crl = \"/crl.pem\"\n"
 	"tls_server_crl = \"/crl.d\"\n"
+	"tls_server_identity_map = \"/etc/pgktls/identities.conf\"\n"
 	"tls_private_key_passphrase_command = \"echo %p\"\n"
 	"tls_server_private_key_passphrase_command = \"cat /s\"\n"
 	"proxy_protocol = true\n"
@@ -271,6 +273,7 @@ START_TEST(test_every_key_parses)
 	ck_assert_int_eq(cfg->tls_client_certificate, CFG_CLIENT_CERT_OPTIONAL);
 	ck_assert_str_eq(cfg->tls_client_crl, "/crl.pem");
 	ck_assert_str_eq(cfg->tls_server_crl, "/crl.d");
+	ck_assert_str_eq(cfg->tls_server_identity_map, "/etc/pgktls/identities.conf");
 	ck_assert_str_eq(cfg->tls_private_key_passphrase_command, "echo %p");
 	ck_assert_str_eq(cfg->tls_server_private_key_passphrase_command, "cat /s");
 	ck_assert(cfg->proxy_protocol);
@@ -290,13 +293,13 @@ START_TEST(test_every_key_parses)
 		ck_assert_msg(strncmp(where, "t.toml:", 7) == 0, "key %s not covered: %s", *names,
 			      where);
 	}
-	ck_assert_uint_eq(n, 48);
+	ck_assert_uint_eq(n, 49);
 	ck_assert_str_eq(config_where(cfg, "tls_private_key", where, sizeof(where)),
 			 "t.toml:8: tls_private_key");
 	ck_assert_str_eq(config_where(cfg, "general.port", where, sizeof(where)),
 			 "t.toml:4: port");
 	ck_assert_str_eq(config_where(cfg, "upstream.port", where, sizeof(where)),
-			 "t.toml:51: upstream.port");
+			 "t.toml:52: upstream.port");
 	config_free(cfg);
 }
 END_TEST
@@ -998,7 +1001,30 @@ START_TEST(test_validate_client_certs)
 			"key it unlocks)");
 	expect_validate("[general]\n\ntls_server_private_key_passphrase_command = \"echo x\"\n",
 			"t.toml:3: tls_server_private_key_passphrase_command: needs "
-			"tls_server_private_key (the key it unlocks)");
+			"tls_server_private_key or tls_server_identity_map (the keys it unlocks)");
+
+	/*
+	 * tls_server_identity_map: a readable file, chosen by verified client
+	 * certificates (so a client CA), presented in an upstream handshake
+	 * (so TLS upstream). It also gives the passphrase command keys to unlock.
+	 */
+	snprintf(text, sizeof(text), "%stls_client_ca_certificate = \"%s\"\n"
+		 "tls_server_identity_map = \"%s\"\n"
+		 "tls_server_private_key_passphrase_command = \"echo x\"\n", base, f.ca, f.ca);
+	expect_validate(text, NULL);
+	snprintf(text, sizeof(text), "%stls_server_identity_map = \"%s\"\n", base, f.ca);
+	expect_validate(text, "t.toml:4: tls_server_identity_map: needs tls_client_ca_certificate: "
+			      "an identity is chosen by the client's verified certificate");
+	snprintf(text, sizeof(text), "%stls_client_ca_certificate = \"%s\"\n"
+		 "tls_verify = \"disable\"\ntls_server_identity_map = \"%s\"\n", base, f.ca, f.ca);
+	expect_validate(text, "t.toml:6: tls_server_identity_map: needs TLS towards PostgreSQL "
+			      "(upstream.host and tls_verify other than \"disable\"): identities "
+			      "are presented in the upstream handshake");
+	snprintf(text, sizeof(text), "%stls_client_ca_certificate = \"%s\"\n"
+		 "tls_server_identity_map = \"%s\"\n", base, f.ca, f.missing);
+	snprintf(exp, sizeof(exp), "t.toml:5: tls_server_identity_map: cannot read '%s': No such "
+		 "file or directory", f.missing);
+	expect_validate(text, exp);
 }
 END_TEST
 

@@ -3,7 +3,8 @@
 /*
  * test_tls.c - the SSL_CTXs built from config: certificate/key checks with
  * useful errors, ALPN enforcement, upstream verification modes, and hop I/O
- * (relay.c) through real handshakes over socketpairs.
+ * (relay.c) through real handshakes over socketpairs, and upstream identities
+ * (tls_server_identity_map) presented for verified client certificates.
  */
 #include "config.h"
 
@@ -197,7 +198,7 @@ static int upstream_handshake(const char *mode, const char *ca, const char *name
 	srv = SSL_new(sctx);
 	SSL_set_fd(srv, sv[0]);
 	SSL_set_accept_state(srv);
-	cli = tls_new_upstream(&t, sv[1]);
+	cli = tls_new_upstream(&t, sv[1], NULL);
 	ck_assert_ptr_nonnull(cli);
 	r = handshake(cli, srv);
 	last_verify_result = SSL_get_verify_result(cli);
@@ -255,7 +256,7 @@ START_TEST(test_hop_io_over_tls)
 	ck_assert_int_eq(tls_contexts_build(cfg, &t, err, sizeof(err)), 0);
 	pair(sv);
 	hop_init(&h, sv[0], "client", false);
-	h.ssl = tls_new_client(&t, sv[0]);
+	hop_start_tls(&h, tls_new_client(&t, sv[0]));
 	cli = SSL_new(cctx);
 	SSL_set_fd(cli, sv[1]);
 	SSL_set_connect_state(cli);
@@ -561,6 +562,169 @@ START_TEST(test_passphrase_command)
 }
 END_TEST
 
+/* Write @text to the identity map "ids.conf" in the CRL directory; its path in @out. */
+static void write_map(const char *text, char *out, size_t outlen)
+{
+	FILE *f;
+
+	snprintf(out, outlen, "%s", path("crl/ids.conf"));
+	f = fopen(out, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static int build_map(const char *text, const char *cmd, struct tls_contexts *t, char *err,
+		     size_t errlen)
+{
+	char map[640], chain[640], key[640], ca[640];
+	const char *kv[] = { "tls_certificate", chain, "tls_private_key", key,
+			     "tls_client_ca_certificate", ca, "tls_client_certificate", "optional",
+			     "tls_server_identity_map", map, "upstream.host", "127.0.0.1",
+			     cmd ? "tls_server_private_key_passphrase_command" : NULL, cmd, NULL };
+	struct pgktls_config *cfg;
+	int r;
+
+	write_map(text, map, sizeof(map));
+	snprintf(chain, sizeof(chain), "%s", path("server-chain.pem"));
+	snprintf(key, sizeof(key), "%s", path("server.key"));
+	snprintf(ca, sizeof(ca), "%s", path("crl/ca.pem"));
+	cfg = cfg_with(kv);
+	err[0] = '\0';
+	r = tls_contexts_build(cfg, t, err, errlen);
+	config_free(cfg);
+	return r;
+}
+
+/* Accept any client certificate: the test reads what was presented. */
+static int accept_any(X509_STORE_CTX *store PGKTLS_UNUSED, void *arg PGKTLS_UNUSED)
+{
+	return 1;
+}
+
+/*
+ * A client presenting @cert (NULL: none) to pgktls's client side, then the
+ * identity it picks presented upstream to a server that asks for a
+ * certificate. Return: the upstream peer's subject in @subject ("" if none)
+ * and the length of the chain the server received.
+ */
+static int identity_round(const struct tls_contexts *t, const char *cert, const char *key,
+			  const struct tls_identity **picked, char *subject, size_t len)
+{
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method()), *sctx = SSL_CTX_new(TLS_server_method());
+	STACK_OF(X509) *chain;
+	SSL *srv, *cli;
+	int sv[2], n = -1;
+
+	if (cert) {
+		ck_assert_int_eq(SSL_CTX_use_certificate_file(cctx, cert, SSL_FILETYPE_PEM), 1);
+		ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(cctx, key, SSL_FILETYPE_PEM), 1);
+	}
+	pair(sv);
+	srv = tls_new_client(t, sv[0]);
+	cli = SSL_new(cctx);
+	SSL_set_fd(cli, sv[1]);
+	SSL_set_connect_state(cli);
+	ck_assert_int_eq(handshake(srv, cli), 0);
+	*picked = tls_identity_pick(t, srv);
+	SSL_free(srv);
+	SSL_free(cli);
+	close(sv[0]);
+	close(sv[1]);
+
+	/* The upstream hop: PostgreSQL's side asks for a client certificate. */
+	ck_assert_int_eq(SSL_CTX_use_certificate_chain_file(sctx, path("server-chain.pem")), 1);
+	ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(sctx, path("server.key"), SSL_FILETYPE_PEM),
+			 1);
+	SSL_CTX_set_verify(sctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_cert_verify_callback(sctx, accept_any, NULL);
+	pair(sv);
+	srv = SSL_new(sctx);
+	SSL_set_fd(srv, sv[0]);
+	SSL_set_accept_state(srv);
+	cli = tls_new_upstream(t, sv[1], *picked);
+	ck_assert_ptr_nonnull(cli);
+	ck_assert_int_eq(handshake(cli, srv), 0);
+	subject[0] = '\0';
+	if (SSL_get0_peer_certificate(srv)) {
+		X509_NAME_oneline(X509_get_subject_name(SSL_get0_peer_certificate(srv)), subject,
+				  (int)len);
+		chain = SSL_get_peer_cert_chain(srv);	/* the server side: without the leaf */
+		n = chain ? sk_X509_num(chain) : 0;
+	}
+	SSL_free(srv);
+	SSL_free(cli);
+	SSL_CTX_free(cctx);
+	SSL_CTX_free(sctx);
+	close(sv[0]);
+	close(sv[1]);
+	return n;
+}
+
+START_TEST(test_upstream_identity)
+{
+	const struct tls_identity *id;
+	struct tls_contexts t;
+	char text[4096], err[1024], subject[256], fp[128] = "", cmd[1024];
+	FILE *p;
+
+	make_crl_certs();
+	/* good.pem's fingerprint, as openssl prints it and as an operator pastes it. */
+	snprintf(cmd, sizeof(cmd), "openssl x509 -noout -fingerprint -sha256 -in '%s' | "
+		 "sed 's/.*=//'", path("crl/good.pem"));
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_ptr_nonnull(fgets(fp, sizeof(fp), p));
+	pclose(p);
+	fp[strcspn(fp, "\n")] = '\0';
+	snprintf(cmd, sizeof(cmd), "cat '%s' '%s' > '%s'", path("client.pem"), path("ca.pem"),
+		 path("crl/client-chain.pem"));
+	ck_assert_int_eq(system(cmd), 0);
+
+	/* good -> client (with its chain), by fingerprint; relative names. */
+	snprintf(text, sizeof(text), "# identities\nsha256:%s client-chain.pem ../client.key\n",
+		 fp);
+	ck_assert_msg(build_map(text, NULL, &t, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(t.n_identities, 1);
+	ck_assert_int_eq(identity_round(&t, path("crl/good.pem"), path("crl/good.key"), &id,
+					subject, sizeof(subject)), 1);
+	ck_assert_ptr_eq(id, &t.identities[0]);
+	ck_assert_str_eq(id->subject, "/CN=client");
+	ck_assert_str_eq(subject, "/CN=client");
+	/* No certificate (optional): no identity, and no certificate upstream. */
+	ck_assert_int_eq(identity_round(&t, NULL, NULL, &id, subject, sizeof(subject)), -1);
+	ck_assert_ptr_null(id);
+	ck_assert_str_eq(subject, "");
+	tls_contexts_fini(&t);
+
+	/* By subject, with an encrypted key unlocked by the passphrase command. */
+	ck_assert_msg(build_map("subject:/CN=good ../server.pem server-enc.key\n",
+				"echo s3cret", &t, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(identity_round(&t, path("crl/good.pem"), path("crl/good.key"), &id,
+					subject, sizeof(subject)), 0);
+	ck_assert_ptr_nonnull(id);
+	ck_assert_str_eq(subject, "/CN=server");
+	tls_contexts_fini(&t);
+
+	/* Errors name the map's file and line. */
+	ck_assert_int_ne(build_map("\nsubject:/CN=good ../server.pem ../client.key\n", NULL, &t,
+				   err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "ids.conf:2: private key file: does not match the certificate"),
+		      "%s", err);
+	ck_assert_int_ne(build_map("subject:/CN=good ../server.pem server-enc.key\n", "exit 3",
+				   &t, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "tls_server_private_key_passphrase_command: command 'exit 3' "
+				  "for key file") &&
+		      strstr(err, "exited with status 3"), "%s", err);
+	ck_assert_int_ne(build_map("subject:/CN=good missing.pem ../client.key\n", NULL, &t, err,
+				   sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "ids.conf:1: certificate file: cannot load certificate chain"),
+		      "%s", err);
+	ck_assert_int_ne(build_map("subject:/CN=good\n", NULL, &t, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "ids.conf:1: expected MATCH CERTIFICATE_FILE"), "%s", err);
+}
+END_TEST
+
 static Suite *tls_suite(void)
 {
 	Suite *s = suite_create("tls");
@@ -577,6 +741,7 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, test_client_crl_and_optional);
 	tcase_add_test(tc, test_crl_file_without_a_crl);
 	tcase_add_test(tc, test_passphrase_command);
+	tcase_add_test(tc, test_upstream_identity);
 	suite_add_tcase(s, tc);
 	return s;
 }

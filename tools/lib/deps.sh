@@ -28,6 +28,9 @@ DEPS_DEB=(debhelper dh-autoreconf dpkg-dev fakeroot lintian debootstrap git syst
 # socat talks to the stats socket (t-reload.sh); npm fetches node-postgres over HTTPS
 # (t-node.sh), which needs the CA certificates.
 DEPS_TEST+=(socat ca-certificates)
+# procps has /bin/kill, which pgktls.service's ExecReload= names: systemd-analyze verify
+# (t-socket-activation.sh) checks that it exists. Debian's minimal installs leave it out.
+DEPS_TEST+=(procps)
 # PostgreSQL's own SSL suite (tests/pg-ssl, `make check-pg-ssl`): its Perl test modules need
 # IPC::Run, it reads pg_config.h (libpq-dev), and dpkg-source unpacks the source package.
 DEPS_PG_SSL=(libipc-run-perl libpq-dev dpkg-dev perl)

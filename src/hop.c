@@ -1,0 +1,943 @@
+// SPDX-License-Identifier: MIT
+/* Copyright (c) 2026 The pgktls developers */
+/*
+ * hop.c - one hop's record engine behind one interface (hop.h): plaintext,
+ * OpenSSL, tlsrec or kTLS, and the choice between them after a handshake.
+ *
+ * Each engine is a table of functions; the hop points at its table, and
+ * the hop_*() entry points only dispatch and keep what every engine shares
+ * (EOF already seen, SHUT_WR after close_notify). A new engine, or a new
+ * operation on every engine, is a change in this file only.
+ */
+#include "config.h"
+
+#include "pgktls/hop.h"
+
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "pgktls/log.h"
+#include "pgktls/tls.h"
+#include "pgktls/tlsrec.h"
+
+/* Records without data one kTLS read handles before it yields (as tlsrec and OpenSSL). */
+#define KTLS_MAX_IDLE_RECORDS 32
+
+static const struct hop_engine plain_engine, openssl_engine, tlsrec_engine, ktls_engine;
+
+int hop_set_err(struct hop *h, int err, const char *what)
+{
+	snprintf(h->err, sizeof(h->err), "%s: %s", what, strerror(err));
+	return -err;
+}
+
+static ssize_t set_err(struct hop *h, int err, const char *what)
+{
+	return hop_set_err(h, err, what);
+}
+
+/* ---- shared by the engines ---- */
+
+/* Payload to the socket as it is: plain hops, and kTLS (the kernel seals it). */
+static ssize_t sock_write(struct hop *h, const void *buf, size_t len)
+{
+	ssize_t n = send(h->fd, buf, len, MSG_NOSIGNAL);
+
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EINTR)
+		return -EAGAIN;
+	return set_err(h, errno, "write");
+}
+
+static int no_flush(struct hop *h, struct stats *st)
+{
+	(void)h;
+	(void)st;
+	return 0;
+}
+
+static bool no_pending(const struct hop *h)
+{
+	(void)h;
+	return false;
+}
+
+/* What the relay wants, plus what the engine's last read or write waits for. */
+static uint32_t std_events(const struct hop *h, bool want_read, bool want_write)
+{
+	uint32_t ev = 0;
+
+	if (want_read || h->wr_wants_read)
+		ev |= EPOLLIN;
+	if (want_write || h->rd_wants_write)
+		ev |= EPOLLOUT;
+	return ev;
+}
+
+static void summary_free(struct hop_tls_summary *sum)
+{
+	if (!sum)
+		return;
+	free(sum->sni);
+	free(sum->peer_subject);
+	free(sum);
+}
+
+/* The TLS facts of a live SSL. */
+static void info_from_ssl(SSL *ssl, struct hop_info *o)
+{
+	const unsigned char *alpn = NULL;
+	unsigned alpn_len = 0;
+	const char *sni;
+	X509 *peer;
+
+	o->tls = true;
+	o->tls_done = SSL_is_init_finished(ssl);
+	if (!o->tls_done)
+		return;
+	snprintf(o->version, sizeof(o->version), "%s", SSL_get_version(ssl));
+	snprintf(o->cipher, sizeof(o->cipher), "%s", SSL_get_cipher_name(ssl));
+	SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+	if (alpn && alpn_len < sizeof(o->alpn)) {
+		memcpy(o->alpn, alpn, alpn_len);
+		o->alpn[alpn_len] = '\0';
+	}
+	sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	if (sni)
+		snprintf(o->sni, sizeof(o->sni), "%s", sni);
+	peer = SSL_get0_peer_certificate(ssl);
+	if (peer)
+		X509_NAME_oneline(X509_get_subject_name(peer), o->peer_subject,
+				  sizeof(o->peer_subject));
+	o->peer_verified = tls_peer_verified(ssl);
+}
+
+/* The TLS facts of a hop whose SSL may be gone (tlsrec, kTLS): its summary then. */
+static void info_tls(const struct hop *h, struct hop_info *o)
+{
+	const struct hop_tls_summary *s = h->summary;
+
+	if (h->ssl) {
+		info_from_ssl(h->ssl, o);
+		return;
+	}
+	if (!s)
+		return;
+	o->tls = o->tls_done = true;
+	snprintf(o->version, sizeof(o->version), "%s", s->version);
+	snprintf(o->cipher, sizeof(o->cipher), "%s", s->cipher);
+	snprintf(o->alpn, sizeof(o->alpn), "%s", s->alpn);
+	if (s->sni)
+		snprintf(o->sni, sizeof(o->sni), "%s", s->sni);
+	if (s->peer_subject)
+		snprintf(o->peer_subject, sizeof(o->peer_subject), "%s", s->peer_subject);
+	o->peer_verified = s->peer_verified;
+}
+
+/* What the stats show of @h's TLS session once its SSL is gone; NULL on ENOMEM. */
+static struct hop_tls_summary *summarize(SSL *ssl)
+{
+	struct hop_tls_summary *sum = calloc(1, sizeof(*sum));
+	const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	const unsigned char *alpn = NULL;
+	unsigned alpn_len = 0;
+
+	if (!sum)
+		return NULL;
+	sum->version = SSL_get_version(ssl);
+	sum->cipher = SSL_get_cipher_name(ssl);
+	SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+	if (alpn && alpn_len < sizeof(sum->alpn))
+		memcpy(sum->alpn, alpn, alpn_len);
+	sum->peer_verified = tls_peer_verified(ssl);
+	sum->sni = sni ? strdup(sni) : NULL;
+	if (peer) {
+		char subject[256];
+
+		X509_NAME_oneline(X509_get_subject_name(peer), subject, sizeof(subject));
+		sum->peer_subject = strdup(subject);
+	}
+	if ((sni && !sum->sni) || (peer && !sum->peer_subject)) {
+		summary_free(sum);
+		return NULL;
+	}
+	return sum;
+}
+
+/* Free the SSL, its captured kTLS secrets first. */
+static void ssl_free(struct hop *h)
+{
+	if (!h->ssl)
+		return;
+	ktls_forget(h->ssl);
+	SSL_free(h->ssl);
+	h->ssl = NULL;
+}
+
+/* ---- plain: the socket is the stream ---- */
+
+static ssize_t plain_read(struct hop *h, void *buf, size_t len, struct stats *st)
+{
+	ssize_t n = read(h->fd, buf, len);
+
+	(void)st;
+	if (n > 0)
+		return n;
+	if (n == 0) {
+		h->rx_eof = true;
+		h->clean_eof = true;
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EINTR)
+		return -EAGAIN;
+	return set_err(h, errno, "read");
+}
+
+static int plain_shutdown(struct hop *h)
+{
+	(void)h;
+	return 0;
+}
+
+static void plain_info(const struct hop *h, struct hop_info *o)
+{
+	(void)h;
+	(void)o;
+}
+
+static void plain_release(struct hop *h)
+{
+	(void)h;
+}
+
+static const struct hop_engine plain_engine = {
+	.name = "plain",
+	.read = plain_read,
+	.write = sock_write,
+	.shutdown = plain_shutdown,
+	.flush = no_flush,
+	.tx_ready = no_flush,
+	.has_pending = no_pending,
+	.events = std_events,
+	.info = plain_info,
+	.release = plain_release,
+	.splice = HOP_SPLICE_STREAM,
+};
+
+/* ---- openssl: OpenSSL's record layer (the handshake, and where nothing else can) ---- */
+
+/* Map an SSL_read/SSL_write failure to our convention. */
+static ssize_t ssl_failure(struct hop *h, int ret, const char *op, bool reading)
+{
+	int e = SSL_get_error(h->ssl, ret);
+	int saved = errno;
+	char detail[128];
+
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		if (!reading)
+			h->wr_wants_read = true;
+		return -EAGAIN;
+	case SSL_ERROR_WANT_WRITE:
+		if (reading)
+			h->rd_wants_write = true;
+		return -EAGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		h->rx_eof = true;
+		h->clean_eof = true;
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		tls_drain_errors();
+		if (saved == 0 || saved == ECONNRESET || saved == EPIPE) {
+			if (reading) {
+				/* The peer closed TCP without close_notify: EOF, but not clean. */
+				h->rx_eof = true;
+				return saved == 0 ? 0 : set_err(h, saved, op);
+			}
+		}
+		return set_err(h, saved ? saved : EPIPE, op);
+	default:
+		if (reading &&
+		    ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			tls_drain_errors();
+			h->rx_eof = true;
+			return 0;
+		}
+		tls_error_string(h->ssl, detail, sizeof(detail));
+		snprintf(h->err, sizeof(h->err), "%s: %s", op, detail);
+		return -EPROTO;
+	}
+}
+
+static ssize_t openssl_read(struct hop *h, void *buf, size_t len, struct stats *st)
+{
+	int r;
+
+	(void)st;
+	h->rd_wants_write = false;
+	r = SSL_read(h->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
+	if (r > 0)
+		return r;
+	return ssl_failure(h, r, "TLS read", true);
+}
+
+static ssize_t openssl_write(struct hop *h, const void *buf, size_t len)
+{
+	int r;
+
+	h->wr_wants_read = false;
+	r = SSL_write(h->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
+	if (r > 0)
+		return r;
+	return ssl_failure(h, r, "TLS write", false);
+}
+
+static int openssl_shutdown(struct hop *h)
+{
+	int r = SSL_shutdown(h->ssl);
+
+	if (r < 0) {
+		int e = SSL_get_error(h->ssl, r);
+
+		if (e == SSL_ERROR_WANT_WRITE)
+			return -EAGAIN;
+		/* The peer is gone; there is nobody to notify. */
+		tls_drain_errors();
+	}
+	return 0;
+}
+
+static bool openssl_has_pending(const struct hop *h)
+{
+	return SSL_has_pending(h->ssl);
+}
+
+static void openssl_release(struct hop *h)
+{
+	ssl_free(h);
+}
+
+static const struct hop_engine openssl_engine = {
+	.name = "openssl",
+	.read = openssl_read,
+	.write = openssl_write,
+	.shutdown = openssl_shutdown,
+	.flush = no_flush,
+	.tx_ready = no_flush,
+	.has_pending = openssl_has_pending,
+	.events = std_events,
+	.info = info_tls,
+	.release = openssl_release,
+	.splice = HOP_SPLICE_NONE,
+};
+
+/* ---- tlsrec: pgktls's userspace record layer ---- */
+
+static ssize_t tlsrec_engine_read(struct hop *h, void *buf, size_t len, struct stats *st)
+{
+	ssize_t n = tlsrec_read(h->rec, h->fd, buf, len, st, h->err, sizeof(h->err));
+
+	/*
+	 * Records it queued (a KeyUpdate answer) need the socket writable;
+	 * so does a read that yielded with records still buffered: the
+	 * next EPOLLOUT brings the relay back to them.
+	 */
+	h->rd_wants_write = tlsrec_wants_write(h->rec) || (n == -EAGAIN && tlsrec_yielded(h->rec));
+	if (n == 0) {
+		h->rx_eof = true;
+		h->clean_eof = tlsrec_clean_eof(h->rec);
+	}
+	return n;
+}
+
+static ssize_t tlsrec_engine_write(struct hop *h, const void *buf, size_t len)
+{
+	return tlsrec_write(h->rec, h->fd, buf, len, h->err, sizeof(h->err));
+}
+
+static int tlsrec_engine_shutdown(struct hop *h)
+{
+	/* A failure means the peer is gone: nobody to notify. */
+	if (tlsrec_shutdown(h->rec, h->fd) == -EAGAIN)
+		return -EAGAIN;
+	return 0;
+}
+
+static int tlsrec_engine_flush(struct hop *h, struct stats *st)
+{
+	int r = tlsrec_flush(h->rec, h->fd);
+
+	(void)st;
+	h->rd_wants_write = tlsrec_wants_write(h->rec) || tlsrec_yielded(h->rec);
+	if (r < 0 && r != -EAGAIN)
+		return (int)set_err(h, -r, "TLS write");
+	return 0;
+}
+
+static bool tlsrec_engine_has_pending(const struct hop *h)
+{
+	return tlsrec_has_pending(h->rec);
+}
+
+static void tlsrec_engine_release(struct hop *h)
+{
+	tlsrec_free(h->rec);
+	h->rec = NULL;
+	ssl_free(h);
+}
+
+static const struct hop_engine tlsrec_engine = {
+	.name = "tlsrec",
+	.read = tlsrec_engine_read,
+	.write = tlsrec_engine_write,
+	.shutdown = tlsrec_engine_shutdown,
+	.flush = tlsrec_engine_flush,
+	.tx_ready = no_flush,
+	.has_pending = tlsrec_engine_has_pending,
+	.events = std_events,
+	.info = info_tls,
+	.release = tlsrec_engine_release,
+	.splice = HOP_SPLICE_NONE,
+};
+
+/* ---- ktls: the kernel does the records, both directions ---- */
+
+/* Set up the post-handshake state of a kTLS hop from its SSL, once. */
+static void msg_setup(struct hop *h)
+{
+	if (h->msg_ready || !h->ssl)
+		return;
+	tlsmsg_init(&h->msg, SSL_version(h->ssl) == TLS1_3_VERSION, !SSL_is_server(h->ssl));
+	h->msg_ready = true;
+}
+
+/*
+ * A fatal alert to a kTLS peer (RFC 8446 6.2), as far as the socket takes
+ * it, and nothing on @h after it. The kernel never sends alerts itself.
+ */
+static void ktls_fatal(struct hop *h, uint8_t desc)
+{
+	if (tlsmsg_tx_closed(&h->msg))
+		return;
+	tlsmsg_close_sent(&h->msg);
+	if (ktls_send_alert(h->fd, TLSMSG_LEVEL_FATAL, desc) < 0)
+		return;	/* best effort: the connection closes anyway */
+}
+
+static int key_update_refused(struct hop *h, struct stats *st)
+{
+	if (st)
+		STAT_INC(st, tls_key_updates_refused);
+	snprintf(h->err, sizeof(h->err),
+		 "peer sent a TLS 1.3 KeyUpdate and this kernel cannot rekey "
+		 "kTLS (needs Linux 6.14+); cap the hop at TLSv1.2 or set "
+		 "ktls = off to keep such clients");
+	return -EKEYREJECTED;
+}
+
+/*
+ * The KeyUpdate answer due on @h's kTLS send side, if any: it goes before
+ * any other record in that direction (RFC 8446 4.6.3), so a socket that
+ * takes nothing now leaves it due, and writes and splices to @h wait.
+ * Return: 0, -EAGAIN, or -errno with h->err set.
+ */
+static int ktls_answer(struct hop *h, struct stats *st)
+{
+	int r;
+
+	if (!h->msg_ready || !tlsmsg_answer_due(&h->msg))
+		return 0;
+	r = ktls_key_update_tx(h->ssl, h->ks, h->fd);
+	if (r == -EAGAIN)
+		return -EAGAIN;
+	if (r == -EKEYREJECTED)
+		return key_update_refused(h, st);
+	if (r)
+		return (int)set_err(h, -r, "TLS KeyUpdate answer");
+	tlsmsg_answer_sent(&h->msg);
+	return 0;
+}
+
+/* A handshake record on kTLS RX: tlsmsg.c says what it asks for. */
+static int ktls_handshake(struct hop *h, const uint8_t *m, size_t n, struct stats *st)
+{
+	struct tlsmsg_event ev;
+	int r;
+
+	switch (tlsmsg_handshake(&h->msg, m, n, &ev)) {
+	case TLSMSG_MALFORMED:
+		ktls_fatal(h, ev.alert);
+		snprintf(h->err, sizeof(h->err), "post-handshake message refused (%s)",
+			 tlsmsg_alert_name(ev.alert));
+		return -EPROTO;
+	case TLSMSG_KEY_UPDATE:
+		r = ktls_key_update_rx(h->ssl, h->ks, h->fd);
+		if (r == -EKEYREJECTED)
+			return key_update_refused(h, st);
+		if (r)
+			return (int)set_err(h, -r, "TLS KeyUpdate");
+		STAT_INC(st, tls_key_updates);
+		r = ktls_answer(h, st);
+		if (r && r != -EAGAIN)
+			return r;
+		break;
+	case TLSMSG_RENEGOTIATION:
+		/*
+		 * OpenSSL in userspace declines with a warning no_renegotiation
+		 * alert and carries on; the kernel sends no alerts, so we do. A
+		 * warning the socket cannot take now is dropped, not waited for.
+		 */
+		if (!tlsmsg_tx_closed(&h->msg)) {
+			r = ktls_send_alert(h->fd, TLSMSG_LEVEL_WARNING,
+					    TLSMSG_AD_NO_RENEGOTIATION);
+			if (r < 0 && r != -EAGAIN)
+				return (int)set_err(h, -r, "no_renegotiation alert");
+		}
+		break;
+	default:
+		break;
+	}
+	STAT_ADD(st, tls_tickets, ev.tickets);
+	return 0;
+}
+
+/* kTLS RX: data records are payload; the rest are events to act on (tlsmsg.h). */
+static ssize_t ktls_read(struct hop *h, void *buf, size_t len, struct stats *st)
+{
+	struct tlsmsg_event ev;
+	int idle = 0;
+
+	msg_setup(h);
+	for (;;) {
+		uint8_t type = 0;
+		ssize_t n = ktls_recv_record(h->fd, buf, len, &type);
+		int r;
+
+		if (n == -EAGAIN)
+			return -EAGAIN;
+		if (n == -EBADMSG) {
+			ktls_fatal(h, TLSMSG_AD_BAD_RECORD_MAC);
+			return set_err(h, EBADMSG, "kTLS record failed authentication");
+		}
+		if (n == -EMSGSIZE) {
+			ktls_fatal(h, TLSMSG_AD_RECORD_OVERFLOW);
+			return set_err(h, EMSGSIZE, "kTLS record too large");
+		}
+		if (n < 0)
+			return set_err(h, (int)-n, "kTLS recvmsg");
+		if (type == 0 && n == 0) {
+			/* TCP FIN without close_notify. */
+			h->rx_eof = true;
+			return 0;
+		}
+		if (type == KTLS_RECORD_DATA && n > 0) {
+			tlsmsg_data(&h->msg);
+			return n;
+		}
+		if (type == KTLS_RECORD_ALERT) {
+			STAT_INC(st, tls_control_records);
+			STAT_INC(st, tls_alerts);
+			switch (tlsmsg_alert(&h->msg, buf, (size_t)n, &ev)) {
+			case TLSMSG_CLOSE_NOTIFY:
+				h->rx_eof = true;
+				h->clean_eof = true;
+				return 0;
+			case TLSMSG_NONE:
+				break;	/* a warning, ignored */
+			case TLSMSG_PEER_ALERT:
+				snprintf(h->err, sizeof(h->err), "peer sent TLS alert %u/%u (%s)",
+					 ev.level, ev.alert, tlsmsg_alert_name(ev.alert));
+				return -ECONNRESET;
+			default:
+				ktls_fatal(h, ev.alert);
+				snprintf(h->err, sizeof(h->err), "TLS alert record refused (%s)",
+					 tlsmsg_alert_name(ev.alert));
+				return -EPROTO;
+			}
+		} else if (type == KTLS_RECORD_HANDSHAKE) {
+			STAT_INC(st, tls_control_records);
+			r = ktls_handshake(h, buf, (size_t)n, st);
+			if (r)
+				return r;
+		} else if (type != KTLS_RECORD_DATA) {
+			STAT_INC(st, tls_control_records);
+			ktls_fatal(h, TLSMSG_AD_UNEXPECTED_MESSAGE);
+			snprintf(h->err, sizeof(h->err), "unexpected TLS record type %u", type);
+			return -EPROTO;
+		}
+		/*
+		 * An empty data record (legal, not EOF) or a control record: after
+		 * a few, yield; the socket is still readable, so the loop is back.
+		 */
+		if (++idle >= KTLS_MAX_IDLE_RECORDS)
+			return -EAGAIN;
+	}
+}
+
+static ssize_t ktls_write(struct hop *h, const void *buf, size_t len)
+{
+	int r;
+
+	if (h->msg_ready) {
+		if (tlsmsg_tx_closed(&h->msg))
+			return set_err(h, EPIPE, "write after a fatal alert");
+		/* A KeyUpdate answer goes before any data (RFC 8446 4.6.3). */
+		r = ktls_answer(h, NULL);
+		if (r < 0)
+			return r;
+	}
+	return sock_write(h, buf, len);
+}
+
+static int ktls_shutdown(struct hop *h)
+{
+	int r;
+
+	/* The kernel never sends alerts: close_notify is ours to send (not after a fatal one). */
+	msg_setup(h);
+	if (!tlsmsg_tx_closed(&h->msg)) {
+		r = ktls_send_alert(h->fd, TLSMSG_LEVEL_WARNING, TLSMSG_AD_CLOSE_NOTIFY);
+		if (r == -EAGAIN)
+			return -EAGAIN;
+		/* The peer's KeyUpdates are still followed, but never answered now. */
+		tlsmsg_close_sent(&h->msg);
+	}
+	return 0;
+}
+
+/* A KeyUpdate answer that waited for the socket. */
+static int ktls_flush(struct hop *h, struct stats *st)
+{
+	int r = ktls_answer(h, st);
+
+	h->rd_wants_write = r == -EAGAIN;
+	return r == -EAGAIN ? 0 : r;
+}
+
+static int ktls_tx_ready(struct hop *h, struct stats *st)
+{
+	return ktls_answer(h, st);
+}
+
+static void ktls_release(struct hop *h)
+{
+	ktls_session_free(h->ks);
+	h->ks = NULL;
+	ssl_free(h);
+}
+
+static const struct hop_engine ktls_engine = {
+	.name = "ktls",
+	.read = ktls_read,
+	.write = ktls_write,
+	.shutdown = ktls_shutdown,
+	.flush = ktls_flush,
+	.tx_ready = ktls_tx_ready,
+	.has_pending = no_pending,
+	.events = std_events,
+	.info = info_tls,
+	.release = ktls_release,
+	.splice = HOP_SPLICE_RECORDS,
+};
+
+/* ---- the interface ---- */
+
+void hop_init(struct hop *h, int fd, const char *name, bool is_tcp)
+{
+	memset(h, 0, sizeof(*h));
+	h->fd = fd;
+	h->eng = &plain_engine;
+	h->name = name;
+	h->is_tcp = is_tcp;
+	h->io.fd = -1;
+}
+
+void hop_start_tls(struct hop *h, SSL *ssl)
+{
+	h->ssl = ssl;
+	h->eng = &openssl_engine;
+}
+
+int hop_handshake(struct hop *h, struct hop_hs_result *res)
+{
+	int r, e;
+
+	memset(res, 0, sizeof(*res));
+	tls_drain_errors();
+	r = SSL_do_handshake(h->ssl);
+	if (r == 1)
+		return 0;
+	e = SSL_get_error(h->ssl, r);
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		res->events = EPOLLIN;
+		return -EAGAIN;
+	case SSL_ERROR_WANT_WRITE:
+		res->events = EPOLLOUT;
+		return -EAGAIN;
+	default:
+		if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN)
+			res->kind = STATS_HS_FAIL_EOF;
+		else if (SSL_get_verify_result(h->ssl) != X509_V_OK)
+			res->kind = STATS_HS_FAIL_VERIFY;
+		else
+			res->kind = STATS_HS_FAIL_PROTOCOL;
+		res->revoked = SSL_get_verify_result(h->ssl) == X509_V_ERR_CERT_REVOKED;
+		/* With a revoked certificate, the text names it (subject and serial). */
+		tls_error_string(h->ssl, res->detail, sizeof(res->detail));
+		return -EPROTO;
+	}
+}
+
+/*
+ * OpenSSL reads records in userspace for good: let it read ahead, one
+ * read(2) per burst instead of two per record (header, then body), into a
+ * buffer that holds a relay batch of records. Safe only once no switch to
+ * the kernel can follow (it must find OpenSSL empty). With
+ * SSL_MODE_RELEASE_BUFFERS the buffer exists only while it holds bytes.
+ */
+static void read_ahead(struct hop *h)
+{
+	SSL_set_default_read_buffer_len(h->ssl,
+					HOP_READ_AHEAD + 4 * SSL3_RT_MAX_ENCRYPTED_OVERHEAD);
+	SSL_set_read_ahead(h->ssl, 1);
+}
+
+/*
+ * A hop whose records stay in userspace: pgktls's own record layer takes
+ * over from OpenSSL's and the SSL is freed (2.5 KB per idle hop instead of
+ * 13 KB or more). Where it cannot (a cipher or version it does not do,
+ * bytes already inside OpenSSL), or openssl_records is set, OpenSSL
+ * carries on, reading ahead.
+ */
+static void userspace_records(struct hop *h, const struct hop_policy *p)
+{
+	int r;
+
+	if (!p->openssl_records) {
+		r = hop_use_tlsrec(h);
+		if (r == 0)
+			return;
+		log_debug("%s hop: OpenSSL keeps the records: %s", h->name, strerror(-r));
+	}
+	read_ahead(h);
+}
+
+int hop_engage(struct hop *h, const struct hop_policy *p)
+{
+	struct ktls_hop_state *k = &h->ktls;
+	int r;
+
+	k->rx = k->tx = KTLS_ENGINE_USERSPACE;
+	k->rx_reason = k->tx_reason = KTLS_R_NONE;
+	if (p->ktls == CFG_KTLS_OFF) {
+		k->rx_reason = k->tx_reason = KTLS_R_DISABLED;
+		userspace_records(h, p);
+		return 0;
+	}
+	if (!p->kernel_tls) {
+		k->rx_reason = k->tx_reason = KTLS_R_NO_KERNEL;
+	} else {
+		r = ktls_install(h->ssl, h->fd, k);
+		if (r == -ENOTRECOVERABLE)
+			return -ENOTRECOVERABLE;	/* RX in the kernel, TX not: see ktls.h */
+		if (r == 0) {
+			PGKTLS_BUG_ON(k->rx != KTLS_ENGINE_KERNEL || k->tx != KTLS_ENGINE_KERNEL);
+			h->eng = &ktls_engine;
+			/* OpenSSL's state is dead weight now: keep only what kTLS needs. */
+			if (hop_release_ssl(h) < 0)
+				log_debug("%s hop: keeping the SSL (out of memory)", h->name);
+			return 0;
+		}
+	}
+	/*
+	 * Nothing is in the kernel (ktls_install() promises it: both
+	 * directions or neither), so the records stay in userspace.
+	 */
+	if (k->rx != KTLS_ENGINE_USERSPACE || k->tx != KTLS_ENGINE_USERSPACE)
+		return -ENOTRECOVERABLE;
+	userspace_records(h, p);
+	return p->ktls == CFG_KTLS_REQUIRED ? -EOPNOTSUPP : 0;
+}
+
+ssize_t hop_read(struct hop *h, void *buf, size_t len, struct stats *st)
+{
+	if (h->rx_eof)
+		return 0;
+	return h->eng->read(h, buf, len, st);
+}
+
+ssize_t hop_write(struct hop *h, const void *buf, size_t len)
+{
+	return h->eng->write(h, buf, len);
+}
+
+bool hop_tx_partial(const struct hop *h)
+{
+	if (h->rec)
+		return tlsrec_tx_partial(h->rec);
+	/* OpenSSL keeps a record half sent the same way (SSL_write's retry contract). */
+	return h->eng == &openssl_engine && SSL_want_write(h->ssl);
+}
+
+int hop_shutdown_write(struct hop *h)
+{
+	int r;
+
+	if (h->tx_shut)
+		return 0;
+	r = h->eng->shutdown(h);
+	if (r == -EAGAIN)
+		return -EAGAIN;
+	h->tx_shut = true;
+	if (shutdown(h->fd, SHUT_WR) == -1 && errno != ENOTCONN)
+		return -errno;
+	return 0;
+}
+
+int hop_flush(struct hop *h, struct stats *st)
+{
+	return h->eng->flush(h, st);
+}
+
+int hop_tx_ready(struct hop *h, struct stats *st)
+{
+	return h->eng->tx_ready(h, st);
+}
+
+bool hop_has_pending(const struct hop *h)
+{
+	return h->eng->has_pending(h);
+}
+
+void hop_spliced_in(struct hop *h)
+{
+	/* Data ends a run of ignored warning alerts, spliced or not (tlsmsg.h). */
+	if (h->msg_ready)
+		tlsmsg_data(&h->msg);
+}
+
+int hop_splice_end(struct hop *h, int err)
+{
+	if (h->eng->splice == HOP_SPLICE_RECORDS && (err == 0 || err == EINVAL))
+		return 1;
+	if (err == 0) {
+		h->rx_eof = true;
+		h->clean_eof = true;
+		return 0;
+	}
+	/*
+	 * On the data path a record that fails authentication shows up here,
+	 * not in ktls_read(): name it the same way, so the log says what
+	 * happened (a corrupted or forged record), not just "Bad message".
+	 */
+	if (h->eng->splice == HOP_SPLICE_RECORDS && err == EBADMSG)
+		return hop_set_err(h, EBADMSG, "kTLS record failed authentication");
+	return hop_set_err(h, err, "splice from socket");
+}
+
+void hop_info(const struct hop *h, struct hop_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->engine = h->eng->name;
+	out->ktls = h->ktls;
+	h->eng->info(h, out);
+}
+
+ssize_t hop_peek(struct hop *h, void *buf, size_t len)
+{
+	ssize_t n = recv(h->fd, buf, len, MSG_PEEK);
+
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EINTR)
+		return -EAGAIN;
+	return -errno;
+}
+
+bool hop_has_unread(const struct hop *h)
+{
+	int avail = 0;
+
+	return ioctl(h->fd, FIONREAD, &avail) == 0 && avail > 0;
+}
+
+int hop_release_ssl(struct hop *h)
+{
+	struct hop_tls_summary *sum = summarize(h->ssl);
+	struct ktls_session *ks;
+
+	msg_setup(h);
+	if (!sum)
+		return -ENOMEM;
+	/* Detach last: it moves the secrets out, so nothing may fail after it. */
+	ks = ktls_detach(h->ssl);
+	if (!ks) {
+		summary_free(sum);
+		return -ENOMEM;
+	}
+	h->ks = ks;
+	h->summary = sum;
+	SSL_free(h->ssl);
+	h->ssl = NULL;
+	return 0;
+}
+
+int hop_use_tlsrec(struct hop *h)
+{
+	struct hop_tls_summary *sum = summarize(h->ssl);
+	int r;
+
+	if (!sum)
+		return -ENOMEM;
+	/* Last: on success the secrets have moved out of the SSL. */
+	r = tlsrec_new(h->ssl, &h->rec);
+	if (r < 0) {
+		summary_free(sum);
+		return r;
+	}
+	h->summary = sum;
+	h->eng = &tlsrec_engine;
+	/* Anything queued for OpenSSL's peer went out during the handshake. */
+	SSL_free(h->ssl);
+	h->ssl = NULL;
+	h->rd_wants_write = h->wr_wants_read = false;
+	return 0;
+}
+
+void hop_close(struct ev_loop *loop, struct hop *h)
+{
+	if (h->io.fd >= 0)
+		ev_io_stop(loop, &h->io);
+	h->eng->release(h);
+	/* Whatever the engine, nothing it held may outlive the hop. */
+	ssl_free(h);
+	ktls_session_free(h->ks);
+	h->ks = NULL;
+	tlsrec_free(h->rec);
+	h->rec = NULL;
+	summary_free(h->summary);
+	h->summary = NULL;
+	h->eng = &plain_engine;
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
+	h->io.fd = -1;
+}
+
+uint32_t hop_events(const struct hop *h, bool want_read, bool want_write)
+{
+	return h->eng->events(h, want_read, want_write);
+}

@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: MIT
+/* Copyright (c) 2026 The pgktls developers */
+/*
+ * test_hop.c - a hop's engine: which one hop_engage() picks after a
+ * handshake under each policy (kTLS cannot run here: the kernel has no
+ * CONFIG_TLS, which is itself the "no kernel" case; test_ktls and the VM
+ * cover the kTLS engine), what hop_info() reports for each, and payload
+ * through the chosen engine.
+ */
+#include "config.h"
+
+#include "pgktls/hop.h"
+
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#include "pgktls/ktls.h"
+
+#include "testlib.h"
+
+static char certdir[4096];
+
+/* A hop around the server end of a TLS 1.3 session with an OpenSSL client. */
+struct pair {
+	SSL_CTX *sctx, *cctx;
+	SSL *c;			/* the client's */
+	int cfd;
+	struct hop h;		/* the server end, as pgktls's client hop */
+};
+
+static void pair_open(struct pair *p)
+{
+	char path[4200];
+	bool sdone = false, cdone = false;
+	int sv[2];
+	SSL *s;
+
+	memset(p, 0, sizeof(*p));
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	p->sctx = SSL_CTX_new(TLS_server_method());
+	p->cctx = SSL_CTX_new(TLS_client_method());
+	snprintf(path, sizeof(path), "%s/server-chain.pem", certdir);
+	ck_assert_int_eq(SSL_CTX_use_certificate_chain_file(p->sctx, path), 1);
+	snprintf(path, sizeof(path), "%s/server.key", certdir);
+	ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(p->sctx, path, SSL_FILETYPE_PEM), 1);
+	ck_assert_int_eq(SSL_CTX_set_num_tickets(p->sctx, 0), 1);
+	ck_assert_int_eq(SSL_CTX_set_min_proto_version(p->sctx, TLS1_3_VERSION), 1);
+	ck_assert_int_eq(ktls_ctx_prepare(p->sctx), 0);
+	s = SSL_new(p->sctx);
+	p->c = SSL_new(p->cctx);
+	SSL_set_fd(s, sv[0]);
+	SSL_set_fd(p->c, sv[1]);
+	SSL_set_tlsext_host_name(p->c, "localhost");
+	SSL_set_connect_state(p->c);
+	SSL_set_accept_state(s);
+	hop_init(&p->h, sv[0], "client", false);
+	hop_start_tls(&p->h, s);
+	p->cfd = sv[1];
+	for (int i = 0; i < 1000 && !(sdone && cdone); i++) {
+		struct hop_hs_result res;
+
+		if (!cdone)
+			cdone = SSL_do_handshake(p->c) == 1;
+		if (!sdone) {
+			int r = hop_handshake(&p->h, &res);
+
+			ck_assert_msg(r == 0 || r == -EAGAIN, "handshake: %d %s", r, res.detail);
+			sdone = r == 0;
+		}
+		poll(NULL, 0, 1);
+	}
+	ck_assert(sdone && cdone);
+}
+
+static void pair_close(struct pair *p)
+{
+	hop_close(NULL, &p->h);
+	SSL_free(p->c);
+	close(p->cfd);
+	SSL_CTX_free(p->sctx);
+	SSL_CTX_free(p->cctx);
+}
+
+/* One message each way through @p's hop, whatever its engine. */
+static void exchange(struct pair *p)
+{
+	struct stats st;
+	char buf[64];
+	ssize_t n = -EAGAIN;
+
+	memset(&st, 0, sizeof(st));
+	ck_assert_int_eq(hop_write(&p->h, "ping", 4), 4);
+	ck_assert_int_eq(SSL_read(p->c, buf, sizeof(buf)), 4);
+	ck_assert_int_eq(memcmp(buf, "ping", 4), 0);
+	ck_assert_int_eq(SSL_write(p->c, "pong", 4), 4);
+	for (int i = 0; i < 100 && n == -EAGAIN; i++) {
+		n = hop_read(&p->h, buf, sizeof(buf), &st);
+		if (n == -EAGAIN)
+			poll(NULL, 0, 1);
+	}
+	ck_assert_int_eq(n, 4);
+	ck_assert_int_eq(memcmp(buf, "pong", 4), 0);
+}
+
+static void check_info(const struct hop *h, const char *engine)
+{
+	struct hop_info in;
+
+	hop_info(h, &in);
+	ck_assert_str_eq(in.engine, engine);
+	ck_assert(in.tls && in.tls_done);
+	ck_assert_str_eq(in.version, "TLSv1.3");
+	ck_assert_str_eq(in.sni, "localhost");
+	ck_assert_int_ne(in.cipher[0], '\0');
+	ck_assert_str_eq(in.peer_subject, "");
+	ck_assert(!in.peer_verified);
+}
+
+/* ktls = off: tlsrec takes the records and the SSL is freed; the facts stay. */
+START_TEST(test_engage_off)
+{
+	const struct hop_policy pol = { .ktls = CFG_KTLS_OFF, .kernel_tls = true };
+	struct pair p;
+
+	pair_open(&p);
+	check_info(&p.h, "openssl");
+	ck_assert_int_eq(hop_engage(&p.h, &pol), 0);
+	ck_assert_ptr_null(p.h.ssl);
+	ck_assert_ptr_nonnull(p.h.rec);
+	ck_assert_int_eq(hop_splice(&p.h), HOP_SPLICE_NONE);
+	ck_assert_int_eq(p.h.ktls.rx, KTLS_ENGINE_USERSPACE);
+	ck_assert_int_eq(p.h.ktls.tx_reason, KTLS_R_DISABLED);
+	check_info(&p.h, "tlsrec");
+	exchange(&p);
+	pair_close(&p);
+}
+END_TEST
+
+/* openssl_records: OpenSSL keeps the records (reading ahead). */
+START_TEST(test_engage_openssl_records)
+{
+	const struct hop_policy pol = { .ktls = CFG_KTLS_OFF, .openssl_records = true };
+	struct pair p;
+
+	pair_open(&p);
+	ck_assert_int_eq(hop_engage(&p.h, &pol), 0);
+	ck_assert_ptr_nonnull(p.h.ssl);
+	ck_assert_ptr_null(p.h.rec);
+	check_info(&p.h, "openssl");
+	exchange(&p);
+	pair_close(&p);
+}
+END_TEST
+
+/* No kTLS in the kernel: auto falls back to tlsrec; required refuses (but can still write). */
+START_TEST(test_engage_no_kernel)
+{
+	const struct hop_policy aut = { .ktls = CFG_KTLS_AUTO, .kernel_tls = false };
+	const struct hop_policy req = { .ktls = CFG_KTLS_REQUIRED, .kernel_tls = false };
+	struct pair p;
+
+	pair_open(&p);
+	ck_assert_int_eq(hop_engage(&p.h, &aut), 0);
+	ck_assert_int_eq(p.h.ktls.rx_reason, KTLS_R_NO_KERNEL);
+	check_info(&p.h, "tlsrec");
+	exchange(&p);
+	pair_close(&p);
+
+	pair_open(&p);
+	ck_assert_int_eq(hop_engage(&p.h, &req), -EOPNOTSUPP);
+	ck_assert_int_eq(p.h.ktls.tx, KTLS_ENGINE_USERSPACE);
+	ck_assert_int_eq(p.h.ktls.tx_reason, KTLS_R_NO_KERNEL);
+	exchange(&p);	/* the ErrorResponse that says why still gets through */
+	pair_close(&p);
+}
+END_TEST
+
+/* A plain hop: no TLS facts, the stream splices as it is; peek leaves the bytes. */
+START_TEST(test_plain)
+{
+	struct hop_info in;
+	struct stats st;
+	struct hop h;
+	char buf[8];
+	int sv[2];
+
+	memset(&st, 0, sizeof(st));
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	hop_init(&h, sv[0], "client", false);
+	hop_info(&h, &in);
+	ck_assert_str_eq(in.engine, "plain");
+	ck_assert(!in.tls && !hop_has_tls(&h));
+	ck_assert_int_eq(hop_splice(&h), HOP_SPLICE_STREAM);
+	ck_assert_int_eq(hop_peek(&h, buf, 1), -EAGAIN);
+	ck_assert(!hop_has_unread(&h));
+	ck_assert_int_eq(write(sv[1], "S", 1), 1);
+	ck_assert(hop_has_unread(&h));
+	ck_assert_int_eq(hop_peek(&h, buf, sizeof(buf)), 1);
+	ck_assert_int_eq(hop_read(&h, buf, sizeof(buf), &st), 1);
+	ck_assert_int_eq(buf[0], 'S');
+	close(sv[1]);
+	ck_assert_int_eq(hop_read(&h, buf, sizeof(buf), &st), 0);
+	ck_assert(h.rx_eof && h.clean_eof);
+	hop_close(NULL, &h);
+	ck_assert_int_eq(h.fd, -1);
+}
+END_TEST
+
+static Suite *hop_suite(void)
+{
+	Suite *s = suite_create("hop");
+	TCase *tc = tcase_create("engines");
+
+	tcase_add_test(tc, test_engage_off);
+	tcase_add_test(tc, test_engage_openssl_records);
+	tcase_add_test(tc, test_engage_no_kernel);
+	tcase_add_test(tc, test_plain);
+	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	snprintf(certdir, sizeof(certdir), "%s", testlib_tmpdir());
+	if (testlib_make_certs(certdir) != 0)
+		return 1;
+	return run_suite(hop_suite());
+}
