@@ -812,10 +812,18 @@ static void send_status(struct mainloop *m, uint64_t open);
 static void drain_cb(struct ev_loop *loop, struct ev_timer *t)
 {
 	struct mainloop *m = container_of(t, struct mainloop, drain);
-	uint64_t open = active_connections(m->d);
+	bool accepting = false;
+	uint64_t open;
 
+	/*
+	 * A worker that has not run its drain yet may still accept a client:
+	 * ask first, then count (what it accepted before saying so is counted).
+	 */
+	for (size_t i = 0; i < m->d->n_workers; i++)
+		accepting |= !worker_drained(&m->d->workers[i]);
+	open = active_connections(m->d);
 	send_status(m, open);
-	if (open == 0) {
+	if (open == 0 && !accepting) {
 		log_info("every connection has finished");
 		ev_loop_break(loop);
 		return;

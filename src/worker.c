@@ -155,7 +155,13 @@ static void drain_fn(struct worker *w, void *arg)
 	for (size_t i = 0; i < w->n_listeners; i++)
 		listener_close_accepting(w->listeners[i]);
 	w->n_listeners = 0;
+	__atomic_store_n(&w->drained, true, __ATOMIC_RELEASE);
 	free(arg);
+}
+
+bool worker_drained(const struct worker *w)
+{
+	return __atomic_load_n(&w->drained, __ATOMIC_ACQUIRE);
 }
 
 void worker_drain(struct worker *w)
@@ -163,8 +169,10 @@ void worker_drain(struct worker *w)
 	struct worker_call *call = calloc(1, sizeof(*call));
 
 	/* Out of memory: stopping later closes the listeners all the same. */
-	if (!call)
+	if (!call) {
+		__atomic_store_n(&w->drained, true, __ATOMIC_RELEASE);
 		return;
+	}
 	call->fn = drain_fn;
 	call->arg = call;
 	worker_call(w, call);
