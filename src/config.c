@@ -146,6 +146,7 @@ static const struct cfg_word log_words[] = {
 static int check_one_host(const char *value, char *why, size_t whylen);
 static int check_server_name(const char *value, char *why, size_t whylen);
 static int check_hostport(const char *value, char *why, size_t whylen);
+static int check_upgrade_binary(const char *value, char *why, size_t whylen);
 
 #define OFF(field) offsetof(struct pgktls_config, field)
 #define GEN "general"
@@ -277,6 +278,9 @@ static const struct cfg_key cfg_keys[] = {
 	  .doc = "run as this group after binding; default: the user's group" },
 	{ .name = "pid_file", .section = GEN, .type = CFG_STR, .offset = OFF(pid_file),
 	  .doc = "write the process id to this file; removed at exit" },
+	{ .name = "upgrade_binary", .section = GEN, .type = CFG_STR, .offset = OFF(upgrade_binary),
+	  .check = check_upgrade_binary,
+	  .doc = "the binary SIGUSR2 starts to take over; default: the running one's path" },
 	{ .name = "host", .section = UPS, .type = CFG_STR, .offset = OFF(upstream_host),
 	  .def = "127.0.0.1", .check = check_one_host, .doc = "PostgreSQL host name or address" },
 	{ .name = "port", .section = UPS, .type = CFG_PORT, .offset = OFF(upstream_port),
@@ -787,6 +791,16 @@ static int check_one_host(const char *value, char *why, size_t whylen)
 			snprintf(why, whylen, "expected one host name or address");
 			return -EINVAL;
 		}
+	}
+	return 0;
+}
+
+/* execve() without a PATH search: a relative name would depend on the working directory. */
+static int check_upgrade_binary(const char *value, char *why, size_t whylen)
+{
+	if (value[0] != '/') {
+		snprintf(why, whylen, "expected an absolute path");
+		return -EINVAL;
 	}
 	return 0;
 }

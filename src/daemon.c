@@ -20,13 +20,16 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <libgen.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +37,7 @@
 
 #include "pgktls/config.h"
 #include "pgktls/ev.h"
+#include "pgktls/handover.h"
 #include "pgktls/identmap.h"
 #include "pgktls/log.h"
 #include "pgktls/sdlisten.h"
@@ -48,6 +52,13 @@
 #define DRAIN_POLL_MS 100
 /* Certificate rotators write several files: wait for them to settle. */
 #define WATCH_DEBOUNCE_MS 300
+/*
+ * How long a new process may take from its start to READY (config, TLS
+ * contexts, passphrase commands, kTLS probe) before the upgrade is given up.
+ */
+#define UPGRADE_TIMEOUT_MS 30000
+/* Each step of the conversation, seen from the new process. */
+#define HANDOVER_STEP_MS 10000
 
 int daemon_load_config(const struct daemon *d, struct pgktls_config **out, char *err,
 		       size_t errlen)
@@ -138,6 +149,10 @@ static int drop_privileges(const struct pgktls_config *cfg)
 		return -ENOENT;
 	}
 	gid = gr ? gr->gr_gid : pw->pw_gid;
+	/* Started by an upgrade from a process that had dropped them already. */
+	if ((!pw || (getuid() == pw->pw_uid && geteuid() == pw->pw_uid)) && getgid() == gid &&
+	    getegid() == gid && getuid() != 0)
+		return 0;
 	/* Supplementary groups first, while we still may; then gid; uid last. */
 	if ((pw ? initgroups(pw->pw_name, gid) : setgroups(1, &gid)) == -1 ||
 	    setgid(gid) == -1 || (pw && setuid(pw->pw_uid) == -1)) {
@@ -164,6 +179,18 @@ static void note_listening(char *buf, size_t len, const char *addr)
 {
 	if (strlen(buf) + strlen(addr) + 3 < len)
 		snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", buf[0] ? ", " : "", addr);
+}
+
+/* Remember listening socket @fd (owned elsewhere) for an upgrade to hand over. */
+static int note_lsock(struct daemon *d, int fd, unsigned kind)
+{
+	struct daemon_lsock *l = realloc(d->lsocks, (d->n_lsocks + 1) * sizeof(*l));
+
+	if (!l)
+		return -ENOMEM;
+	d->lsocks = l;
+	d->lsocks[d->n_lsocks++] = (struct daemon_lsock){ .fd = fd, .kind = kind };
+	return 0;
 }
 
 /* The usual way: one SO_REUSEPORT socket per worker per configured address. */
@@ -195,6 +222,10 @@ static int bind_configured(struct daemon *d, char *listening, size_t len)
 				}
 				if (worker_add_listener(&d->workers[i], fd) < 0) {
 					close(fd);
+					free(addrs);
+					return -ENOMEM;
+				}
+				if (note_lsock(d, fd, HANDOVER_L_TCP) < 0) {
 					free(addrs);
 					return -ENOMEM;
 				}
@@ -240,6 +271,9 @@ static int use_inherited(struct daemon *d, const struct sdlisten *sd, char *list
 				close(fd);
 				return -ENOMEM;
 			}
+			/* One copy is enough to hand over: the new process dups its own. */
+			if (i == 0 && note_lsock(d, fd, HANDOVER_L_TCP_SHARED) < 0)
+				return -ENOMEM;
 		}
 		snprintf(entry, sizeof(entry), "%s (from systemd%s%s)", addr,
 			 sd->names[s][0] ? ": " : "", sd->names[s]);
@@ -253,21 +287,279 @@ static int use_inherited(struct daemon *d, const struct sdlisten *sd, char *list
 	return 0;
 }
 
+/* ---- a process started by an upgrade: take over from the old one ---- */
+
+/* What the old process handed over, until daemon_start() gives each socket its owner. */
+struct adoption {
+	pid_t old_pid;
+	size_t n;
+	struct daemon_lsock socks[SDLISTEN_MAX * 64];
+};
+
+void daemon_handover_refuse(const char *why)
+{
+	struct handover_msg m = { .version = HANDOVER_VERSION, .type = HANDOVER_REFUSE };
+	int fd = handover_child_fd();
+
+	if (fd < 0)
+		return;
+	m.u.refuse.reason = HANDOVER_R_START;
+	m.u.refuse.version = HANDOVER_VERSION;
+	snprintf(m.u.refuse.text, sizeof(m.u.refuse.text), "%s", why);
+	if (handover_send(fd, &m, -1, HANDOVER_STEP_MS) < 0)
+		log_debug("upgrade: could not tell the old process why we stop");
+	close(fd);
+}
+
+/* Say no to the old process, which keeps serving; @fmt is for both logs. */
+static void refuse(int fd, unsigned reason, uint16_t version, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void refuse(int fd, unsigned reason, uint16_t version, const char *fmt, ...)
+{
+	struct handover_msg m = { .version = HANDOVER_VERSION, .type = HANDOVER_REFUSE };
+	va_list ap;
+
+	m.u.refuse.reason = reason;
+	m.u.refuse.version = version;
+	va_start(ap, fmt);
+	vsnprintf(m.u.refuse.text, sizeof(m.u.refuse.text), fmt, ap);
+	va_end(ap);
+	log_err("upgrade: refusing the takeover: %s", m.u.refuse.text);
+	if (handover_send(fd, &m, -1, HANDOVER_STEP_MS) < 0)
+		log_warn("upgrade: the old process did not take our refusal");
+}
+
+/*
+ * The conversation up to READY, seen from the new process: the old one's
+ * hello (refused when its version is not ours), then its listening sockets.
+ * Return: 0 with @ad filled, or -errno (the old process keeps serving).
+ */
+static int adopt_receive(int fd, struct adoption *ad)
+{
+	const char *knob = getenv(HANDOVER_ENV_TEST_VERSION);
+	unsigned ours = knob ? (unsigned)strtoul(knob, NULL, 10) : HANDOVER_VERSION;
+	struct handover_msg m;
+	uint32_t expected;
+	int r, got;
+
+	ad->n = 0;
+	r = handover_recv(fd, &m, &got, HANDOVER_STEP_MS);
+	if (r == -EPROTONOSUPPORT || (r == 0 && m.version != ours)) {
+		refuse(fd, HANDOVER_R_VERSION, (uint16_t)ours,
+		       "the old process speaks handover version %u, this binary version %u",
+		       m.version, ours);
+		return -EPROTONOSUPPORT;
+	}
+	if (r < 0 || m.type != HANDOVER_HELLO) {
+		refuse(fd, HANDOVER_R_PROTOCOL, HANDOVER_VERSION, "expected a hello, got %s (%s)",
+		       r < 0 ? "nothing" : handover_type_name(m.type), strerror(-r));
+		return r < 0 ? r : -EPROTO;
+	}
+	if (m.u.hello.features != 0 || m.u.hello.listeners > PGKTLS_ARRAY_SIZE(ad->socks)) {
+		refuse(fd, HANDOVER_R_VERSION, HANDOVER_VERSION,
+		       "unknown features 0x%x or too many listeners (%u)", m.u.hello.features,
+		       m.u.hello.listeners);
+		return -EPROTONOSUPPORT;
+	}
+	ad->old_pid = (pid_t)m.u.hello.pid;
+	expected = m.u.hello.listeners;
+	m = (struct handover_msg){ .version = HANDOVER_VERSION, .type = HANDOVER_ACCEPT };
+	m.u.accept.pid = (uint32_t)getpid();
+	r = handover_send(fd, &m, -1, HANDOVER_STEP_MS);
+	if (r < 0)
+		return r;
+	for (;;) {
+		r = handover_recv(fd, &m, &got, HANDOVER_STEP_MS);
+		if (r < 0)
+			goto err;
+		if (m.type == HANDOVER_LISTENERS_END)
+			break;
+		if (m.type != HANDOVER_LISTENER || got < 0 || ad->n >= expected) {
+			if (got >= 0)
+				close(got);
+			r = -EPROTO;
+			goto err;
+		}
+		ad->socks[ad->n++] = (struct daemon_lsock){ .fd = got, .kind = m.u.listener.kind };
+	}
+	if (m.u.listeners_end.count != ad->n || ad->n != expected) {
+		r = -EPROTO;
+		goto err;
+	}
+	if (getenv(HANDOVER_ENV_TEST_CRASH)) {
+		log_err("upgrade: %s is set: crashing with the listening sockets in hand",
+			HANDOVER_ENV_TEST_CRASH);
+		abort();
+	}
+	return 0;
+err:
+	refuse(fd, HANDOVER_R_PROTOCOL, HANDOVER_VERSION, "the listening sockets did not arrive "
+	       "whole: %s", strerror(-r));
+	for (size_t i = 0; i < ad->n; i++)
+		close(ad->socks[i].fd);
+	ad->n = 0;
+	return r;
+}
+
+/*
+ * Give every handed-over client socket to the workers: a worker's own
+ * SO_REUSEPORT socket to one worker each (round robin when the worker count
+ * changed, so none is left unserved: its queue would fill unanswered), a
+ * shared one to every worker as its own dup(). The stats sockets stay in
+ * @ad for statsrv_start(). Never binds: no moment without a listener.
+ */
+static int adopt_listeners(struct daemon *d, struct adoption *ad, char *listening, size_t len)
+{
+	char addr[SOCK_ADDR_STRLEN], key[SOCK_ADDR_STRLEN + 2], seen[4096] = "|";
+	size_t next = 0, n_tcp = 0;
+
+	for (size_t s = 0; s < ad->n; s++) {
+		struct daemon_lsock *l = &ad->socks[s];
+		struct sockaddr_storage ss;
+		socklen_t sslen = sizeof(ss);
+		int fd = l->fd;
+
+		if (l->kind != HANDOVER_L_TCP && l->kind != HANDOVER_L_TCP_SHARED)
+			continue;
+		if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
+			snprintf(addr, sizeof(addr), "fd %d", fd);
+		else
+			sock_addr_str((struct sockaddr *)&ss, sslen, addr, sizeof(addr));
+		/* One line per address, however many sockets share it ("|a|b|": whole entries). */
+		snprintf(key, sizeof(key), "|%s|", addr);
+		if (!strstr(seen, key)) {
+			snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen), "%s|", addr);
+			note_listening(listening, len, addr);
+			STAT_INC(&stats_process, listen_sockets);
+		}
+		l->fd = -1;	/* from here on a listener owns it */
+		n_tcp++;
+		if (l->kind == HANDOVER_L_TCP) {
+			struct worker *w = &d->workers[next++ % d->n_workers];
+
+			if (worker_add_listener(w, fd) < 0) {
+				close(fd);
+				return -ENOMEM;
+			}
+			if (note_lsock(d, fd, HANDOVER_L_TCP) < 0)
+				return -ENOMEM;
+			continue;
+		}
+		d->sockets_from_systemd = true;
+		stats_process.listen_from_systemd = 1;
+		for (size_t i = 0; i < d->n_workers; i++) {
+			int dup_fd = i + 1 < d->n_workers ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
+
+			if (dup_fd == -1) {
+				int e = errno;
+
+				close(fd);
+				return -e;
+			}
+			if (worker_add_listener(&d->workers[i], dup_fd) < 0) {
+				close(dup_fd);
+				if (dup_fd != fd)
+					close(fd);
+				return -ENOMEM;
+			}
+			if (i == 0 && note_lsock(d, dup_fd, HANDOVER_L_TCP_SHARED) < 0)
+				return -ENOMEM;
+		}
+	}
+	if (n_tcp == 0) {
+		log_err("upgrade: the old process handed over no client listening socket");
+		return -EINVAL;
+	}
+	if (next && next < d->n_workers)
+		log_warn("upgrade: %zu listening socket(s) for %zu workers: some workers will not "
+			 "accept (set workers as the old process had it)", next, d->n_workers);
+	stats_process.adopted_listeners = ad->n;
+	stats_process.adopted_from_pid = (uint64_t)ad->old_pid;
+	stats_process.previous_running = 1;
+	log_info("upgrade: took over %zu listening socket(s) from pid %ld; general.host and "
+		 "general.port are not read again", ad->n, (long)ad->old_pid);
+	return 0;
+}
+
+/* The handed-over stats socket or metrics socket of @kind, taken out of @ad (-1: none). */
+static int adopt_take(struct adoption *ad, unsigned kind)
+{
+	for (size_t s = 0; s < ad->n; s++) {
+		int fd = ad->socks[s].fd;
+
+		if (ad->socks[s].kind == kind && fd >= 0) {
+			ad->socks[s].fd = -1;
+			return fd;
+		}
+	}
+	return -1;
+}
+
+/* Whatever was handed over and found no owner (a stats socket no longer configured). */
+static void adoption_fini(struct adoption *ad)
+{
+	for (size_t s = 0; ad && s < ad->n; s++)
+		if (ad->socks[s].fd >= 0)
+			close(ad->socks[s].fd);
+	free(ad);
+}
+
+/* An inherited stats socket serves only if it is bound to the configured path. */
+static int stats_fd_for(int fd, const char *path)
+{
+	struct sockaddr_un un;
+	socklen_t len = sizeof(un);
+
+	if (fd < 0)
+		return -1;
+	if (path && getsockname(fd, (struct sockaddr *)&un, &len) == 0 &&
+	    len > offsetof(struct sockaddr_un, sun_path) &&
+	    strncmp(un.sun_path, path, sizeof(un.sun_path)) == 0)
+		return fd;
+	close(fd);
+	return -1;
+}
+
 int daemon_start(struct daemon *d, struct runtime *rt)
 {
 	const struct pgktls_config *cfg = rt->cfg;
 	char err[512], listening[1024] = "";
+	struct adoption *ad = NULL;
 	struct sdlisten sd;
 	size_t n_workers;
-	int r;
+	int r, hfd;
 
 	d->rt = rt;
+	d->handover_fd = -1;
 	pthread_mutex_init(&d->reload_lock, NULL);
+	if (readlink("/proc/self/exe", d->exe, sizeof(d->exe) - 1) < 0)
+		d->exe[0] = '\0';	/* upgrades then need upgrade_binary */
+	/* Started by an upgrade? Then the old process holds the sockets for us. */
+	hfd = handover_child_fd();
+	if (hfd != -ENOENT) {
+		if (hfd < 0) {
+			log_err("upgrade: %s is set but names no handover socket: %s",
+				HANDOVER_ENV_FD, strerror(-hfd));
+			return hfd;
+		}
+		d->handover_fd = hfd;
+		ad = calloc(1, sizeof(*ad));
+		if (!ad) {
+			refuse(hfd, HANDOVER_R_START, HANDOVER_VERSION, "out of memory");
+			return -ENOMEM;
+		}
+		r = adopt_receive(hfd, ad);
+		if (r < 0) {
+			free(ad);
+			return r;
+		}
+	}
 	/* Before any thread: this reads and unsets LISTEN_* in the environment. */
 	r = sdlisten_take(&sd, SDLISTEN_FD_START, err, sizeof(err));
 	if (r < 0) {
 		log_err("socket activation: %s", err);
 		sdlisten_fini(&sd);
+		adoption_fini(ad);
 		return r;
 	}
 	if (err[0])
@@ -278,6 +570,7 @@ int daemon_start(struct daemon *d, struct runtime *rt)
 	d->workers = calloc(n_workers, sizeof(*d->workers));
 	if (!d->workers) {
 		sdlisten_fini(&sd);
+		adoption_fini(ad);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n_workers; i++) {
@@ -285,22 +578,34 @@ int daemon_start(struct daemon *d, struct runtime *rt)
 		if (r < 0) {
 			log_err("cannot create worker %zu: %s", i, strerror(-r));
 			sdlisten_fini(&sd);
+			adoption_fini(ad);
 			return r;
 		}
 		d->n_workers = i + 1;
 	}
-	r = sd.n ? use_inherited(d, &sd, listening, sizeof(listening))
-		 : bind_configured(d, listening, sizeof(listening));
+	r = ad     ? adopt_listeners(d, ad, listening, sizeof(listening))
+	    : sd.n ? use_inherited(d, &sd, listening, sizeof(listening))
+		   : bind_configured(d, listening, sizeof(listening));
 	/* The workers hold their own copies: the originals are closed either way. */
 	sdlisten_fini(&sd);
-	if (r < 0)
+	if (r < 0) {
+		if (ad)
+			refuse(d->handover_fd, HANDOVER_R_START, HANDOVER_VERSION,
+			       "cannot serve the listening sockets: %s", strerror(-r));
+		adoption_fini(ad);
 		return r;
+	}
 	if (cfg->stats_socket || cfg->metrics_listen) {
 		/* 0660: the owner and its group may read connection details, nobody else. */
 		struct statsrv_opts so = {
 			.path = cfg->stats_socket, .mode = 0660, .uid = -1, .gid = -1,
 			.metrics_listen = cfg->metrics_listen,
 			.reload = stats_reload, .reload_arg = d,
+			.inherit = ad != NULL,
+			.inherit_fd = ad ? stats_fd_for(adopt_take(ad, HANDOVER_L_STATS),
+							cfg->stats_socket) : -1,
+			.inherit_http_fd = ad && cfg->metrics_listen
+						   ? adopt_take(ad, HANDOVER_L_METRICS) : -1,
 		};
 
 		if (cfg->user || cfg->group) {
@@ -316,9 +621,21 @@ int daemon_start(struct daemon *d, struct runtime *rt)
 			log_err("cannot serve statistics (stats_socket %s, metrics_listen %s): %s",
 				cfg->stats_socket ? cfg->stats_socket : "unset",
 				cfg->metrics_listen ? cfg->metrics_listen : "unset", strerror(-r));
+			if (ad)
+				refuse(d->handover_fd, HANDOVER_R_START, HANDOVER_VERSION,
+				       "cannot serve statistics: %s", strerror(-r));
+			adoption_fini(ad);
 			return r;
 		}
+		statsrv_listen_fds(d->stats, &so.inherit_fd, &so.inherit_http_fd);
+		if ((so.inherit_fd >= 0 && note_lsock(d, so.inherit_fd, HANDOVER_L_STATS) < 0) ||
+		    (so.inherit_http_fd >= 0 &&
+		     note_lsock(d, so.inherit_http_fd, HANDOVER_L_METRICS) < 0)) {
+			adoption_fini(ad);
+			return -ENOMEM;
+		}
 	}
+	adoption_fini(ad);	/* closes what found no owner */
 	if (cfg->pid_file && (r = write_pid_file(d, cfg->pid_file)) < 0)
 		return r;
 	r = drop_privileges(cfg);
@@ -335,6 +652,21 @@ int daemon_start(struct daemon *d, struct runtime *rt)
 	log_info("pgktls %s ready: listening on %s (%zu workers), upstream %s (%s)",
 		 PACKAGE_VERSION, listening, n_workers, rt->upstream_str,
 		 rt->tls.server_side ? config_verify_name(cfg->tls_verify) : "no TLS");
+	if (d->handover_fd >= 0) {
+		struct handover_msg m = { .version = HANDOVER_VERSION, .type = HANDOVER_READY };
+
+		/*
+		 * The old process is systemd's main PID: it moves MAINPID to us and
+		 * says READY=1 (NotifyAccess=main would ignore our own message).
+		 */
+		m.u.ready.pid = (uint32_t)getpid();
+		m.u.ready.listeners = (uint32_t)stats_process.adopted_listeners;
+		r = handover_send(d->handover_fd, &m, -1, HANDOVER_STEP_MS);
+		if (r < 0)
+			log_warn("upgrade: could not tell the old process we are ready (%s); serving "
+				 "anyway", strerror(-r));
+		return 0;
+	}
 	sd_notify("READY=1");
 	return 0;
 }
@@ -423,6 +755,13 @@ out:
 
 /* ---- the main thread's loop ---- */
 
+/* Where a binary upgrade stands, in the old process. */
+enum upgrade_state {
+	UPGRADE_NONE,		/* serving; SIGUSR2 starts one */
+	UPGRADE_HANDING,	/* the new process runs; we still accept */
+	UPGRADE_COMMITTED,	/* it is ready; we stopped accepting and drain */
+};
+
 struct mainloop {
 	struct daemon *d;
 	struct ev_loop *loop;
@@ -433,7 +772,18 @@ struct mainloop {
 	uint64_t drain_deadline;
 	bool draining;
 	int status;
+	/* Old side: the new process and our end of the handover (fd -1: none). */
+	enum upgrade_state upgrade;
+	pid_t up_pid;
+	struct ev_io up_io;
+	struct ev_timer up_timer;	/* UPGRADE_TIMEOUT_MS to READY */
+	uint64_t up_last_status;	/* the draining count last sent */
+	/* New side: the old process's end while it drains (fd -1: gone). */
+	struct ev_io prev_io;
 };
+
+static void upgrade_fail(struct mainloop *m, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static uint64_t active_connections(const struct daemon *d)
 {
@@ -448,6 +798,8 @@ static void stop_now(struct mainloop *m, const char *why)
 {
 	uint64_t open = active_connections(m->d);
 
+	if (m->upgrade == UPGRADE_HANDING)
+		upgrade_fail(m, "%s arrived during the handover", why);
 	if (open) {
 		log_warn("%s: closing %llu open connection(s)", why, (unsigned long long)open);
 		m->status = DAEMON_EXIT_CUT;
@@ -455,12 +807,23 @@ static void stop_now(struct mainloop *m, const char *why)
 	ev_loop_break(m->loop);
 }
 
+static void send_status(struct mainloop *m, uint64_t open);
+
 static void drain_cb(struct ev_loop *loop, struct ev_timer *t)
 {
 	struct mainloop *m = container_of(t, struct mainloop, drain);
-	uint64_t open = active_connections(m->d);
+	bool accepting = false;
+	uint64_t open;
 
-	if (open == 0) {
+	/*
+	 * A worker that has not run its drain yet may still accept a client:
+	 * ask first, then count (what it accepted before saying so is counted).
+	 */
+	for (size_t i = 0; i < m->d->n_workers; i++)
+		accepting |= !worker_drained(&m->d->workers[i]);
+	open = active_connections(m->d);
+	send_status(m, open);
+	if (open == 0 && !accepting) {
 		log_info("every connection has finished");
 		ev_loop_break(loop);
 		return;
@@ -472,15 +835,19 @@ static void drain_cb(struct ev_loop *loop, struct ev_timer *t)
 	ev_timer_start(loop, t, DRAIN_POLL_MS);
 }
 
-static void start_drain(struct mainloop *m)
+static void start_drain(struct mainloop *m, const char *why)
 {
 	const struct pgktls_config *cfg = m->d->rt->cfg;
 
+	if (m->upgrade == UPGRADE_HANDING)
+		upgrade_fail(m, "%s arrived during the handover", why);
 	m->draining = true;
-	sd_notify("STOPPING=1");
+	/* After a handover the new process is systemd's main PID: not ours to say. */
+	if (m->upgrade != UPGRADE_COMMITTED)
+		sd_notify("STOPPING=1");
 	for (size_t i = 0; i < m->d->n_workers; i++)
 		worker_drain(&m->d->workers[i]);
-	log_info("SIGTERM: no longer accepting; waiting up to %u ms for %llu open connection(s)",
+	log_info("%s: no longer accepting; waiting up to %u ms for %llu open connection(s)", why,
 		 cfg->shutdown_timeout, (unsigned long long)active_connections(m->d));
 	m->drain_deadline = ev_now(m->loop) + cfg->shutdown_timeout;
 	ev_timer_start(m->loop, &m->drain, 0);
@@ -493,6 +860,272 @@ static void do_reload(struct mainloop *m, const char *why)
 	sd_notify("RELOADING=1");
 	(void)daemon_reload(m->d, why, msg, sizeof(msg));
 	sd_notify("READY=1");
+}
+
+/* ---- binary upgrade, the old process's side (SIGUSR2) ---- */
+
+/* Our end of the handover is closed: wait for the new process and say what became of it. */
+static void reap_child(pid_t pid, char *buf, size_t len)
+{
+	bool killed = false;
+	int status = 0;
+	pid_t r = 0;
+
+	/* It may be on its way out (it closed the pair): give it a second to say how. */
+	for (int i = 0; i < 100 && (r = waitpid(pid, &status, WNOHANG)) == 0; i++)
+		usleep(10 * 1000);
+	if (r == 0) {
+		/* Still running (or still dumping core): a zombie keeps its own status. */
+		killed = kill(pid, SIGKILL) == 0;
+		r = waitpid(pid, &status, 0);
+	}
+	if (r == -1)
+		snprintf(buf, len, "was not waited for: %s", strerror(errno));
+	else if (WIFEXITED(status))
+		snprintf(buf, len, "exited with status %d%s", WEXITSTATUS(status),
+			 WEXITSTATUS(status) == 127 ? " (could not be executed?)" : "");
+	else if (WIFSIGNALED(status) && killed && WTERMSIG(status) == SIGKILL)
+		snprintf(buf, len, "was killed");
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "ended");
+}
+
+static void upgrade_close(struct mainloop *m)
+{
+	ev_timer_stop(m->loop, &m->up_timer);
+	if (m->up_io.fd >= 0) {
+		ev_io_stop(m->loop, &m->up_io);
+		close(m->up_io.fd);
+		m->up_io.fd = -1;
+	}
+}
+
+/* Give up the upgrade: the new process goes, we never stopped serving. */
+static void upgrade_fail(struct mainloop *m, const char *fmt, ...)
+{
+	char why[512], fate[128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	upgrade_close(m);
+	reap_child(m->up_pid, fate, sizeof(fate));
+	m->upgrade = UPGRADE_NONE;
+	__atomic_store_n(&stats_process.upgrade_child_pid, 0, __ATOMIC_RELAXED);
+	STAT_INC(&stats_process, upgrades_failed);
+	log_err("upgrade failed, pid %ld keeps serving: %s; the new process (pid %ld) %s",
+		(long)getpid(), why, (long)m->up_pid, fate);
+	snprintf(why + strlen(why), sizeof(why) - strlen(why), "; the new process %s", fate);
+	stats_process_set_upgrade_error(why);
+	m->up_pid = -1;
+}
+
+static void send_status(struct mainloop *m, uint64_t open)
+{
+	struct handover_msg msg = { .version = HANDOVER_VERSION, .type = HANDOVER_STATUS };
+
+	if (m->upgrade != UPGRADE_COMMITTED || m->up_io.fd < 0 || open == m->up_last_status)
+		return;
+	m->up_last_status = open;
+	msg.u.status.draining = open > UINT32_MAX ? UINT32_MAX : (uint32_t)open;
+	if (handover_send(m->up_io.fd, &msg, -1, 0) < 0)
+		log_debug("upgrade: the new process did not take our status");
+}
+
+/* The new process accepted our hello: send it every listening socket. */
+static int send_listeners(struct mainloop *m)
+{
+	const struct daemon *d = m->d;
+	struct handover_msg msg = { .version = HANDOVER_VERSION, .type = HANDOVER_LISTENER };
+	int r;
+
+	for (size_t i = 0; i < d->n_lsocks; i++) {
+		msg.u.listener.kind = (uint8_t)d->lsocks[i].kind;
+		msg.u.listener.index = (uint32_t)i;
+		r = handover_send(m->up_io.fd, &msg, d->lsocks[i].fd, HANDOVER_STEP_MS);
+		if (r < 0)
+			return r;
+	}
+	msg = (struct handover_msg){ .version = HANDOVER_VERSION, .type = HANDOVER_LISTENERS_END };
+	msg.u.listeners_end.count = (uint32_t)d->n_lsocks;
+	return handover_send(m->up_io.fd, &msg, -1, HANDOVER_STEP_MS);
+}
+
+/*
+ * The new process accepts on our sockets now: hand systemd's main PID to it,
+ * stop accepting, give up the stats socket's path, and drain as SIGTERM does.
+ */
+static void upgrade_commit(struct mainloop *m, pid_t pid)
+{
+	struct handover_msg msg = { .version = HANDOVER_VERSION, .type = HANDOVER_COMMIT };
+	char notify[64];
+
+	ev_timer_stop(m->loop, &m->up_timer);
+	m->upgrade = UPGRADE_COMMITTED;
+	__atomic_store_n(&stats_process.upgrade_child_pid, 0, __ATOMIC_RELAXED);
+	STAT_INC(&stats_process, upgrades_ok);
+	if (handover_send(m->up_io.fd, &msg, -1, HANDOVER_STEP_MS) < 0)
+		log_warn("upgrade: the new process did not take our commit");
+	snprintf(notify, sizeof(notify), "MAINPID=%ld\nREADY=1", (long)pid);
+	sd_notify(notify);
+	/* Its own copies of the pid file and the stats socket are the ones that stay. */
+	m->d->pid_file_written = false;
+	statsrv_keep_path(m->d->stats);
+	statsrv_stop(m->d->stats);
+	m->d->stats = NULL;
+	log_info("upgrade: pid %ld is ready and accepts on the %zu listening socket(s) handed "
+		 "over", (long)pid, m->d->n_lsocks);
+	start_drain(m, "upgrade");
+}
+
+static void up_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+	struct mainloop *m = container_of(io, struct mainloop, up_io);
+	struct handover_msg msg;
+	int r, got;
+
+	while (m->up_io.fd >= 0) {
+		r = handover_recv(io->fd, &msg, &got, 0);
+		if (r == -EAGAIN || r == -ETIMEDOUT)
+			return;
+		if (got >= 0)
+			close(got);	/* nothing the new process sends carries one */
+		if (m->upgrade == UPGRADE_COMMITTED) {
+			/* While we drain it only closes (it exited, or it will without us). */
+			if (r < 0) {
+				log_info("upgrade: the new process (pid %ld) closed the handover",
+					 (long)m->up_pid);
+				upgrade_close(m);
+			}
+			continue;
+		}
+		if (r == -ECONNRESET) {
+			upgrade_fail(m, "it ended before it was ready");
+			return;
+		}
+		if (r < 0) {
+			upgrade_fail(m, "a malformed message (%s)", strerror(-r));
+			return;
+		}
+		switch (msg.type) {
+		case HANDOVER_ACCEPT:
+			r = send_listeners(m);
+			if (r < 0) {
+				upgrade_fail(m, "cannot send the listening sockets: %s", strerror(-r));
+				return;
+			}
+			break;
+		case HANDOVER_REFUSE:
+			upgrade_fail(m, "it refused the takeover (%s, it speaks version %u): %s",
+				     handover_refusal_name(msg.u.refuse.reason),
+				     msg.u.refuse.version, msg.u.refuse.text);
+			return;
+		case HANDOVER_READY:
+			upgrade_commit(m, (pid_t)msg.u.ready.pid);
+			return;
+		default:
+			upgrade_fail(m, "unexpected message '%s'", handover_type_name(msg.type));
+			return;
+		}
+	}
+}
+
+static void up_timer_cb(struct ev_loop *loop, struct ev_timer *t)
+{
+	struct mainloop *m = container_of(t, struct mainloop, up_timer);
+
+	upgrade_fail(m, "not ready within %d ms", UPGRADE_TIMEOUT_MS);
+}
+
+/*
+ * SIGUSR2: start upgrade_binary (default: our own executable's path, where a
+ * package upgrade puts the new one) with our own arguments, and offer it our
+ * listening sockets. We go on accepting until it says READY.
+ */
+static void upgrade_start(struct mainloop *m, const char *why)
+{
+	const char *bin = m->d->rt->cfg->upgrade_binary ? m->d->rt->cfg->upgrade_binary
+							 : m->d->exe;
+	struct handover_msg msg = { .version = HANDOVER_VERSION, .type = HANDOVER_HELLO };
+	char *argv[256];
+	size_t n = 0;
+	int r, fd;
+
+	if (m->draining || m->upgrade != UPGRADE_NONE) {
+		log_warn("%s: %s; not upgrading", why,
+			 m->draining ? "draining already" : "an upgrade is under way");
+		return;
+	}
+	if (!bin[0] || !m->d->argv) {
+		log_err("%s: cannot upgrade: the executable's path is unknown; set upgrade_binary",
+			why);
+		STAT_INC(&stats_process, upgrades_failed);
+		return;
+	}
+	argv[n++] = (char *)bin;
+	for (size_t i = 1; m->d->argv[i] && n + 1 < PGKTLS_ARRAY_SIZE(argv); i++)
+		argv[n++] = m->d->argv[i];
+	argv[n] = NULL;
+	STAT_INC(&stats_process, upgrades_started);
+	r = handover_spawn(bin, argv, &m->up_pid, &fd);
+	if (r < 0) {
+		log_err("%s: cannot start %s: %s; still serving", why, bin, strerror(-r));
+		stats_process_set_upgrade_error(strerror(-r));
+		STAT_INC(&stats_process, upgrades_failed);
+		return;
+	}
+	m->upgrade = UPGRADE_HANDING;
+	m->up_last_status = UINT64_MAX;
+	__atomic_store_n(&stats_process.upgrade_child_pid, (uint64_t)m->up_pid, __ATOMIC_RELAXED);
+	log_info("%s: upgrading: started %s as pid %ld; offering it %zu listening socket(s)", why,
+		 bin, (long)m->up_pid, m->d->n_lsocks);
+	ev_io_init(&m->up_io, fd, up_io_cb);
+	if (ev_io_set(m->loop, &m->up_io, EPOLLIN) < 0) {
+		upgrade_fail(m, "epoll: %s", strerror(errno));
+		return;
+	}
+	ev_timer_start(m->loop, &m->up_timer, UPGRADE_TIMEOUT_MS);
+	msg.u.hello.pid = (uint32_t)getpid();
+	msg.u.hello.listeners = (uint32_t)m->d->n_lsocks;
+	r = handover_send(fd, &msg, -1, HANDOVER_STEP_MS);
+	if (r < 0)
+		upgrade_fail(m, "cannot send the hello: %s", strerror(-r));
+}
+
+/* ---- a process started by an upgrade: news from the old one while it drains ---- */
+
+static void prev_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+	struct mainloop *m = container_of(io, struct mainloop, prev_io);
+	struct handover_msg msg;
+	int r, got;
+
+	for (;;) {
+		r = handover_recv(io->fd, &msg, &got, 0);
+		if (r == -EAGAIN || r == -ETIMEDOUT)
+			return;
+		if (got >= 0)
+			close(got);
+		if (r < 0) {
+			/* It exited (or broke the protocol): either way, it is no longer ours to follow. */
+			log_info("upgrade: the previous process (pid %llu) has finished",
+				 (unsigned long long)stats_process.adopted_from_pid);
+			__atomic_store_n(&stats_process.previous_running, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(&stats_process.previous_draining, 0, __ATOMIC_RELAXED);
+			ev_io_stop(loop, io);
+			close(io->fd);
+			io->fd = -1;
+			m->d->handover_fd = -1;
+			return;
+		}
+		if (msg.type == HANDOVER_STATUS)
+			__atomic_store_n(&stats_process.previous_draining,
+					 (uint64_t)msg.u.status.draining, __ATOMIC_RELAXED);
+	}
 }
 
 static void signal_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
@@ -509,7 +1142,10 @@ static void signal_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 			if (m->draining || m->d->rt->cfg->shutdown_timeout == 0)
 				stop_now(m, "SIGTERM");
 			else
-				start_drain(m);
+				start_drain(m, "SIGTERM");
+			break;
+		case SIGUSR2:
+			upgrade_start(m, "SIGUSR2");
 			break;
 		default:	/* SIGINT, SIGQUIT: now */
 			stop_now(m, strsignal((int)si.ssi_signo));
@@ -616,6 +1252,7 @@ int daemon_run(struct daemon *d)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGQUIT);
+	sigaddset(&sigs, SIGUSR2);
 	fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (fd == -1) {
 		log_err("signalfd: %s", strerror(errno));
@@ -626,6 +1263,15 @@ int daemon_run(struct daemon *d)
 	ev_io_init(&m.watch_io, -1, watch_cb);
 	ev_timer_init(&m.debounce, debounce_cb);
 	ev_timer_init(&m.drain, drain_cb);
+	ev_io_init(&m.up_io, -1, up_io_cb);
+	ev_timer_init(&m.up_timer, up_timer_cb);
+	ev_io_init(&m.prev_io, d->handover_fd, prev_io_cb);
+	m.up_pid = -1;
+	if (d->handover_fd >= 0 && ev_io_set(m.loop, &m.prev_io, EPOLLIN) < 0) {
+		/* Only the stats' view of the old process's drain is lost. */
+		close(d->handover_fd);
+		d->handover_fd = m.prev_io.fd = -1;
+	}
 	if (ev_io_set(m.loop, &m.sig_io, EPOLLIN) < 0) {
 		log_err("epoll: %s", strerror(errno));
 		close(fd);
@@ -639,6 +1285,14 @@ int daemon_run(struct daemon *d)
 		m.status = DAEMON_EXIT_ERROR;
 	}
 	log_info("stopping");
+	if (m.upgrade == UPGRADE_HANDING)
+		upgrade_fail(&m, "stopping");
+	upgrade_close(&m);
+	if (m.prev_io.fd >= 0) {
+		ev_io_stop(m.loop, &m.prev_io);
+		close(m.prev_io.fd);
+		d->handover_fd = -1;
+	}
 	ev_io_stop(m.loop, &m.sig_io);
 	close(fd);
 	if (m.watch_io.fd >= 0) {
@@ -662,6 +1316,9 @@ void daemon_fini(struct daemon *d)
 		worker_fini(&d->workers[i]);
 	free(d->workers);
 	d->workers = NULL;
+	free(d->lsocks);
+	d->lsocks = NULL;
+	d->n_lsocks = 0;
 	d->n_workers = 0;
 	if (d->pid_file_written && d->rt && d->rt->cfg->pid_file &&
 	    unlink(d->rt->cfg->pid_file) == -1)

@@ -27,6 +27,8 @@
  * them; a busy worker is passed over. Harmless on a worker's own socket.
  */
 #define LISTENER_EVENTS (EPOLLIN | EPOLLEXCLUSIVE)
+/* Clients taken from the queue when a drain closes the socket (the rest see the close). */
+#define LISTENER_CLOSE_MAX 1024
 
 static void backoff_cb(struct ev_loop *loop, struct ev_timer *t)
 {
@@ -143,6 +145,32 @@ struct listener *listener_new(struct ev_loop *loop, int fd, unsigned idx, struct
 		return NULL;
 	}
 	return l;
+}
+
+void listener_close_accepting(struct listener *l)
+{
+	/*
+	 * Out of epoll first: from here on a new client's wakeup goes to the
+	 * other processes or threads that share the socket (an upgrade's new
+	 * process). Then take what is queued, including a client whose wakeup we
+	 * consumed and would otherwise leave waiting, unseen, until the next one.
+	 */
+	ev_io_stop(l->loop, &l->io);
+	ev_timer_stop(l->loop, &l->backoff);
+	for (int i = 0; i < LISTENER_CLOSE_MAX; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(l->io.fd, (struct sockaddr *)&ss, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			break;
+		}
+		l->on_accept(l->arg, fd, (struct sockaddr *)&ss, len);
+	}
+	listener_free(l);
 }
 
 static void listener_release(struct ev_defer *d)

@@ -125,7 +125,8 @@ int main(int argc, char **argv)
 	};
 	static struct daemon_override overrides[MAX_OVERRIDES];
 	static char upstream_host[256];
-	struct daemon d = { .overrides = overrides };
+	struct daemon d = { .overrides = overrides, .handover_fd = -1 };
+	static char **argv_copy;	/* static: reachable until exit (no leak report) */
 	struct pgktls_config *cfg;
 	struct runtime *rt;
 	char err[1024];
@@ -140,6 +141,13 @@ int main(int argc, char **argv)
 	if (tls_wipe_freed_memory() < 0)
 		fprintf(stderr, "pgktls: warning: OpenSSL allocated before start-up; freed "
 				"session keys will not be wiped\n");
+
+	/* An upgrade starts the new binary with these: before getopt permutes and -o edits them. */
+	argv_copy = calloc((size_t)argc + 1, sizeof(*argv_copy));
+	for (int i = 0; argv_copy && i < argc; i++)
+		if (!(argv_copy[i] = strdup(argv[i])))
+			argv_copy = NULL;	/* out of memory at start-up: no upgrades */
+	d.argv = argv_copy;
 
 	while ((opt = getopt_long(argc, argv, "c:H:p:u:o:Vh", opts, NULL)) != -1) {
 		const char *key = NULL, *origin = NULL, *value = optarg;
@@ -220,6 +228,7 @@ int main(int argc, char **argv)
 
 	if (daemon_load_config(&d, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
+		daemon_handover_refuse(err);
 		return DAEMON_EXIT_ERROR;
 	}
 	if (cfg->log_level && log_level_parse(cfg->log_level, &lvl) == 0)
@@ -229,6 +238,7 @@ int main(int argc, char **argv)
 	rt = runtime_new(cfg, err, sizeof(err));
 	if (!rt) {
 		fprintf(stderr, "%s\n", err);
+		daemon_handover_refuse(err);
 		return DAEMON_EXIT_ERROR;
 	}
 	if (check_only) {
@@ -244,6 +254,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGQUIT);
+	sigaddset(&sigs, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	if (daemon_start(&d, rt) < 0) {

@@ -181,6 +181,32 @@ static cJSON *fallback_reasons(const uint64_t v[STATS_MAX_REASONS])
 	return o;
 }
 
+/*
+ * "upgrade": this process's binary upgrades (SIGUSR2) and, in a process an
+ * upgrade started, the one it took over from (see ARCHITECTURE.md).
+ */
+static cJSON *render_upgrade(const struct stats_process *p)
+{
+	cJSON *o = cJSON_CreateObject(), *prev;
+
+	cJSON_AddStringToObject(o, "state", p->upgrade_child_pid ? "handing_over" : "none");
+	put_u64(o, "started", p->upgrades_started);
+	put_u64(o, "ok", p->upgrades_ok);
+	put_u64(o, "failed", p->upgrades_failed);
+	if (p->upgrade_child_pid)
+		put_u64(o, "new_pid", p->upgrade_child_pid);
+	if (p->upgrade_error[0])
+		cJSON_AddStringToObject(o, "last_error", p->upgrade_error);
+	if (p->adopted_from_pid) {
+		prev = cJSON_AddObjectToObject(o, "previous");
+		put_u64(prev, "pid", p->adopted_from_pid);
+		put_u64(prev, "listeners", p->adopted_listeners);
+		cJSON_AddBoolToObject(prev, "running", p->previous_running != 0);
+		put_u64(prev, "draining", p->previous_draining);
+	}
+	return o;
+}
+
 static cJSON *render_totals(const struct statsnap *s)
 {
 	const struct stats *t = &s->totals;
@@ -436,6 +462,7 @@ cJSON *statjson_render(const struct statsnap *s, enum statjson_part what, uint64
 	w = cJSON_AddObjectToObject(root, "listen");
 	put_u64(w, "sockets", s->process.listen_sockets);
 	cJSON_AddStringToObject(w, "from", s->process.listen_from_systemd ? "systemd" : "pgktls");
+	cJSON_AddItemToObject(root, "upgrade", render_upgrade(&s->process));
 	if (what == STATJSON_ALL || what == STATJSON_TOTALS) {
 		cJSON_AddItemToObject(root, "totals", render_totals(s));
 		cJSON_AddItemToObject(root, "kernel", render_kernel(s));

@@ -4,7 +4,13 @@
 
 #include "pgktls/stats.h"
 
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
 struct stats_process stats_process;
+/* Guards stats_process.upgrade_error: a string cannot be read atomically. */
+static pthread_mutex_t upgrade_error_lock = PTHREAD_MUTEX_INITIALIZER;
 
 const uint32_t stats_hs_bounds_ms[STATS_HS_BUCKETS - 1] = STATS_HS_BOUNDS_MS;
 
@@ -77,4 +83,28 @@ const char *const *stats_names(void)
 		NULL
 	};
 	return names;
+}
+
+void stats_process_upgrade_load(struct stats_process *out)
+{
+#define LOAD(f) out->f = __atomic_load_n(&stats_process.f, __ATOMIC_RELAXED)
+	LOAD(upgrades_started);
+	LOAD(upgrades_ok);
+	LOAD(upgrades_failed);
+	LOAD(upgrade_child_pid);
+	LOAD(adopted_from_pid);
+	LOAD(adopted_listeners);
+	LOAD(previous_draining);
+	LOAD(previous_running);
+#undef LOAD
+	pthread_mutex_lock(&upgrade_error_lock);
+	memcpy(out->upgrade_error, stats_process.upgrade_error, sizeof(out->upgrade_error));
+	pthread_mutex_unlock(&upgrade_error_lock);
+}
+
+void stats_process_set_upgrade_error(const char *why)
+{
+	pthread_mutex_lock(&upgrade_error_lock);
+	snprintf(stats_process.upgrade_error, sizeof(stats_process.upgrade_error), "%s", why);
+	pthread_mutex_unlock(&upgrade_error_lock);
 }

@@ -363,6 +363,7 @@ int statsnap_collect(struct worker *workers, size_t n_workers, unsigned timeout_
 	/* Written once before any thread started. */
 	out->process.listen_sockets = stats_process.listen_sockets;
 	out->process.listen_from_systemd = stats_process.listen_from_systemd;
+	stats_process_upgrade_load(&out->process);
 	r = gather_conns(workers, n_workers, timeout_ms, out);
 	if (r < 0)
 		return r;

@@ -147,6 +147,7 @@ struct sclient {
 
 struct statsrv {
 	statsrv_reload_fn *reload;	/* the "reload" request, or NULL */
+	bool keep_path;			/* an upgrade's new process serves the path now */
 	void *reload_arg;
 	struct ev_loop *loop;
 	pthread_t thread;
@@ -829,13 +830,14 @@ int statsrv_start(const struct statsrv_opts *opts, struct worker *workers, size_
 		goto err;
 	}
 	if (opts->path) {
-		r = bind_socket(opts);
+		r = opts->inherit && opts->inherit_fd >= 0 ? opts->inherit_fd : bind_socket(opts);
 		if (r < 0)
 			goto err;
 		srv->lfd = r;
 	}
 	if (opts->metrics_listen) {
-		r = bind_http(opts->metrics_listen);
+		r = opts->inherit && opts->inherit_http_fd >= 0 ? opts->inherit_http_fd
+								 : bind_http(opts->metrics_listen);
 		if (r < 0)
 			goto err;
 		srv->hlfd = r;
@@ -871,10 +873,23 @@ int statsrv_start(const struct statsrv_opts *opts, struct worker *workers, size_
 	*out = srv;
 	return 0;
 err:
-	if (srv->lfd >= 0)
+	if (srv->lfd >= 0 && !(opts->inherit && opts->inherit_fd >= 0))
 		unlink(srv->path);
+	srv->keep_path = opts->inherit && opts->inherit_fd >= 0;
 	statsrv_stop(srv);
 	return r;
+}
+
+void statsrv_listen_fds(const struct statsrv *srv, int *fd, int *http_fd)
+{
+	*fd = srv ? srv->lfd : -1;
+	*http_fd = srv ? srv->hlfd : -1;
+}
+
+void statsrv_keep_path(struct statsrv *srv)
+{
+	if (srv)
+		srv->keep_path = true;
 }
 
 void statsrv_stop(struct statsrv *srv)
@@ -885,7 +900,7 @@ void statsrv_stop(struct statsrv *srv)
 		__atomic_store_n(&srv->stopping, true, __ATOMIC_RELEASE);
 		ev_loop_wakeup(srv->loop);
 		pthread_join(srv->thread, NULL);
-		if (srv->path)
+		if (srv->path && !srv->keep_path)
 			unlink(srv->path);
 	}
 	while (srv->clients)

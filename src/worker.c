@@ -151,8 +151,17 @@ static void close_listeners(struct worker *w)
 
 static void drain_fn(struct worker *w, void *arg)
 {
-	close_listeners(w);
+	/* Clients already queued are served (and drained) here, not left unseen. */
+	for (size_t i = 0; i < w->n_listeners; i++)
+		listener_close_accepting(w->listeners[i]);
+	w->n_listeners = 0;
+	__atomic_store_n(&w->drained, true, __ATOMIC_RELEASE);
 	free(arg);
+}
+
+bool worker_drained(const struct worker *w)
+{
+	return __atomic_load_n(&w->drained, __ATOMIC_ACQUIRE);
 }
 
 void worker_drain(struct worker *w)
@@ -160,8 +169,10 @@ void worker_drain(struct worker *w)
 	struct worker_call *call = calloc(1, sizeof(*call));
 
 	/* Out of memory: stopping later closes the listeners all the same. */
-	if (!call)
+	if (!call) {
+		__atomic_store_n(&w->drained, true, __ATOMIC_RELEASE);
 		return;
+	}
 	call->fn = drain_fn;
 	call->arg = call;
 	worker_call(w, call);

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +52,10 @@ static void usage(FILE *out)
 		"  -j, --json          print the JSON document as the daemon sent it\n"
 		"  -p, --prometheus    print the Prometheus text exposition format\n"
 		"  -w, --watch N       refresh every N seconds until interrupted\n"
-		"  -t, --timeout SECS  give up on a silent daemon after SECS (default 5)\n"
+		"  -t, --timeout SECS  give up on a silent daemon after SECS (default 5; with\n"
+		"                      --upgrade, the wait for its outcome, default 60)\n"
+		"  -U, --upgrade       upgrade the daemon's binary (SIGUSR2 to the pid it\n"
+		"                      reports) and wait for the outcome: 0 upgraded, 1 failed\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          print this help and exit\n"
 		"\n"
@@ -177,6 +181,94 @@ static int once(const char *path, const char *req, enum format fmt, unsigned tim
 	return rc;
 }
 
+/* The daemon's pid and its upgrade counters, from one "totals" document. */
+struct upgrade_view {
+	long pid;
+	double started, failed;
+	long previous_pid;	/* 0: not started by an upgrade */
+	double previous_listeners, previous_draining;
+	char error[300];
+};
+
+static int upgrade_view(const char *path, struct upgrade_view *v)
+{
+	const cJSON *up, *prev, *x;
+	cJSON *doc;
+	char *text;
+	int rc = fetch(path, "totals", 5, &text);
+
+	memset(v, 0, sizeof(*v));
+	if (rc != EXIT_OK)
+		return rc;
+	doc = cJSON_Parse(text);
+	free(text);
+	up = cJSON_GetObjectItemCaseSensitive(doc, "upgrade");
+	x = cJSON_GetObjectItemCaseSensitive(doc, "pid");
+	if (!cJSON_IsObject(up) || !cJSON_IsNumber(x)) {
+		fprintf(stderr, "pgktls-stat: %s: this pgktls does not report upgrades\n", path);
+		cJSON_Delete(doc);
+		return EXIT_ANSWER_ERROR;
+	}
+	v->pid = (long)x->valuedouble;
+	x = cJSON_GetObjectItemCaseSensitive(up, "started");
+	v->started = cJSON_IsNumber(x) ? x->valuedouble : 0;
+	x = cJSON_GetObjectItemCaseSensitive(up, "failed");
+	v->failed = cJSON_IsNumber(x) ? x->valuedouble : 0;
+	x = cJSON_GetObjectItemCaseSensitive(up, "last_error");
+	snprintf(v->error, sizeof(v->error), "%s", cJSON_IsString(x) ? x->valuestring : "");
+	prev = cJSON_GetObjectItemCaseSensitive(up, "previous");
+	x = cJSON_GetObjectItemCaseSensitive(prev, "pid");
+	v->previous_pid = cJSON_IsNumber(x) ? (long)x->valuedouble : 0;
+	x = cJSON_GetObjectItemCaseSensitive(prev, "listeners");
+	v->previous_listeners = cJSON_IsNumber(x) ? x->valuedouble : 0;
+	x = cJSON_GetObjectItemCaseSensitive(prev, "draining");
+	v->previous_draining = cJSON_IsNumber(x) ? x->valuedouble : 0;
+	cJSON_Delete(doc);
+	return EXIT_OK;
+}
+
+/*
+ * --upgrade: SIGUSR2 to the pid the daemon reports, then watch the stats
+ * socket (the new process serves the same one) until the outcome shows:
+ * another pid that names ours as its previous one, or our failure count up.
+ */
+static int upgrade(const char *path, unsigned timeout_s)
+{
+	struct upgrade_view before, now;
+	int rc = upgrade_view(path, &before);
+
+	if (rc != EXIT_OK)
+		return rc;
+	if (kill((pid_t)before.pid, SIGUSR2) == -1) {
+		fprintf(stderr, "pgktls-stat: cannot signal pgktls (pid %ld): %s\n", before.pid,
+			strerror(errno));
+		return errno == EPERM ? EXIT_PERMISSION : EXIT_NOT_ANSWERING;
+	}
+	for (unsigned i = 0; i < timeout_s * 10; i++) {
+		usleep(100 * 1000);
+		if (upgrade_view(path, &now) != EXIT_OK)
+			continue;	/* a moment between the two processes: ask again */
+		if (now.pid != before.pid && now.previous_pid == before.pid) {
+			printf("upgraded: pid %ld -> %ld (%.0f listening socket(s) handed over; pid "
+			       "%ld drains %.0f connection(s))\n", before.pid, now.pid,
+			       now.previous_listeners, before.pid, now.previous_draining);
+			return EXIT_OK;
+		}
+		if (now.pid == before.pid && now.failed > before.failed) {
+			fprintf(stderr, "pgktls-stat: upgrade failed, pid %ld keeps serving: %s\n",
+				now.pid, now.error[0] ? now.error : "see its log");
+			return EXIT_ANSWER_ERROR;
+		}
+		if (i == 20 && now.pid == before.pid && now.started == before.started) {
+			fprintf(stderr, "pgktls-stat: pid %ld did not start an upgrade (draining, or "
+					"one already under way: see its log)\n", now.pid);
+			return EXIT_ANSWER_ERROR;
+		}
+	}
+	fprintf(stderr, "pgktls-stat: no outcome of the upgrade within %u s\n", timeout_s);
+	return EXIT_NOT_ANSWERING;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -185,6 +277,7 @@ int main(int argc, char **argv)
 		{ "prometheus", no_argument, NULL, 'p' },
 		{ "watch", required_argument, NULL, 'w' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "upgrade", no_argument, NULL, 'U' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -193,11 +286,12 @@ int main(int argc, char **argv)
 	enum format fmt = FMT_TABLE;
 	unsigned long watch = 0, timeout_s = 5;
 	char req[256] = "", *end;
+	bool do_upgrade = false, timeout_given = false;
 	int opt, rc;
 
 	if (!path || !*path)
 		path = DEFAULT_SOCKET;
-	while ((opt = getopt_long(argc, argv, "s:jpw:t:Vh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:jpw:t:UVh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's': path = optarg; break;
 		case 'j': fmt = FMT_JSON; break;
@@ -217,12 +311,21 @@ int main(int argc, char **argv)
 				watch = v;
 			else
 				timeout_s = v;
+			timeout_given = timeout_given || opt == 't';
 			break;
 		}
+		case 'U': do_upgrade = true; break;
 		case 'V': printf("pgktls-stat %s\n", PACKAGE_VERSION); return EXIT_OK;
 		case 'h': usage(stdout); return EXIT_OK;
 		default: usage(stderr); return EXIT_USAGE;
 		}
+	}
+	if (do_upgrade) {
+		if (optind < argc || watch) {
+			fprintf(stderr, "pgktls-stat: --upgrade takes no request and no --watch\n");
+			return EXIT_USAGE;
+		}
+		return upgrade(path, timeout_given ? (unsigned)timeout_s : 60);
 	}
 	for (int i = optind; i < argc; i++) {
 		if (strlen(req) + strlen(argv[i]) + 2 > sizeof(req)) {

@@ -113,6 +113,7 @@ struct pgktls_config {
 	char *user;			/* drop privileges to this user after binding */
 	char *group;			/* ... and this group (default: the user's) */
 	char *pid_file;			/* write the process id here; NULL = none */
+	char *upgrade_binary;		/* SIGUSR2 starts this; NULL = our own executable */
 
 	/* [upstream] */
 	char *upstream_host;		/* default "127.0.0.1" */

@@ -32,8 +32,16 @@ struct daemon_override {
 #define DAEMON_EXIT_USAGE 2		/* bad command line */
 #define DAEMON_EXIT_CUT 3		/* stopped, closing connections that were still open */
 
+/* A listening socket an upgrade hands over (not owned: a listener's or the stats server's). */
+struct daemon_lsock {
+	int fd;
+	unsigned kind;				/* enum handover_listener_kind */
+};
+
 struct daemon {
 	const char *config_path;		/* NULL: command line only */
+	char *const *argv;			/* as given (before getopt), for an upgrade */
+	char exe[4096];				/* our executable at start-up ("" unknown) */
 	const struct daemon_override *overrides;
 	size_t n_overrides;
 	struct worker *workers;
@@ -44,6 +52,10 @@ struct daemon {
 	pthread_mutex_t reload_lock;		/* SIGHUP, inotify and the stats socket */
 	bool pid_file_written;
 	bool sockets_from_systemd;		/* socket activation: the unit owns host/port */
+	struct daemon_lsock *lsocks;		/* what SIGUSR2 hands over */
+	size_t n_lsocks;
+	int handover_fd;			/* started by an upgrade: the link to the old
+						 * process while it drains; else -1 */
 };
 
 /**
@@ -76,12 +88,22 @@ PGKTLS_MUSTCHECK int daemon_start(struct daemon *d, struct runtime *rt);
 int daemon_reload(struct daemon *d, const char *why, char *msg, size_t msglen);
 
 /**
- * daemon_run() - the main thread's loop until a stop. SIGHUP reloads;
+ * daemon_run() - the main thread's loop until a stop. SIGUSR2 upgrades (starts
+ * the new binary, hands it the listening sockets, then drains as SIGTERM
+ * does, exit 0; if the new one refuses or fails, keeps serving); SIGHUP reloads;
  * SIGTERM stops accepting and lets connections finish for shutdown_timeout
  * (a second SIGTERM, or SIGINT, cuts them at once); SIGINT stops now.
  * Return: the process exit status (DAEMON_EXIT_*).
  */
 int daemon_run(struct daemon *d);
+
+/**
+ * daemon_handover_refuse() - in a process started by an upgrade that cannot
+ * start (a bad config, a key that does not load): tell the old process why,
+ * so it logs the reason and keeps serving. Nothing when not started by one.
+ * @why: one line for the old process's log (no secrets)
+ */
+void daemon_handover_refuse(const char *why);
 
 /** daemon_fini() - join and free everything; remove the pid file. */
 void daemon_fini(struct daemon *d);

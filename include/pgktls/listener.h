@@ -47,6 +47,16 @@ struct listener *listener_new(struct ev_loop *loop, int fd, unsigned idx, struct
 			      listener_accept_cb *on_accept, void *arg);
 
 /**
+ * listener_close_accepting() - a drain's close: stop watching the socket, then
+ * accept (and hand to on_accept) the clients already queued on it, then
+ * listener_free(). With EPOLLEXCLUSIVE, a client's wakeup may have gone to
+ * this loop alone; closing without accepting would leave that client unseen
+ * by the process that shares the socket (after an upgrade) until another
+ * client arrives. Call from the owning worker's thread.
+ */
+void listener_close_accepting(struct listener *l);
+
+/**
  * listener_free() - stop accepting and close the socket now; the memory is
  * freed after the current dispatch round (an event for it may already have
  * been fetched in the same round: a drain or stop runs from the wakeup

@@ -94,6 +94,16 @@ struct stats_process {
 	uint64_t reloads_failed;	/* SIGHUP reloads refused or not supported */
 	uint64_t listen_sockets;	/* listening addresses (set at start-up) */
 	uint64_t listen_from_systemd;	/* 1: those came from systemd (socket activation) */
+	/* Binary upgrades (SIGUSR2, handover.h); read with stats_process_upgrade_load(). */
+	uint64_t upgrades_started;	/* new processes started */
+	uint64_t upgrades_ok;		/* handed over: this process then drains and exits */
+	uint64_t upgrades_failed;	/* refused, died or timed out: this process kept serving */
+	uint64_t upgrade_child_pid;	/* the new process while a handover runs; else 0 */
+	uint64_t adopted_from_pid;	/* started by an upgrade: the previous process; else 0 */
+	uint64_t adopted_listeners;	/* listening sockets it handed to us */
+	uint64_t previous_draining;	/* its connections still open, as it last said */
+	uint64_t previous_running;	/* 1 until its end of the handover closes */
+	char upgrade_error[256];	/* why the last upgrade failed ("" none); under a lock */
 };
 extern struct stats_process stats_process;
 
@@ -112,6 +122,15 @@ void stats_hs_observe(struct stats *st, uint64_t ms);
 
 /** stats_add() - @sum += @part, field by field (relaxed loads of @part). */
 void stats_add(struct stats *sum, const struct stats *part);
+
+/**
+ * stats_process_upgrade_load() - copy the upgrade fields of stats_process
+ * (written by the main thread at any time) into @out, each read atomically.
+ */
+void stats_process_upgrade_load(struct stats_process *out);
+
+/** stats_process_set_upgrade_error() - why the last upgrade failed, for the stats (thread-safe). */
+void stats_process_set_upgrade_error(const char *why);
 
 /** stats_names() - counter names in field order, NULL-terminated. */
 const char *const *stats_names(void);

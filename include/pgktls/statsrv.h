@@ -56,6 +56,14 @@ struct statsrv_opts {
 	long gid;		/* group, or -1 to leave it */
 	statsrv_reload_fn *reload; /* NULL: "reload" is refused */
 	void *reload_arg;
+	/*
+	 * An upgrade (handover.h): serve these listening sockets, handed over by
+	 * the previous process, instead of binding path / metrics_listen (-1:
+	 * bind that one). Taken over by statsrv_start(), even when it fails.
+	 */
+	bool inherit;
+	int inherit_fd;
+	int inherit_http_fd;
 };
 
 /**
@@ -69,6 +77,18 @@ struct statsrv_opts {
  */
 PGKTLS_MUSTCHECK int statsrv_start(const struct statsrv_opts *opts, struct worker *workers,
 				   size_t n_workers, struct statsrv **out);
+
+/**
+ * statsrv_listen_fds() - the listening sockets @s serves (for an upgrade to
+ * hand over; still @s's), -1 where there is none.
+ */
+void statsrv_listen_fds(const struct statsrv *s, int *fd, int *http_fd);
+
+/**
+ * statsrv_keep_path() - statsrv_stop() will leave the socket file in place:
+ * after an upgrade the new process serves it.
+ */
+void statsrv_keep_path(struct statsrv *s);
 
 /**
  * statsrv_stop() - stop the thread (clients being served are dropped),

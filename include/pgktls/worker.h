@@ -74,6 +74,7 @@ struct worker {
 	uint8_t *scratch;		/* RELAY_BATCH_SIZE bounce buffer */
 	struct relay_pipes pipes;	/* spare empty pipes for splice() */
 	bool stopping;
+	bool drained;			/* worker_drain() has closed the listeners (atomic) */
 	pthread_mutex_t calls_lock;	/* guards calls: the one cross-thread queue */
 	struct worker_call *calls;	/* posted by worker_call(), run by the worker */
 };
@@ -116,6 +117,12 @@ PGKTLS_MUSTCHECK int worker_set_runtime(struct worker *w, struct runtime *rt);
 
 /** worker_drain() - stop accepting (close @w's listeners); connections go on. Thread-safe. */
 void worker_drain(struct worker *w);
+
+/**
+ * worker_drained() - @w has run the drain worker_drain() asked for: it accepts
+ * no more, so worker_active() can only go down from here (thread-safe).
+ */
+bool worker_drained(const struct worker *w);
 
 /** worker_active() - connections @w holds now (thread-safe, approximate). */
 uint64_t worker_active(const struct worker *w);

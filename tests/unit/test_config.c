@@ -207,6 +207,7 @@ static const char all_keys_text[] =
 	"user = \"pgktls\"\n"
 	"group = \"ssl-cert\"\n"
 	"pid_file = \"/run/pgktls.pid\"\n"
+	"upgrade_binary = \"/usr/sbin/pgktls\"\n"
 	"tls_client_certificate = \"optional\"\n"
 	"tls_client_crl = \"/crl.pem\"\n"
 	"tls_server_crl = \"/crl.d\"\n"
@@ -268,6 +269,7 @@ START_TEST(test_every_key_parses)
 	ck_assert_str_eq(cfg->user, "pgktls");
 	ck_assert_str_eq(cfg->group, "ssl-cert");
 	ck_assert_str_eq(cfg->pid_file, "/run/pgktls.pid");
+	ck_assert_str_eq(cfg->upgrade_binary, "/usr/sbin/pgktls");
 	ck_assert_int_eq(cfg->tls_client_certificate, CFG_CLIENT_CERT_OPTIONAL);
 	ck_assert_str_eq(cfg->tls_client_crl, "/crl.pem");
 	ck_assert_str_eq(cfg->tls_server_crl, "/crl.d");
@@ -291,13 +293,13 @@ START_TEST(test_every_key_parses)
 		ck_assert_msg(strncmp(where, "t.toml:", 7) == 0, "key %s not covered: %s", *names,
 			      where);
 	}
-	ck_assert_uint_eq(n, 48);
+	ck_assert_uint_eq(n, 49);
 	ck_assert_str_eq(config_where(cfg, "tls_private_key", where, sizeof(where)),
 			 "t.toml:8: tls_private_key");
 	ck_assert_str_eq(config_where(cfg, "general.port", where, sizeof(where)),
 			 "t.toml:4: port");
 	ck_assert_str_eq(config_where(cfg, "upstream.port", where, sizeof(where)),
-			 "t.toml:51: upstream.port");
+			 "t.toml:52: upstream.port");
 	config_free(cfg);
 }
 END_TEST
@@ -353,6 +355,9 @@ static const struct {
 	const char *text;
 	const char *err;
 } bad[] = {
+	/* execve() without PATH: a relative upgrade_binary would depend on the cwd */
+	{ "[general]\nupgrade_binary = \"sbin/pgktls\"",
+	  "t.toml:2: upgrade_binary: expected an absolute path, got 'sbin/pgktls'" },
 	/* TLS versions */
 	{ "[general]\ntls_min_version = \"TLSv1\"",
 	  "t.toml:2: tls_min_version: expected TLSv1.2 or TLSv1.3, got 'TLSv1' (TLS 1.2 is the "
