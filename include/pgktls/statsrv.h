@@ -12,6 +12,7 @@
 #ifndef PGKTLS_STATSRV_H
 #define PGKTLS_STATSRV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
