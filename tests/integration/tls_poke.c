@@ -290,7 +290,8 @@ int main(int argc, char **argv)
 	int fd, v = 0, r;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s query|keyupdate|corrupt|hold|stalled PORT [TLSv1.2|TLSv1.3]\n",
+		fprintf(stderr,
+			"usage: %s query|keyupdate|corrupt|hold|stalled PORT [TLSv1.2|TLSv1.3]\n",
 			argv[0]);
 		return 2;
 	}
