@@ -92,7 +92,8 @@ for try in 1 2 3; do
 	qrc=${PIPESTATUS[0]}
 	[ -f "$JOB/status" ] || [ -f "$JOB/boot-time" ] && break
 	[ "$qrc" -eq 124 ] || [ "$qrc" -eq 137 ] && break
-	[ $try -lt 3 ] && say "the kernel did not reach the guest's userspace (qemu exit $qrc): booting again"
+	[ $try -lt 3 ] &&
+		say "the kernel did not reach the guest's userspace (qemu exit $qrc): booting again"
 done
 elapsed=$(($(date +%s) - start))
 
