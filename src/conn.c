@@ -98,7 +98,8 @@ static const unsigned conn_next[CONN__NSTATES] = {
 
 enum conn_close_reason conn_hop_failure_reason(bool client_hop, int err)
 {
-	if (err == -EKEYREJECTED)
+	/* A KeyUpdate the kernel cannot follow, or a send key spent that cannot change. */
+	if (err == -EKEYREJECTED || err == -EKEYEXPIRED)
 		return CONN_CLOSE_KEYUPDATE;
 	return client_hop ? CONN_CLOSE_CLIENT_ERROR : CONN_CLOSE_SERVER_ERROR;
 }
@@ -711,7 +712,7 @@ static void start_relay(struct conn *c)
 		     c->rt->upstream_str);
 		return;
 	}
-	if (failed == &c->server && server_vanished(c) &&
+	if (failed == &c->server && c->relay.err != -EKEYEXPIRED && server_vanished(c) &&
 	    queue_server_lost(c, &c->s2c, c->server.err)) {
 		/* Reset between two messages: say so once what came before is out. */
 		c->close_reason = CONN_CLOSE_SERVER_ERROR;

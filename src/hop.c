@@ -449,16 +449,47 @@ static int key_update_refused(struct hop *h, struct stats *st)
 }
 
 /*
- * The KeyUpdate answer due on @h's kTLS send side, if any: it goes before
- * any other record in that direction (RFC 8446 4.6.3), so a socket that
- * takes nothing now leaves it due, and writes and splices to @h wait.
- * Return: 0, -EAGAIN, or -errno with h->err set.
+ * The send key is spent and cannot change (TLS 1.2, or a kernel before
+ * 6.14): the connection ends cleanly (conn.c closes it as key_update, with
+ * close_notify under the unchanged key).
+ */
+static int key_limit_reached(struct hop *h, struct stats *st)
+{
+	if (st)
+		STAT_INC(st, tls_key_limit_closes);
+	snprintf(h->err, sizeof(h->err),
+		 "kTLS send key reached its record limit (%llu records): %s",
+		 (unsigned long long)h->txb.limit,
+		 h->txb.tls13 ? "this kernel cannot rekey kTLS (needs Linux 6.14+)"
+			      : "TLS 1.2 cannot change keys");
+	return -EKEYEXPIRED;
+}
+
+/*
+ * The KeyUpdate due on @h's kTLS send side, if any: an answer to the
+ * peer's request, or our own once the send key has sealed its record
+ * limit (ktls.h: struct ktls_tx_budget). It goes before any other record
+ * in that direction (RFC 8446 4.6.3), so a socket that takes nothing now
+ * leaves it due, and writes and splices to @h wait. One KeyUpdate of ours
+ * answers every request so far and resets the budget alike.
+ * Return: 0, -EAGAIN, or -errno with h->err set (-EKEYEXPIRED: the key
+ * is spent and cannot change).
  */
 static int ktls_answer(struct hop *h, struct stats *st)
 {
+	bool ours;
 	int r;
 
-	if (!h->msg_ready || !tlsmsg_answer_due(&h->msg))
+	if (!h->txb.limit)
+		ktls_tx_budget_init(&h->txb, h->ssl, h->ks);
+	r = ktls_tx_budget_check(&h->txb, h->fd);
+	if (r == -EKEYEXPIRED)
+		return key_limit_reached(h, st);
+	ours = r == KTLS_TX_REKEY;
+	if (!ours && (!h->msg_ready || !tlsmsg_answer_due(&h->msg)))
+		return 0;
+	/* Nothing follows our close_notify; the records left are few. */
+	if (h->msg_ready && tlsmsg_tx_closed(&h->msg))
 		return 0;
 	r = ktls_key_update_tx(h->ssl, h->ks, h->fd);
 	if (r == -EAGAIN)
@@ -467,7 +498,11 @@ static int ktls_answer(struct hop *h, struct stats *st)
 		return key_update_refused(h, st);
 	if (r)
 		return (int)set_err(h, -r, "TLS KeyUpdate answer");
-	tlsmsg_answer_sent(&h->msg);
+	if (h->msg_ready)
+		tlsmsg_answer_sent(&h->msg);
+	ktls_tx_budget_rekeyed(&h->txb);
+	if (ours && st)
+		STAT_INC(st, tls_key_updates_sent);
 	return 0;
 }
 
@@ -493,6 +528,9 @@ static int ktls_handshake(struct hop *h, const uint8_t *m, size_t n, struct stat
 		r = ktls_answer(h, st);
 		if (r && r != -EAGAIN)
 			return r;
+		/* A full socket: the answer waits for EPOLLOUT, even with no data behind it. */
+		if (r == -EAGAIN)
+			h->rd_wants_write = true;
 		break;
 	case TLSMSG_RENEGOTIATION:
 		/*
@@ -589,17 +627,20 @@ static ssize_t ktls_read(struct hop *h, void *buf, size_t len, struct stats *st)
 
 static ssize_t ktls_write(struct hop *h, const void *buf, size_t len)
 {
+	ssize_t n;
 	int r;
 
-	if (h->msg_ready) {
-		if (tlsmsg_tx_closed(&h->msg))
-			return set_err(h, EPIPE, "write after a fatal alert");
-		/* A KeyUpdate answer goes before any data (RFC 8446 4.6.3). */
-		r = ktls_answer(h, NULL);
-		if (r < 0)
-			return r;
-	}
-	return sock_write(h, buf, len);
+	msg_setup(h);
+	if (h->msg_ready && tlsmsg_tx_closed(&h->msg))
+		return set_err(h, EPIPE, "write after a fatal alert");
+	/* A KeyUpdate (answer, or ours at the limit) goes first (RFC 8446 4.6.3). */
+	r = ktls_answer(h, h->stats);
+	if (r < 0)
+		return r;
+	n = sock_write(h, buf, len);
+	if (n > 0)
+		ktls_tx_budget_note(&h->txb, (size_t)n);
+	return n;
 }
 
 static int ktls_shutdown(struct hop *h)
@@ -828,6 +869,12 @@ void hop_spliced_in(struct hop *h)
 	/* Data ends a run of ignored warning alerts, spliced or not (tlsmsg.h). */
 	if (h->msg_ready)
 		tlsmsg_data(&h->msg);
+}
+
+void hop_spliced_out(struct hop *h, size_t n)
+{
+	if (h->eng == &ktls_engine)
+		ktls_tx_budget_note(&h->txb, n);
 }
 
 int hop_splice_end(struct hop *h, int err)

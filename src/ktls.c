@@ -489,12 +489,125 @@ static void probe_run(void)
 		strncat(ciphers, ktls_ciphers[i].name, sizeof(ciphers) - strlen(ciphers) - 1);
 	}
 	log_info("kTLS: kernel TLS available (ciphers: %s)", ciphers[0] ? ciphers : "none");
+	if (ktls_can_rekey())
+		log_info("kTLS: this kernel can rekey (TLS 1.3 KeyUpdate offloaded)");
+	else
+		log_info("kTLS: this kernel cannot rekey (before Linux 6.14): a TLS 1.3 KeyUpdate "
+			 "or a send key at its record limit ends the connection cleanly");
 }
 
 bool ktls_probe(void)
 {
 	pthread_once(&probe_once, probe_run);
 	return probe_result;
+}
+
+/*
+ * Whether a second TLS_TX key is taken on a socket (Linux 6.14 added
+ * rekeying): a dummy TLS 1.3 key twice, on a loopback pair.
+ */
+static pthread_once_t rekey_once = PTHREAD_ONCE_INIT;
+static bool rekey_result;
+
+static void rekey_probe_run(void)
+{
+	const struct ktls_cipher *kc = &ktls_ciphers[0];
+	struct keysched_dir_keys k;
+	int fds[2];
+
+	memset(&k, 0x5a, sizeof(k));
+	if (loopback_pair(fds))
+		return;
+	if (attach_ulp(fds[0]) == 0 && set_dir(fds[0], TLS_TX, kc, TLS_1_3_VERSION, &k, 0) == 0)
+		rekey_result = set_dir(fds[0], TLS_TX, kc, TLS_1_3_VERSION, &k, 0) == 0;
+	close(fds[0]);
+	close(fds[1]);
+}
+
+bool ktls_can_rekey(void)
+{
+	pthread_once(&rekey_once, rekey_probe_run);
+	return rekey_result;
+}
+
+/* ---- the record budget of a kTLS send key (ktls.h) ---- */
+
+/* Records one AES-GCM send key seals (RFC 8446 5.5, RFC 9001 6.6), as tlsrec.c. */
+#define KTLS_GCM_RECORD_LIMIT (1ull << 23)
+
+void ktls_tx_budget_init(struct ktls_tx_budget *b, SSL *ssl, struct keysched_session *ks)
+{
+	const struct keysched_session *s;
+	struct keysched_session view;
+	const char *lim;
+
+	b->limit = UINT64_MAX;
+	if (!ssl && !ks)
+		return;
+	s = session_of(ssl, ks, &view);
+	b->kc = cipher_lookup(s->cipher);
+	b->tls13 = s->version == TLS1_3_VERSION;
+	/* ChaCha20-Poly1305's limit (2^62 records) is never reached. */
+	if (!b->kc || b->kc->kernel_type == TLS_CIPHER_CHACHA20_POLY1305)
+		return;
+	lim = getenv("PGKTLS_TEST_REKEY_RECORDS");
+	b->limit = lim ? strtoull(lim, NULL, 10) : KTLS_GCM_RECORD_LIMIT;
+	if (b->limit < 1)
+		b->limit = 1;
+}
+
+/*
+ * The kernel's record sequence number of @fd's send key: the records sealed
+ * under it (from 0 for a TLS 1.3 key pgktls installed, from 1 for TLS 1.2,
+ * whose Finished took 0). getsockopt(TLS_TX) returns the key too: wiped.
+ */
+static int tx_rec_seq(int fd, const struct ktls_cipher *kc, uint64_t *seq)
+{
+	union ktls_crypto_info ci;
+	socklen_t len;
+	const uint8_t *rs;
+	int ret = 0;
+
+	switch (kc->kernel_type) {
+	case TLS_CIPHER_AES_GCM_128:
+		len = sizeof(ci.gcm128);
+		rs = ci.gcm128.rec_seq;
+		break;
+	case TLS_CIPHER_AES_GCM_256:
+		len = sizeof(ci.gcm256);
+		rs = ci.gcm256.rec_seq;
+		break;
+	default:
+		len = sizeof(ci.chacha);
+		rs = ci.chacha.rec_seq;
+		break;
+	}
+	memset(&ci, 0, sizeof(ci));
+	if (getsockopt(fd, SOL_TLS, TLS_TX, &ci, &len) == -1) {
+		ret = -errno;
+	} else {
+		*seq = 0;
+		for (int i = 0; i < 8; i++)
+			*seq = *seq << 8 | rs[i];
+	}
+	OPENSSL_cleanse(&ci, sizeof(ci));
+	return ret;
+}
+
+int ktls_tx_budget_check(struct ktls_tx_budget *b, int fd)
+{
+	uint64_t seq = 0;
+
+	if (b->records < b->limit || b->limit == 0)
+		return 0;
+	/* The noted count is an upper bound: ask the kernel before acting on it. */
+	if (b->kc && tx_rec_seq(fd, b->kc, &seq) == 0)
+		b->records = seq;
+	if (b->records < b->limit)
+		return 0;
+	if (b->tls13 && ktls_can_rekey())
+		return KTLS_TX_REKEY;
+	return -EKEYEXPIRED;
 }
 
 const char *ktls_reason_name(enum ktls_reason r)

@@ -138,7 +138,7 @@ static int splice_out(struct relay *r, int i, bool *progress)
 	if (d->pipe[0] >= 0 && d->pipe_len == 0)
 		pipe_give(r->pipes, d);
 	if (d->pipe_len) {
-		/* A KeyUpdate answer due on the destination goes before these bytes. */
+		/* A KeyUpdate due on the destination (answer, or ours) goes before these bytes. */
 		int ret = hop_tx_ready(r->dst[i], r->stats);
 
 		if (ret == -EAGAIN)
@@ -151,6 +151,7 @@ static int splice_out(struct relay *r, int i, bool *progress)
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 
 		if (n > 0) {
+			hop_spliced_out(r->dst[i], (size_t)n);
 			d->pipe_len -= (uint32_t)n;
 			count_bytes(r, i, (size_t)n);
 			STAT_ADD(r->stats, bytes_spliced, (uint64_t)n);
@@ -425,6 +426,7 @@ void relay_init(struct relay *r, struct hop *client, struct hop *server, struct 
 	r->dir[1] = s2c;
 	r->rx_ready[0] = r->rx_ready[1] = true;
 	r->stats = st;
+	client->stats = server->stats = st;
 	r->scratch = scratch;
 	r->pipes = pipes;
 }
@@ -435,7 +437,8 @@ enum relay_status relay_run(struct relay *r, struct ev_loop *loop, struct hop **
 	bool want_read[2], want_write[2];
 
 	for (int i = 0; i < 2; i++) {
-		if (hop_flush(r->src[i], r->stats) < 0) {
+		r->err = hop_flush(r->src[i], r->stats);
+		if (r->err < 0) {
 			*failed_hop = r->src[i];
 			return RELAY_FAILED;
 		}

@@ -323,6 +323,8 @@ static cJSON *render_totals(const struct statsnap *s)
 	put_u64(x, "alerts", t->tls_alerts);
 	put_u64(x, "key_updates_rekeyed", t->tls_key_updates);
 	put_u64(x, "key_updates_refused", t->tls_key_updates_refused);
+	put_u64(x, "key_updates_sent", t->tls_key_updates_sent);
+	put_u64(x, "key_limit_closes", t->tls_key_limit_closes);
 
 	x = cJSON_AddObjectToObject(o, "config_reloads");
 	put_u64(x, "ok", s->process.reloads_ok);

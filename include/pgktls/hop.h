@@ -111,6 +111,8 @@ struct hop {
 	struct ev_io io;
 	struct ktls_hop_state ktls; /* who does the crypto, per direction, and why */
 	struct tlsmsg msg;	/* kTLS: post-handshake state, once msg_ready */
+	struct ktls_tx_budget txb; /* kTLS TX: records under the send key, and its limit */
+	struct stats *stats;	/* where kTLS send-side events are counted (relay_init()) */
 	bool msg_ready;		/* msg set up (from the SSL, before it is freed) */
 	bool is_tcp;		/* false for unix sockets */
 	bool rx_eof;		/* the peer has finished sending (EOF or close_notify) */
@@ -252,6 +254,12 @@ static inline enum hop_splice hop_splice(const struct hop *h)
  * post-handshake state hears of data (it ends a run of warning alerts).
  */
 void hop_spliced_in(struct hop *h);
+
+/**
+ * hop_spliced_out() - @n bytes went from a pipe to @h's socket in one
+ * splice: a kTLS hop notes them in its send key's record budget (ktls.h).
+ */
+void hop_spliced_out(struct hop *h, size_t n);
 
 /**
  * hop_splice_end() - splice from @h returned 0 or failed with @err.

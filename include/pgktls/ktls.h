@@ -147,6 +147,80 @@ PGKTLS_MUSTCHECK int ktls_key_update_rx(SSL *ssl, struct keysched_session *ks, i
  */
 PGKTLS_MUSTCHECK int ktls_key_update_tx(SSL *ssl, struct keysched_session *ks, int fd);
 
+/*
+ * The record budget of one kTLS send key (RFC 8446 5.5: AES-GCM keys seal
+ * at most about 2^24.5 records; like tlsrec, pgktls stops at 2^23, RFC 9001
+ * 6.6's confidentiality limit; the test-only environment variable
+ * PGKTLS_TEST_REKEY_RECORDS lowers it). The kernel seals the records and
+ * does not say how many as it goes: the caller notes each write and
+ * splice to the socket, ktls_tx_budget_check() says when the key is spent.
+ * Embedded in the hop; all zeroes is "not set up yet".
+ */
+struct ktls_cipher;
+struct ktls_tx_budget {
+	uint64_t records;	/* upper bound on records sealed under the send key */
+	uint64_t limit;		/* 0: not set up; UINT64_MAX: none (ChaCha20-Poly1305) */
+	const struct ktls_cipher *kc; /* to read the kernel's own count (TLS_TX rec_seq) */
+	bool tls13;		/* a KeyUpdate can change the key; TLS 1.2 cannot */
+};
+
+/* ktls_tx_budget_check(): the send key is spent and a KeyUpdate of ours must go first. */
+#define KTLS_TX_REKEY 1
+
+/**
+ * ktls_tx_budget_init() - set up @b for the send key of a hop just
+ * offloaded; the records noted so far are kept.
+ * @ssl, @ks: as for ktls_key_update_rx()
+ */
+void ktls_tx_budget_init(struct ktls_tx_budget *b, SSL *ssl, struct keysched_session *ks);
+
+/**
+ * ktls_tx_budget_note() - @bytes went to the kTLS send socket in one send
+ * or splice call.
+ *
+ * The kernel cuts records of at most 2^14 bytes, so ceil(@bytes / 2^14) is
+ * only a lower bound: a call also ends its last, partial record, may
+ * complete one left open by the call before, and a splice may close a
+ * record early when its scatterlist is full (17 entries, from at most 16
+ * pipe buffers a call). So a call counts @bytes / 2^14 + 2: an upper
+ * bound, which ktls_tx_budget_check() replaces with the kernel's exact
+ * count before acting on it.
+ */
+static inline void ktls_tx_budget_note(struct ktls_tx_budget *b, size_t bytes)
+{
+	b->records += bytes / 16384 + 2;
+}
+
+/**
+ * ktls_tx_budget_rekeyed() - the send key changed (our KeyUpdate is out:
+ * an answer to the peer's request or our own): a new budget.
+ */
+static inline void ktls_tx_budget_rekeyed(struct ktls_tx_budget *b)
+{
+	b->records = 0;
+}
+
+/**
+ * ktls_tx_budget_check() - before more records go to kTLS send socket @fd:
+ * is its key spent? Cheap while the noted count is below the limit; at the
+ * limit it reads the kernel's exact count (the live rec_seq that
+ * getsockopt(TLS_TX) returns, which counts records under the current key)
+ * and carries on if that is still below.
+ *
+ * Return: 0 (send on); KTLS_TX_REKEY (TLS 1.3 on a kernel that can rekey,
+ * ktls_can_rekey(): send ktls_key_update_tx() first, then
+ * ktls_tx_budget_rekeyed()); -EKEYEXPIRED (TLS 1.2, which cannot change
+ * keys, or a kernel that cannot rekey: end the connection cleanly, the
+ * key's close_notify still readable by the peer).
+ */
+PGKTLS_MUSTCHECK int ktls_tx_budget_check(struct ktls_tx_budget *b, int fd);
+
+/**
+ * ktls_can_rekey() - whether this kernel takes a second TLS_TX/TLS_RX key
+ * on a socket (Linux 6.14 and later), tried once on a loopback pair.
+ */
+bool ktls_can_rekey(void);
+
 const char *ktls_reason_name(enum ktls_reason r);
 const char *ktls_engine_name(enum ktls_engine e);
 

@@ -15,6 +15,13 @@
  *   keyupdate  SSL_key_update(SSL_KEY_UPDATE_REQUESTED), then `select 2`
  *   corrupt    `select 2` in a record with one ciphertext byte flipped
  *   hold       waits for a line on stdin, runs `select 3`, closes
+ *   stalled    `copy (select md5(i::text) from generate_series(1, 600000) i) to
+ *              stdout`, read nothing until the proxy's socket to us is full,
+ *              then SSL_key_update(SSL_KEY_UPDATE_REQUESTED): the proxy's
+ *              answer meets a full socket (EAGAIN). Then read it all: prints
+ *              "answered after N of M bytes" (N: CopyData bytes read before
+ *              the proxy's KeyUpdate arrived, or "never") and "sha256 HEX"
+ *              of the CopyData, then runs `select 2`
  *
  * and prints one line per step ("connected TLSv1.3 ...", "query 1",
  * "after keyupdate: eof", "after corrupt: reset", ...). How the proxy ends
@@ -23,6 +30,7 @@
  */
 #include "config.h"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -38,6 +46,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 static void put32(uint8_t *p, uint32_t v)
@@ -51,6 +60,21 @@ static void put32(uint8_t *p, uint32_t v)
 static uint32_t get32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* CopyData bytes read so far, and that count when the peer's KeyUpdate arrived (stalled). */
+static size_t copy_bytes;
+static long answered_at = -1;
+
+static void on_msg(int write_p, int version, int content_type, const void *buf, size_t len,
+		   SSL *ssl, void *arg)
+{
+	(void)version;
+	(void)ssl;
+	(void)arg;
+	if (!write_p && content_type == SSL3_RT_HANDSHAKE && len >= 1 &&
+	    ((const uint8_t *)buf)[0] == 24 && answered_at < 0)
+		answered_at = (long)copy_bytes;
 }
 
 /* Describe how a read ended: "eof (close_notify)", "eof", "reset", "error ...". */
@@ -134,6 +158,86 @@ static int read_until_ready(SSL *ssl, const char *what)
 	}
 }
 
+static int send_query(SSL *ssl, const char *sql);
+
+/*
+ * Read a COPY TO STDOUT's messages up to ReadyForQuery, hashing the
+ * CopyData. Return: 0 or -1 (printed).
+ */
+static int read_copy(SSL *ssl, unsigned char md[32])
+{
+	EVP_MD_CTX *sha = EVP_MD_CTX_new();
+	uint8_t hdr[5], body[65536];
+
+	if (!sha || !EVP_DigestInit_ex(sha, EVP_sha256(), NULL))
+		return -1;
+	for (;;) {
+		uint32_t len;
+
+		if (read_full(ssl, hdr, 5, "copy") < 0)
+			return -1;
+		len = get32(hdr + 1);
+		if (len < 4 || len - 4 > sizeof(body)) {
+			printf("copy: bad message length %u\n", len);
+			return -1;
+		}
+		if (read_full(ssl, body, len - 4, "copy") < 0)
+			return -1;
+		if (hdr[0] == 'd') {
+			EVP_DigestUpdate(sha, body, len - 4);
+			copy_bytes += len - 4;
+		} else if (hdr[0] == 'E') {
+			printf("copy: ErrorResponse %.*s\n", (int)(len - 4), (const char *)body);
+		} else if (hdr[0] == 'Z') {
+			break;
+		}
+	}
+	EVP_DigestFinal_ex(sha, md, NULL);
+	EVP_MD_CTX_free(sha);
+	return 0;
+}
+
+/* The stalled mode (see the top of this file). */
+static int stalled(SSL *ssl, int fd)
+{
+	unsigned char md[32];
+	int queued = 0, last = -1;
+
+	SSL_set_msg_callback(ssl, on_msg);
+	if (send_query(ssl, "copy (select md5(i::text) from generate_series(1, 600000) i) "
+			    "to stdout") < 0)
+		return -1;
+	/* Read nothing until our receive queue stops growing: the proxy's send side is full. */
+	for (int i = 0; i < 300; i++) {
+		usleep(200000);
+		if (ioctl(fd, FIONREAD, &queued) == -1)
+			return -1;
+		if (queued > 0 && queued == last)
+			break;
+		last = queued;
+	}
+	printf("stalled with %d bytes unread\n", queued);
+	if (!SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) || SSL_do_handshake(ssl) != 1) {
+		printf("after keyupdate: write failed\n");
+		return -1;
+	}
+	/* Time for the proxy to read the request and meet its full socket. */
+	sleep(2);
+	if (read_copy(ssl, md) < 0)
+		return -1;
+	if (answered_at < 0)
+		printf("answered never, %zu bytes\n", copy_bytes);
+	else
+		printf("answered after %ld of %zu bytes\n", answered_at, copy_bytes);
+	printf("sha256 ");
+	for (int i = 0; i < 32; i++)
+		printf("%02x", md[i]);
+	printf("\n");
+	if (send_query(ssl, "select 2") < 0 || read_until_ready(ssl, "select 2") < 0)
+		return -1;
+	return 0;
+}
+
 static int send_query(SSL *ssl, const char *sql)
 {
 	uint8_t msg[256];
@@ -186,7 +290,8 @@ int main(int argc, char **argv)
 	int fd, v = 0, r;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s query|keyupdate|corrupt|hold PORT [TLSv1.2|TLSv1.3]\n",
+		fprintf(stderr,
+			"usage: %s query|keyupdate|corrupt|hold|stalled PORT [TLSv1.2|TLSv1.3]\n",
 			argv[0]);
 		return 2;
 	}
@@ -255,6 +360,9 @@ int main(int argc, char **argv)
 		}
 		if (read_until_ready(ssl, "after corrupt") == 0)
 			printf("after corrupt: still connected\n");
+	} else if (strcmp(mode, "stalled") == 0) {
+		if (stalled(ssl, fd) < 0)
+			printf("stalled: failed\n");
 	} else if (strcmp(mode, "hold") == 0) {
 		char line[16];
 

@@ -8,8 +8,9 @@
 # test that finds no kTLS fails instead of skipping.
 #
 # Without arguments, two boots:
-#   1. with the tls module: the kTLS unit tests and t-ktls.sh (the proof:
-#      every version and cipher, 256 MB COPYs, control records), plus, with
+#   1. with the tls module: the kTLS unit tests, t-ktls.sh (the proof:
+#      every version and cipher, 256 MB COPYs, control records) and
+#      t-ktls-rekey.sh (KeyUpdate: rekeyed on 6.14+, a clean close before), plus, with
 #      PGKTLS_VM_FULL_SUITE=1, the whole integration suite with
 #      `ktls = required` in every config (integration.sh);
 #   2. without the tls module (PGKTLS_VM_NO_TLS=1): t-ktls-fallback.sh.
@@ -31,6 +32,7 @@ LIGHT=
 DEFAULT_TESTS=(
 	"tests/unit/test_ktls"
 	"${LIGHT}PGKTLS_SUITE_SHOW=1 $HERE/integration.sh $SRC/tests/integration/t-ktls.sh"
+	"PGKTLS_SUITE_SHOW=1 $HERE/integration.sh $SRC/tests/integration/t-ktls-rekey.sh"
 )
 # The whole integration suite under ktls = required takes the emulated CPU longer than
 # CI's budget for this stage (about 25 minutes on 2 cores): on request only.

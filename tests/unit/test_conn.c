@@ -40,6 +40,9 @@ START_TEST(test_hop_failure_reason)
 
 	ck_assert_int_eq(conn_hop_failure_reason(true, -EKEYREJECTED), CONN_CLOSE_KEYUPDATE);
 	ck_assert_int_eq(conn_hop_failure_reason(false, -EKEYREJECTED), CONN_CLOSE_KEYUPDATE);
+	/* A send key at its record limit that cannot change (TLS 1.2, no kernel rekeying). */
+	ck_assert_int_eq(conn_hop_failure_reason(true, -EKEYEXPIRED), CONN_CLOSE_KEYUPDATE);
+	ck_assert_int_eq(conn_hop_failure_reason(false, -EKEYEXPIRED), CONN_CLOSE_KEYUPDATE);
 	for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(others); i++) {
 		ck_assert_int_eq(conn_hop_failure_reason(true, others[i]),
 				 CONN_CLOSE_CLIENT_ERROR);

@@ -283,6 +283,79 @@ START_TEST(test_key_update)
 }
 END_TEST
 
+/* Note @n one-byte kTLS writes from @e (each its own record) in @b. */
+static void budget_writes(struct ep *e, struct ktls_tx_budget *b, int n)
+{
+	for (int i = 0; i < n; i++) {
+		ck_assert_uint_eq(ep_write(e, "x", 1), 1);
+		ktls_tx_budget_note(b, 1);
+	}
+}
+
+/*
+ * The record budget of a kTLS send key (10 records here): the noted count
+ * is an upper bound, the kernel's rec_seq the truth. At the limit TLS 1.3
+ * rekeys where the kernel can (our KeyUpdate, which OpenSSL follows), and
+ * is spent otherwise, as TLS 1.2 always is; ChaCha20-Poly1305 has no limit.
+ * Cases: 0 TLS 1.3 AES-128-GCM, 1 TLS 1.2 AES-128-GCM, 2 TLS 1.3 ChaCha20.
+ */
+START_TEST(test_tx_budget)
+{
+	const struct combo *cb = &combos[_i == 0 ? 3 : _i == 1 ? 0 : 5];
+	struct ktls_tx_budget b;
+	struct conn_pair p;
+	char buf[64];
+	int got = 0, want, r;
+
+	if (!need_kernel())
+		return;
+	ck_assert_int_eq(ktls_can_rekey(), kernel_can_rekey());
+	pair_open(&p, cb->version, cb->suite, 0);
+	install_ok(&p.s, kernel_version(cb->version), cb->kernel_cipher);
+	memset(&b, 0, sizeof(b));
+	ck_assert_int_eq(setenv("PGKTLS_TEST_REKEY_RECORDS", "10", 1), 0);
+	ktls_tx_budget_init(&b, p.s.ssl, NULL);
+	ck_assert_int_eq(unsetenv("PGKTLS_TEST_REKEY_RECORDS"), 0);
+	if (_i == 2) {
+		budget_writes(&p.s, &b, 20);
+		ck_assert_int_eq(ktls_tx_budget_check(&b, p.s.fd), 0);
+		want = 20;
+		goto drain;
+	}
+	/* 5 records noted as 10: the kernel says 5 (TLS 1.2: 6, its sequence starts at 1). */
+	budget_writes(&p.s, &b, 5);
+	ck_assert_uint_ge(b.records, 10);
+	ck_assert_int_eq(ktls_tx_budget_check(&b, p.s.fd), 0);
+	ck_assert_uint_eq(b.records, _i == 1 ? 6 : 5);
+	budget_writes(&p.s, &b, 5);
+	r = ktls_tx_budget_check(&b, p.s.fd);
+	if (_i == 1 || !kernel_can_rekey()) {
+		ck_assert_int_eq(r, -EKEYEXPIRED);
+		want = 10;
+		goto drain;
+	}
+	ck_assert_int_eq(r, KTLS_TX_REKEY);
+	ck_assert_int_eq(ktls_key_update_tx(p.s.ssl, NULL, p.s.fd), 0);
+	ktls_tx_budget_rekeyed(&b);
+	budget_writes(&p.s, &b, 2);
+	/* Under the new key the kernel counts from 0 again. */
+	b.records = 10;
+	ck_assert_int_eq(ktls_tx_budget_check(&b, p.s.fd), 0);
+	ck_assert_uint_eq(b.records, 2);
+	want = 12;
+drain:
+	/* OpenSSL reads every byte, across our KeyUpdate. */
+	for (int idle = 0; idle < 100 && got < want; idle++) {
+		wait_readable(p.c.fd);
+		r = SSL_read(p.c.ssl, buf, sizeof(buf));
+		if (r > 0)
+			got += r;
+	}
+	ck_assert_int_eq(got, want);
+	pair_close(&p);
+}
+END_TEST
+
 /*
  * What an operator sees: `ss -tie` shows the ULP with version, cipher and
  * software crypto both ways (Linux 6.1 shows it only to CAP_NET_ADMIN).
@@ -661,6 +734,7 @@ static Suite *ktls_suite(void)
 	tcase_add_loop_test(tc, test_userspace_peer, 0, 2 * (int)PGKTLS_ARRAY_SIZE(combos));
 	tcase_add_test(tc, test_session_tickets);
 	tcase_add_test(tc, test_key_update);
+	tcase_add_loop_test(tc, test_tx_budget, 0, 3);
 	tcase_add_test(tc, test_ss_shows_ulp);
 	tcase_add_loop_test(tc, test_kernel_options, 0, 2);
 	tcase_add_test(tc, test_tx_fails_after_rx);
