@@ -36,6 +36,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "pgktls/hex.h"
 #include "pgktls/sock.h"
 
 /* Longest line accepted; longer is an error, so no line needs the heap. */
@@ -967,17 +968,6 @@ static void tval_from_text(const struct cfg_key *k, const char *text, struct tva
 
 /* ---- the line parser ---- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static size_t utf8_encode(unsigned long cp, char *out)
 {
 	if (cp < 0x80) {
@@ -1041,7 +1031,7 @@ static int lex_basic_string(const char *p, char *out, const char **end, char *wh
 					 "\\uXXXX)");
 		}
 		for (int i = 1; i <= digits; i++) {
-			int h = hexval(p[i]); /* stops at the NUL: hexval('\0') is -1 */
+			int h = hex_digit(p[i]); /* stops at the NUL: hex_digit('\0') is -1 */
 
 			if (h < 0)
 				return bad_value(why, whylen, p - 1,

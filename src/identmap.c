@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgktls/hex.h"
+
 /* Longest field: a subject can be long, a path up to PATH_MAX. */
 #define FIELD_MAX 4096
 
@@ -98,16 +100,6 @@ too_long:
 	return -EINVAL;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* 64 hex digits, in pairs optionally separated by ':' (openssl's "AB:CD:..."). */
 static bool parse_sha256(const char *s, unsigned char out[IDENTMAP_SHA256_LEN])
 {
@@ -116,8 +108,8 @@ static bool parse_sha256(const char *s, unsigned char out[IDENTMAP_SHA256_LEN])
 
 		if (i > 0 && *s == ':')
 			s++;
-		hi = hexval((unsigned char)s[0]);
-		lo = hi < 0 ? -1 : hexval((unsigned char)s[1]);
+		hi = hex_digit((unsigned char)s[0]);
+		lo = hi < 0 ? -1 : hex_digit((unsigned char)s[1]);
 		if (hi < 0 || lo < 0)
 			return false;
 		out[i] = (unsigned char)(hi << 4 | lo);

@@ -20,6 +20,8 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 
+#include "pgktls/hex.h"
+
 /* How one AEAD's key material is laid out. */
 struct cipher_info {
 	int nid;		/* OpenSSL's NID of the AEAD (SSL_CIPHER_get_cipher_nid) */
@@ -78,17 +80,6 @@ static struct keysched_secrets *secrets_get(const SSL *ssl)
 	return SSL_get_ex_data(ssl, ex_index);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode the hex secret at @hex into @out; return its length, or 0 if malformed. */
 static uint8_t unhex_secret(const char *hex, uint8_t *out)
 {
@@ -98,7 +89,7 @@ static uint8_t unhex_secret(const char *hex, uint8_t *out)
 	if (n == 0 || n % 2 || n / 2 > KEYSCHED_MAX_SECRET)
 		return 0;
 	for (i = 0; i < n / 2; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
 
 		if (hi < 0 || lo < 0) {
 			OPENSSL_cleanse(out, i);

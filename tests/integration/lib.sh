@@ -153,6 +153,22 @@ need_cmd() {
 	done
 }
 
+# need_ktls: kernel TLS here (loading the tls module as root), else skip the whole test, or
+# fail it under PGKTLS_REQUIRE_KTLS=1 (make check-ktls: in its VM kTLS must be there).
+need_ktls() {
+	if [ ! -r /proc/net/tls_stat ] && [ "$(id -u)" = 0 ]; then
+		modprobe tls 2>/dev/null
+	fi
+	[ -r /proc/net/tls_stat ] && return 0
+	if [ "${PGKTLS_REQUIRE_KTLS:-0}" = 1 ]; then
+		echo "1..1"
+		echo "not ok 1 - kernel TLS available (PGKTLS_REQUIRE_KTLS=1): no /proc/net/tls_stat"
+		exit 1
+	fi
+	echo "1..0 # SKIP no kernel TLS here (no /proc/net/tls_stat): make check-ktls runs this in a VM"
+	exit 0
+}
+
 # setup: common prerequisites, the temp directory and the cleanup trap. Call it first.
 setup() {
 	[ "${PGKTLS_SKIP_INTEGRATION:-0}" = 1 ] && {

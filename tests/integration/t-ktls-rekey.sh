@@ -17,18 +17,7 @@
 # cleanly with the key_update reason (the documented behaviour), and that is asserted.
 . "$(dirname "$0")/lib.sh"
 setup
-if [ ! -r /proc/net/tls_stat ] && [ "$(id -u)" = 0 ]; then
-	modprobe tls 2>/dev/null
-fi
-if [ ! -r /proc/net/tls_stat ]; then
-	if [ "${PGKTLS_REQUIRE_KTLS:-0}" = 1 ]; then
-		echo "1..1"
-		echo "not ok 1 - kernel TLS available (PGKTLS_REQUIRE_KTLS=1): no /proc/net/tls_stat"
-		exit 1
-	fi
-	echo "1..0 # SKIP no kernel TLS here (no /proc/net/tls_stat): make check-ktls runs this in a VM"
-	exit 0
-fi
+need_ktls
 STAT=$PGKTLS_BUILDDIR/tools/pgktls-stat
 POKE=$PGKTLS_BUILDDIR/tests/integration/tls_poke
 UPS=$PGKTLS_BUILDDIR/tests/integration/tls_upstream

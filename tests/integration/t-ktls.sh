@@ -16,18 +16,7 @@
 # module, is t-ktls-fallback.sh. PGKTLS_KTLS_COPY_MB (default 256) sizes the COPYs.
 . "$(dirname "$0")/lib.sh"
 setup
-if [ ! -r /proc/net/tls_stat ] && [ "$(id -u)" = 0 ]; then
-	modprobe tls 2>/dev/null
-fi
-if [ ! -r /proc/net/tls_stat ]; then
-	if [ "${PGKTLS_REQUIRE_KTLS:-0}" = 1 ]; then
-		echo "1..1"
-		echo "not ok 1 - kernel TLS available (PGKTLS_REQUIRE_KTLS=1): no /proc/net/tls_stat"
-		exit 1
-	fi
-	echo "1..0 # SKIP no kernel TLS here (no /proc/net/tls_stat): make check-ktls runs this in a VM"
-	exit 0
-fi
+need_ktls
 "$PY" -c 'import psycopg2' 2>/dev/null || skip_all "psycopg2 is not installed for $PY"
 JAR=${PGKTLS_JDBC_JAR:-/usr/share/java/postgresql.jar}
 need_cmd java
