@@ -16,7 +16,7 @@ tls_verify = \"verify_full\"
 tls_server_ca_certificate = \"$CERTS/ca.crt\""
 
 run() {
-	(cd "$T" && HOME=$T timeout 120 java -cp "$JAR" \
+	(cd "$T" && HOME=$T timeout 120 java ${PGKTLS_TEST_JAVA_OPTS:-} -cp "$JAR" \
 		"$PGKTLS_SRCDIR/tests/integration/JdbcProbe.java" "$1" "$2" 2>&1)
 }
 is "$(run "${PX_PORT[px]}" "$CERTS/ca.crt")" "query alice 42

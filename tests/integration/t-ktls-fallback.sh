@@ -77,7 +77,7 @@ client rx=userspace/no_kernel tx=userspace/no_kernel
 server rx=userspace/no_kernel tx=userspace/no_kernel
 kernel False True" "auto: psycopg2 served; stats say userspace because of no_kernel, per hop and direction"
 run_jdbc() {
-	(cd "$T" && HOME=$T timeout 120 java -cp "$JAR" \
+	(cd "$T" && HOME=$T timeout 120 java ${PGKTLS_TEST_JAVA_OPTS:-} -cp "$JAR" \
 		"$PGKTLS_SRCDIR/tests/integration/JdbcProbe.java" "$1" "$CERTS/ca.crt" 2>&1)
 }
 is "$(run_jdbc "${PX_PORT[auto]}")" "query alice 42

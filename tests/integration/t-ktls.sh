@@ -207,7 +207,8 @@ for i in inst:
 # pgjdbc: one JVM, one connection to every instance, held while we look.
 k0 = tls_stat()
 # C1 only and the serial GC: the VM's emulated CPU makes the JVM's own work dominate.
-j = subprocess.Popen(["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", E["JAR"],
+j = subprocess.Popen(["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"] +
+                     os.environ.get("PGKTLS_TEST_JAVA_OPTS", "").split() + ["-cp", E["JAR"],
                       E["JAVASRC"], CERTS + "/ca.crt"] +
                      [i["port"] for i in inst], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                      stderr=subprocess.STDOUT, text=True, cwd=E["T"])

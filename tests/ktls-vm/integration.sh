@@ -42,6 +42,10 @@ export PGKTLS_LOAD_CLIENTS=${PGKTLS_LOAD_CLIENTS:-100} PGKTLS_LOAD_SECONDS=${PGK
 export PGKTLS_LOAD_ROWS=${PGKTLS_LOAD_ROWS:-2000}
 export PGKTLS_COPY_MB=${PGKTLS_COPY_MB:-16}
 export PGKTLS_TEST_SLOW=${PGKTLS_TEST_SLOW:-1}
+# No AVX in the JVM's generated code: under qemu TCG (-cpu max) on the 7.2 guest, OpenJDK
+# 17.0.21's JIT-compiled EC arithmetic crashed with SIGSEGV (17.0.15 timed out instead);
+# with -XX:UseAVX=0 the same pgjdbc runs pass (t-jdbc, t-ktls, t-ktls-fallback use it).
+export PGKTLS_TEST_JAVA_OPTS=${PGKTLS_TEST_JAVA_OPTS:--XX:UseAVX=0}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
