@@ -163,6 +163,19 @@ SSL_CTX *make_ctx(bool server, int version, const char *suite, int num_tickets)
 	return ctx;
 }
 
+/* One step of @ssl's handshake: true once it is done; anything but "wait" fails the test. */
+static bool handshake_step(SSL *ssl, const char *who)
+{
+	int r = SSL_do_handshake(ssl), e;
+
+	if (r == 1)
+		return true;
+	e = SSL_get_error(ssl, r);
+	ck_assert_msg(e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE,
+		      "%s handshake: SSL error %d", who, e);
+	return false;
+}
+
 /* Drive both handshakes in turn over non-blocking sockets until both are done. */
 void testlib_handshake(SSL *c, SSL *s)
 {
@@ -174,28 +187,12 @@ void testlib_handshake(SSL *c, SSL *s)
 			{ .fd = SSL_get_fd(c), .events = POLLIN },
 			{ .fd = SSL_get_fd(s), .events = POLLIN },
 		};
-		int r, e;
+		int r;
 
-		if (!cdone) {
-			r = SSL_do_handshake(c);
-			if (r == 1) {
-				cdone = true;
-			} else {
-				e = SSL_get_error(c, r);
-				ck_assert_msg(e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE,
-					      "client handshake: SSL error %d", e);
-			}
-		}
-		if (!sdone) {
-			r = SSL_do_handshake(s);
-			if (r == 1) {
-				sdone = true;
-			} else {
-				e = SSL_get_error(s, r);
-				ck_assert_msg(e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE,
-					      "server handshake: SSL error %d", e);
-			}
-		}
+		if (!cdone)
+			cdone = handshake_step(c, "client");
+		if (!sdone)
+			sdone = handshake_step(s, "server");
 		if (!cdone || !sdone) {
 			r = poll(pfd, 2, 100);
 			ck_assert_int_ge(r, 0);
