@@ -8,22 +8,32 @@ setup
 [ -x "$PGBIN/pgbench" ] || skip_all "pgbench not found in $PGBIN"
 pg_setup main max_connections=240
 
+# A burst of 200 TLS connects on two cores queues behind PostgreSQL's forks and handshakes:
+# on this project's 2-core machine the slowest connect took up to 4.3 s straight to
+# PostgreSQL and up to 6.3 s through pgktls, with nothing else running, more than the
+# default connect_timeout (5 s) on a loaded CI machine. This test is about correctness under
+# concurrency; the timeouts themselves are t-faults' subject, so they are PostgreSQL's own
+# authentication_timeout (60 s) here.
 px_start px "tls_certificate = \"$CERTS/proxy.crt\"
 tls_private_key = \"$CERTS/proxy.key\"
 tls_verify = \"verify_full\"
-tls_server_ca_certificate = \"$CERTS/ca.crt\""
+tls_server_ca_certificate = \"$CERTS/ca.crt\"
+startup_timeout = 60000
+connect_timeout = 60000"
 D=$(px_dsn px "sslmode=verify-full sslrootcert=$CERTS/ca.crt channel_binding=disable")
 
 out=$(timeout 240 "$PY" - "$D" 200 <<'PYEOF' 2>&1
-import sys, threading
+import sys, threading, time
 import psycopg2
 dsn, n = sys.argv[1], int(sys.argv[2])
 barrier = threading.Barrier(n, timeout=120)
-errors, peak = [], []
+errors, peak, connect_s = [], [], []
 
 def client(i):
     try:
+        t0 = time.monotonic()
         conn = psycopg2.connect(dsn)
+        connect_s.append(time.monotonic() - t0)
         conn.autocommit = True
         cur = conn.cursor()
         barrier.wait()  # every client is connected at once from here on
@@ -49,11 +59,13 @@ for t in threads:
 print("errors %d peak %s" % (len(errors), peak[0] if peak else "?"))
 for e in errors[:5]:
     print(e)
+if connect_s:
+    print("slowest connect %.2f s (of %d)" % (max(connect_s), len(connect_s)))
 PYEOF
 )
 is "$(printf '%s\n' "$out" | head -n 1)" "errors 0 peak 200" \
 	"200 concurrent TLS clients all connected at once, 20 checked queries each"
-[ "$(printf '%s\n' "$out" | head -n 1)" = "errors 0 peak 200" ] || diag "$out"
+diag "$out"
 
 export PGPASSWORD=alice-pw
 pg_sql main "grant create on schema public to alice" >/dev/null
