@@ -381,8 +381,8 @@ static int tx_limit_reached(struct tlsrec *t, int fd)
 	return -EKEYEXPIRED;
 }
 
-ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, char *err,
-		     size_t errlen)
+ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, struct stats *st,
+		     char *err, size_t errlen)
 {
 	uint32_t n;
 	int r;
@@ -414,6 +414,8 @@ ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, char
 	if (t->tx_under_key >= t->tx_limit) {
 		r = tx_limit_reached(t, fd);
 		if (r == -EKEYEXPIRED) {
+			if (st)
+				STAT_INC(st, tls_key_limit_closes);
 			snprintf(err, errlen, "TLS 1.2 AES-GCM send key used for its limit of "
 				 "records: connection closed (TLS 1.2 cannot change keys)");
 			return r;
@@ -422,6 +424,8 @@ ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, char
 			snprintf(err, errlen, "TLS KeyUpdate of our own: %s", strerror(-r));
 			return r;
 		}
+		if (st)
+			STAT_INC(st, tls_key_updates_sent);
 	}
 	n = len > t->max_fragment ? t->max_fragment : (uint32_t)len;
 	r = seal(t, TYPE_DATA, buf, n);

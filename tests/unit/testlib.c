@@ -252,7 +252,7 @@ size_t ep_write(struct ep *e, const void *buf, size_t len)
 	int r;
 
 	if (e->rec) {
-		n = tlsrec_write(e->rec, e->fd, buf, len, e->err, sizeof(e->err));
+		n = tlsrec_write(e->rec, e->fd, buf, len, &e->st, e->err, sizeof(e->err));
 		if (n == -EAGAIN) {
 			e->eagain++;
 			return 0;
