@@ -145,7 +145,8 @@ static void put_be64(uint8_t *p, uint64_t v)
 }
 
 /* TLS 1.3 and ChaCha20: the 12-byte IV with the sequence number XORed into its end. */
-static void xor_nonce(uint8_t nonce[KEYSCHED_IV_LEN], const uint8_t iv[KEYSCHED_IV_LEN], uint64_t seq)
+static void xor_nonce(uint8_t nonce[KEYSCHED_IV_LEN], const uint8_t iv[KEYSCHED_IV_LEN],
+		      uint64_t seq)
 {
 	uint8_t s[8];
 
@@ -560,7 +561,7 @@ static int open_record(struct tlsrec *t, uint32_t ctlen, uint8_t *type, char *er
 	d->seq++;
 	t->rx_alert = TLSMSG_AD_RECORD_OVERFLOW;
 	if (t->tls13) {
-		/* RFC 8446 5.4: the whole TLSInnerPlaintext, padding included, is at most 2^14 + 1. */
+		/* RFC 8446 5.4: the whole TLSInnerPlaintext, padding included, is <= 2^14 + 1. */
 		if (plen > REC_MAX_PLAIN + 1) {
 			snprintf(err, errlen, "TLS read: inner plaintext of %u bytes exceeds 16385",
 				 plen);

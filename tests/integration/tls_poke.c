@@ -152,10 +152,12 @@ static int read_until_ready(SSL *ssl, const char *what)
 			break;
 		case 'D':
 			if (len >= 10 && get32(body + 2) <= len - 10)
-				printf("query %.*s\n", (int)get32(body + 2), (const char *)body + 6);
+				printf("query %.*s\n", (int)get32(body + 2),
+				       (const char *)body + 6);
 			break;
 		case 'E':
-			printf("%s: ErrorResponse %.*s\n", what, (int)(len - 4), (const char *)body);
+			printf("%s: ErrorResponse %.*s\n", what, (int)(len - 4),
+			       (const char *)body);
 			break;
 		case 'Z':
 			return 0;
@@ -316,7 +318,8 @@ int main(int argc, char **argv)
 
 	if (argc < 3) {
 		fprintf(stderr,
-			"usage: %s query|keyupdate|corrupt|hold|stalled|rekeys PORT [TLSv1.2|TLSv1.3]\n",
+			"usage: %s query|keyupdate|corrupt|hold|stalled|rekeys PORT "
+			"[TLSv1.2|TLSv1.3]\n",
 			argv[0]);
 		return 2;
 	}

@@ -128,8 +128,8 @@ START_TEST(test_prometheus)
 	has_line(text, "pgktls_metrics_requests_refused_total{reason=\"method_not_allowed\"} 0");
 	has_line(text, "pgktls_kernel_ktls_available 1");
 	has_line(text, "pgktls_kernel_tls_stat{counter=\"TlsTxSw\"} 9");
-	has_line(text,
-		 "pgktls_nic_tls_feature{interface=\"lo\",feature=\"tls-hw-tx-offload\",state=\"active\"} 1");
+	has_line(text, "pgktls_nic_tls_feature{interface=\"lo\",feature=\"tls-hw-tx-offload\","
+		       "state=\"active\"} 1");
 	/* Every sample line is NAME[{LABELS}] VALUE; every metric has a TYPE first. */
 	for (char *line = text, *nl; *line; line = nl + 1) {
 		char name[128];
@@ -180,7 +180,8 @@ START_TEST(test_table)
 	text = render_text(doc, false, &rc);
 	ck_assert_int_eq(rc, 0);
 	ck_assert_ptr_nonnull(strstr(text, "pgktls 9.9, pid 1234, up 1m01s, 2 workers"));
-	ck_assert_ptr_nonnull(strstr(text, "2 active, 7 accepted, 5 closed (done 4, tls_required 1)"));
+	ck_assert_ptr_nonnull(strstr(text,
+				     "2 active, 7 accepted, 5 closed (done 4, tls_required 1)"));
 	ck_assert_ptr_nonnull(strstr(text, "TLSv1.3 kernel_sw/kernel_nic"));
 	ck_assert_ptr_nonnull(strstr(text, "TLSv1.3 userspace(no_kernel)/userspace(no_kernel)"));
 	ck_assert_ptr_nonnull(strstr(text, "\n11     127.0.0.1:40000        relay"));

@@ -41,8 +41,9 @@ START_TEST(test_parse_request)
 				 0);                                                    \
 		ck_assert_int_eq(w, want);                                              \
 	} while (0)
-#define BAD(s) ck_assert_int_eq(statsrv_parse_request(s, sizeof(s) - 1, &w, &id, err, sizeof(err)), \
-				-EINVAL)
+#define BAD(s)                                                                          \
+	ck_assert_int_eq(statsrv_parse_request(s, sizeof(s) - 1, &w, &id, err, sizeof(err)), \
+			 -EINVAL)
 	OK("", STATSRV_ALL);
 	OK("\n", STATSRV_ALL);
 	OK("all\r\n", STATSRV_ALL);

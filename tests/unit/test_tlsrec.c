@@ -172,8 +172,8 @@ END_TEST
 
 /*
  * The TLS 1.3 record number @seq that @client (or any end) sends
- * (AES-128-GCM; no KeyUpdate yet), sealed here with its exported keys from @inner (content, type, padding)
- * into @rec. Return: the record's size.
+ * (AES-128-GCM; no KeyUpdate yet), sealed here with its exported keys
+ * from @inner (content, type, padding) into @rec. Return: the record's size.
  */
 static size_t seal13(SSL *client, uint64_t seq, const uint8_t *inner, size_t len, uint8_t *rec)
 {

@@ -302,7 +302,8 @@ ssize_t ep_read(struct ep *e, void *buf, size_t len)
 			struct tlsmsg m;
 			struct tlsmsg_event ev;
 
-			tlsmsg_init(&m, SSL_version(e->ssl) == TLS1_3_VERSION, !SSL_is_server(e->ssl));
+			tlsmsg_init(&m, SSL_version(e->ssl) == TLS1_3_VERSION,
+				    !SSL_is_server(e->ssl));
 			ck_assert_int_eq(tlsmsg_handshake(&m, buf, (size_t)n, &ev), TLSMSG_NONE);
 			ck_assert_uint_ge(ev.tickets, 1);
 			e->tickets++;
