@@ -365,7 +365,7 @@ static ssize_t tlsrec_engine_read(struct hop *h, void *buf, size_t len, struct s
 
 static ssize_t tlsrec_engine_write(struct hop *h, const void *buf, size_t len)
 {
-	return tlsrec_write(h->rec, h->fd, buf, len, h->err, sizeof(h->err));
+	return tlsrec_write(h->rec, h->fd, buf, len, h->stats, h->err, sizeof(h->err));
 }
 
 static int tlsrec_engine_shutdown(struct hop *h)

@@ -91,7 +91,8 @@ static void accept_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 	for (int i = 0; i < LISTENER_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
-		int fd = accept4(io->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(io->fd, (struct sockaddr *)&ss, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd == -1) {
 			int err = errno;

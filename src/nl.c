@@ -357,7 +357,8 @@ static int family_cb(const struct nlmsghdr *nlh, void *data)
 	if (nlh->nlmsg_type != GENL_ID_CTRL)
 		return MNL_CB_OK;
 	if (mnl_attr_parse(nlh, sizeof(struct genlmsghdr), keep_attr, &t) < 0 ||
-	    !tb[CTRL_ATTR_FAMILY_ID] || mnl_attr_validate(tb[CTRL_ATTR_FAMILY_ID], MNL_TYPE_U16) < 0) {
+	    !tb[CTRL_ATTR_FAMILY_ID] ||
+	    mnl_attr_validate(tb[CTRL_ATTR_FAMILY_ID], MNL_TYPE_U16) < 0) {
 		p->bad = true;
 		return MNL_CB_ERROR;
 	}

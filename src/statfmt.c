@@ -384,8 +384,9 @@ static void print_totals(const cJSON *doc, FILE *out)
 	const cJSON *t = get(doc, "totals"), *k = get(doc, "kernel"), *e;
 	char a[32], b[32], c[32], d[32];
 
-	fprintf(out, "connections  %.0f active, %.0f accepted, %.0f closed (", num(t, "connections.active"),
-		num(t, "connections.accepted"), num(t, "connections.closed"));
+	fprintf(out, "connections  %.0f active, %.0f accepted, %.0f closed (",
+		num(t, "connections.active"), num(t, "connections.accepted"),
+		num(t, "connections.closed"));
 	nonzero_list(out, get(t, "connections.closed_by_reason"));
 	fprintf(out, ")\n");
 	fprintf(out, "handshakes   client %.0f ok, %.0f failed; server %.0f ok, %.0f failed\n",
@@ -436,9 +437,9 @@ int statfmt_table(const cJSON *doc, FILE *out)
 
 	if (!cJSON_IsObject(doc) || get(doc, "error"))
 		return -EINVAL;
-	fprintf(out, "pgktls %s, pid %.0f, up %s, %.0f workers", str(doc, "version") ? str(doc, "version") : "?",
-		num(doc, "pid"), human_ms(num(doc, "uptime_ms"), up, sizeof(up)),
-		num(doc, "workers.count"));
+	fprintf(out, "pgktls %s, pid %.0f, up %s, %.0f workers",
+		str(doc, "version") ? str(doc, "version") : "?", num(doc, "pid"),
+		human_ms(num(doc, "uptime_ms"), up, sizeof(up)), num(doc, "workers.count"));
 	if (cJSON_GetArraySize(get(doc, "workers.late")) > 0)
 		fprintf(out, " (%d did not answer in time)",
 			cJSON_GetArraySize(get(doc, "workers.late")));

@@ -226,8 +226,8 @@ static cJSON *render_totals(const struct statsnap *s)
 	x = cJSON_AddObjectToObject(o, "handshakes");
 	for (unsigned h = 0; h < STATS_HOP__N; h++) {
 		y = cJSON_AddObjectToObject(x, hops[h]);
-		put_u64(y, "completed",
-			h == STATS_HOP_CLIENT ? t->client_tls_handshakes : t->upstream_tls_handshakes);
+		put_u64(y, "completed", h == STATS_HOP_CLIENT ? t->client_tls_handshakes
+							: t->upstream_tls_handshakes);
 		put_u64(y, "failed",
 			h == STATS_HOP_CLIENT ? t->client_tls_failures : t->upstream_tls_failures);
 		z = cJSON_AddObjectToObject(y, "failed_by_reason");
@@ -287,8 +287,10 @@ static cJSON *render_totals(const struct statsnap *s)
 	x = cJSON_AddObjectToObject(z, "fallbacks");
 	for (unsigned h = 0; h < STATS_HOP__N; h++) {
 		y = cJSON_AddObjectToObject(x, hops[h]);
-		cJSON_AddItemToObject(y, "rx", fallback_reasons(t->ktls_dir_fallback[h][STATS_DIR_RX]));
-		cJSON_AddItemToObject(y, "tx", fallback_reasons(t->ktls_dir_fallback[h][STATS_DIR_TX]));
+		cJSON_AddItemToObject(y, "rx",
+				      fallback_reasons(t->ktls_dir_fallback[h][STATS_DIR_RX]));
+		cJSON_AddItemToObject(y, "tx",
+				      fallback_reasons(t->ktls_dir_fallback[h][STATS_DIR_TX]));
 	}
 	put_u64(z, "hops_engaged_client", t->ktls_client_engaged);
 	put_u64(z, "hops_engaged_server", t->ktls_server_engaged);
@@ -477,6 +479,7 @@ cJSON *statjson_render(const struct statsnap *s, enum statjson_part what, uint64
 	if (what == STATJSON_CONNECTION)
 		for (size_t i = 0; i < s->n_conns; i++)
 			if (s->conns[i].id == id)
-				cJSON_AddItemToObject(root, "connection", render_conn(&s->conns[i]));
+				cJSON_AddItemToObject(root, "connection",
+						      render_conn(&s->conns[i]));
 	return root;
 }

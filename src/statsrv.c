@@ -633,7 +633,8 @@ static void client_timer_cb(struct ev_loop *loop, struct ev_timer *t)
 
 	(void)loop;
 	if (!cl->answering && cl->http)
-		http_refuse(cl, STATSNAP_REFUSED_TIMEOUT, 408, "the request did not arrive in time");
+		http_refuse(cl, STATSNAP_REFUSED_TIMEOUT, 408,
+			    "the request did not arrive in time");
 	else if (!cl->answering)
 		client_answer(cl);	/* no newline in time: whatever came is the request */
 	else

@@ -46,7 +46,9 @@
 #define PGKTLS_DEFAULT_CIPHERSUITES \
 	"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
 
-static const unsigned char alpn_postgresql[] = { 10, 'p', 'o', 's', 't', 'g', 'r', 'e', 's', 'q', 'l' };
+static const unsigned char alpn_postgresql[] = {
+	10, 'p', 'o', 's', 't', 'g', 'r', 'e', 's', 'q', 'l'
+};
 
 /* Blocks larger than this are record buffers (relayed data), not key material. */
 #define TLS_WIPE_MAX 16384

@@ -145,7 +145,8 @@ static void put_be64(uint8_t *p, uint64_t v)
 }
 
 /* TLS 1.3 and ChaCha20: the 12-byte IV with the sequence number XORed into its end. */
-static void xor_nonce(uint8_t nonce[KEYSCHED_IV_LEN], const uint8_t iv[KEYSCHED_IV_LEN], uint64_t seq)
+static void xor_nonce(uint8_t nonce[KEYSCHED_IV_LEN], const uint8_t iv[KEYSCHED_IV_LEN],
+		      uint64_t seq)
 {
 	uint8_t s[8];
 
@@ -381,8 +382,8 @@ static int tx_limit_reached(struct tlsrec *t, int fd)
 	return -EKEYEXPIRED;
 }
 
-ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, char *err,
-		     size_t errlen)
+ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, struct stats *st,
+		     char *err, size_t errlen)
 {
 	uint32_t n;
 	int r;
@@ -414,6 +415,8 @@ ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, char
 	if (t->tx_under_key >= t->tx_limit) {
 		r = tx_limit_reached(t, fd);
 		if (r == -EKEYEXPIRED) {
+			if (st)
+				STAT_INC(st, tls_key_limit_closes);
 			snprintf(err, errlen, "TLS 1.2 AES-GCM send key used for its limit of "
 				 "records: connection closed (TLS 1.2 cannot change keys)");
 			return r;
@@ -422,6 +425,8 @@ ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len, char
 			snprintf(err, errlen, "TLS KeyUpdate of our own: %s", strerror(-r));
 			return r;
 		}
+		if (st)
+			STAT_INC(st, tls_key_updates_sent);
 	}
 	n = len > t->max_fragment ? t->max_fragment : (uint32_t)len;
 	r = seal(t, TYPE_DATA, buf, n);
@@ -556,7 +561,7 @@ static int open_record(struct tlsrec *t, uint32_t ctlen, uint8_t *type, char *er
 	d->seq++;
 	t->rx_alert = TLSMSG_AD_RECORD_OVERFLOW;
 	if (t->tls13) {
-		/* RFC 8446 5.4: the whole TLSInnerPlaintext, padding included, is at most 2^14 + 1. */
+		/* RFC 8446 5.4: the whole TLSInnerPlaintext, padding included, is <= 2^14 + 1. */
 		if (plen > REC_MAX_PLAIN + 1) {
 			snprintf(err, errlen, "TLS read: inner plaintext of %u bytes exceeds 16385",
 				 plen);

@@ -35,7 +35,8 @@ struct runtime *runtime_new(struct pgktls_config *cfg, char *err, size_t errlen)
 	if (tls_contexts_build(cfg, &rt->tls, err, errlen) < 0)
 		goto err;
 	if (cfg->upstream_unix_socket) {
-		if (sock_unix_addr(cfg->upstream_unix_socket, cfg->upstream_port, &rt->upstream) < 0) {
+		if (sock_unix_addr(cfg->upstream_unix_socket, cfg->upstream_port,
+				   &rt->upstream) < 0) {
 			snprintf(err, errlen, "upstream.unix_socket: path too long, got '%s'",
 				 cfg->upstream_unix_socket);
 			goto err;

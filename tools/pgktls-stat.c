@@ -97,7 +97,8 @@ static int fetch(const char *path, const char *req, unsigned timeout_s, char **d
 	}
 	snprintf(line, sizeof(line), "%s\n", req);
 	if (send(fd, line, strlen(line), MSG_NOSIGNAL) == -1) {
-		fprintf(stderr, "pgktls-stat: %s: sending the request: %s\n", path, strerror(errno));
+		fprintf(stderr, "pgktls-stat: %s: sending the request: %s\n", path,
+			strerror(errno));
 		goto out;
 	}
 	for (;;) {
@@ -303,8 +304,9 @@ int main(int argc, char **argv)
 			errno = 0;
 			v = strtoul(optarg, &end, 10);
 			if (errno || *end || !*optarg || v == 0 || v > 86400) {
-				fprintf(stderr, "pgktls-stat: --%s: expected seconds (1-86400), "
-						"got '%s'\n", opt == 'w' ? "watch" : "timeout", optarg);
+				fprintf(stderr,
+					"pgktls-stat: --%s: expected seconds (1-86400), got '%s'\n",
+					opt == 'w' ? "watch" : "timeout", optarg);
 				return EXIT_USAGE;
 			}
 			if (opt == 'w')

@@ -117,7 +117,7 @@ struct handover_msg {
 		} refuse;
 		struct {
 			uint8_t kind;		/* enum handover_listener_kind */
-			uint32_t index;		/* its place in the old process (worker or address) */
+			uint32_t index;		/* its place in the old process (worker, address) */
 		} listener;
 		struct {
 			uint32_t count;

@@ -5,10 +5,11 @@
  *
  * A hop (hop.h) is one socket with whatever does its record crypto; the
  * relay knows hops only through hop.h's interface, never an engine. It
- * reads from one hop and writes to the other through a bounded buffer per direction, in both directions at
- * once; when a writer is blocked its reader stops, so memory stays bounded,
- * but the other direction keeps moving (a blocked write never stops reads
- * the peer needs to make progress, as with TLS 1.3 KeyUpdate).
+ * reads from one hop and writes to the other through a bounded buffer per
+ * direction, in both directions at once; when a writer is blocked its
+ * reader stops, so memory stays bounded, but the other direction keeps
+ * moving (a blocked write never stops reads the peer needs to make
+ * progress, as with TLS 1.3 KeyUpdate).
  *
  * relay.c makes no policy decisions: the connection state machine (conn.c)
  * decides when relaying starts, what to inspect and how to close.

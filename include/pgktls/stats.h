@@ -43,10 +43,10 @@
 	X(tls_control_records, "non-data TLS records seen by kTLS or tlsrec")               \
 	X(tls_tickets, "TLS 1.3 NewSessionTickets seen (and ignored) by kTLS or tlsrec")    \
 	X(tls_alerts, "TLS alerts seen by kTLS or tlsrec (close_notify included)")          \
-	X(tls_key_updates, "TLS 1.3 KeyUpdates handled by rekeying")                        \
+	X(tls_key_updates, "TLS 1.3 KeyUpdates received and followed by rekeying")          \
 	X(tls_key_updates_refused, "connections closed on a KeyUpdate the kernel cannot follow") \
-	X(tls_key_updates_sent, "TLS 1.3 KeyUpdates kTLS sent at a send key's record limit")   \
-	X(tls_key_limit_closes, "kTLS hops closed at a send key's record limit (no rekey)")  \
+	X(tls_key_updates_sent, "own TLS 1.3 KeyUpdates at a send key's record limit")      \
+	X(tls_key_limit_closes, "connections closed at a send key's record limit (no rekey)") \
 	X(accept_backoffs, "times accept() hit a descriptor limit and backed off")          \
 	X(proxy_headers, "PROXY protocol headers accepted (proxy_protocol = true)")         \
 	X(proxy_untrusted, "connections refused: source not in proxy_protocol_trusted")     \

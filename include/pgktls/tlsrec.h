@@ -91,13 +91,16 @@ PGKTLS_MUSTCHECK ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t
  * it): then, under TLS 1.3, a KeyUpdate(update_not_requested) of our own
  * goes first and the next key takes over; under TLS 1.2, which cannot
  * change keys, a close_notify is queued and the write fails with
- * -EKEYEXPIRED.
+ * -EKEYEXPIRED. @st (NULL: not counted; a hop writes before its relay
+ * has counters) counts each in tls_key_updates_sent or
+ * tls_key_limit_closes; the KeyUpdates that answer a peer's request are
+ * tlsrec_read()'s and are not counted as sent.
  *
  * Return: bytes taken (> 0), -EAGAIN, or -errno with @err set (-EPIPE once
  * our close_notify or a fatal alert is queued, -EKEYEXPIRED).
  */
 PGKTLS_MUSTCHECK ssize_t tlsrec_write(struct tlsrec *t, int fd, const void *buf, size_t len,
-				      char *err, size_t errlen);
+				      struct stats *st, char *err, size_t errlen);
 
 /**
  * tlsrec_flush() - send the records that wait in the queue (KeyUpdate

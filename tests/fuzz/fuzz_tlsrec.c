@@ -882,7 +882,7 @@ static void target_write(struct fz *f, uint32_t off, uint32_t len)
 
 	for (int tries = 0; done < len; tries++) {
 		ssize_t n = tlsrec_write(f->t, f->fd[0], pattern + off + done, len - done,
-					 f->err_msg, sizeof(f->err_msg));
+					 &f->st, f->err_msg, sizeof(f->err_msg));
 
 		FUZZ_CHECK(tries < 100000);
 		drain(f);

@@ -62,9 +62,13 @@ static uint32_t get32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* CopyData bytes read so far, and that count when the peer's KeyUpdate arrived (stalled). */
+/*
+ * CopyData bytes read so far, that count when the peer's first KeyUpdate
+ * arrived (stalled), and the KeyUpdates received (rekeys).
+ */
 static size_t copy_bytes;
 static long answered_at = -1;
+static unsigned long key_updates;
 
 static void on_msg(int write_p, int version, int content_type, const void *buf, size_t len,
 		   SSL *ssl, void *arg)
@@ -72,8 +76,11 @@ static void on_msg(int write_p, int version, int content_type, const void *buf, 
 	(void)version;
 	(void)ssl;
 	(void)arg;
-	if (!write_p && content_type == SSL3_RT_HANDSHAKE && len >= 1 &&
-	    ((const uint8_t *)buf)[0] == 24 && answered_at < 0)
+	if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 1 ||
+	    ((const uint8_t *)buf)[0] != 24)
+		return;
+	key_updates++;
+	if (answered_at < 0)
 		answered_at = (long)copy_bytes;
 }
 
@@ -145,10 +152,12 @@ static int read_until_ready(SSL *ssl, const char *what)
 			break;
 		case 'D':
 			if (len >= 10 && get32(body + 2) <= len - 10)
-				printf("query %.*s\n", (int)get32(body + 2), (const char *)body + 6);
+				printf("query %.*s\n", (int)get32(body + 2),
+				       (const char *)body + 6);
 			break;
 		case 'E':
-			printf("%s: ErrorResponse %.*s\n", what, (int)(len - 4), (const char *)body);
+			printf("%s: ErrorResponse %.*s\n", what, (int)(len - 4),
+			       (const char *)body);
 			break;
 		case 'Z':
 			return 0;
@@ -238,6 +247,24 @@ static int stalled(SSL *ssl, int fd)
 	return 0;
 }
 
+/* The rekeys mode (see the top of this file); on_msg counts from the handshake on. */
+static int rekeys(SSL *ssl)
+{
+	unsigned char md[32];
+
+	if (send_query(ssl, "copy (select md5(i::text) from generate_series(1, 600000) i) "
+			    "to stdout") < 0 || read_copy(ssl, md) < 0)
+		return -1;
+	printf("sha256 ");
+	for (int i = 0; i < 32; i++)
+		printf("%02x", md[i]);
+	printf("\n");
+	if (send_query(ssl, "select 2") < 0 || read_until_ready(ssl, "select 2") < 0)
+		return -1;
+	printf("keyupdates received %lu\n", key_updates);
+	return 0;
+}
+
 static int send_query(SSL *ssl, const char *sql)
 {
 	uint8_t msg[256];
@@ -291,7 +318,8 @@ int main(int argc, char **argv)
 
 	if (argc < 3) {
 		fprintf(stderr,
-			"usage: %s query|keyupdate|corrupt|hold|stalled PORT [TLSv1.2|TLSv1.3]\n",
+			"usage: %s query|keyupdate|corrupt|hold|stalled|rekeys PORT "
+			"[TLSv1.2|TLSv1.3]\n",
 			argv[0]);
 		return 2;
 	}
@@ -325,6 +353,8 @@ int main(int argc, char **argv)
 	ssl = SSL_new(ctx);
 	if (!ssl || !SSL_set_fd(ssl, fd))
 		return 1;
+	if (strcmp(mode, "rekeys") == 0)
+		SSL_set_msg_callback(ssl, on_msg);
 	r = SSL_connect(ssl);
 	if (r != 1) {
 		printf("handshake: %s\n", end_of(ssl, r, why, sizeof(why)));
@@ -363,6 +393,10 @@ int main(int argc, char **argv)
 	} else if (strcmp(mode, "stalled") == 0) {
 		if (stalled(ssl, fd) < 0)
 			printf("stalled: failed\n");
+	} else if (strcmp(mode, "rekeys") == 0) {
+		if (rekeys(ssl) < 0)
+			printf("rekeys: failed\n");
+		SSL_shutdown(ssl);
 	} else if (strcmp(mode, "hold") == 0) {
 		char line[16];
 

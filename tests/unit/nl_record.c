@@ -154,7 +154,8 @@ static ssize_t synth_diag_hw(const unsigned char *in, size_t n, unsigned char *o
 	const struct nlattr *a, *u;
 	bool done = false;
 
-	if (n < sizeof(*src) || !mnl_nlmsg_ok(src, (int)n) || src->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+	if (n < sizeof(*src) || !mnl_nlmsg_ok(src, (int)n) ||
+	    src->nlmsg_type != SOCK_DIAG_BY_FAMILY)
 		return -EPROTO;
 	nlh = mnl_nlmsg_put_header(out);
 	*nlh = *src;
@@ -247,7 +248,8 @@ static void synth_bitset(struct nlmsghdr *nlh, const struct nlattr *set, int n_o
 			}
 			seen[i] = true;
 			if (i < n_on || !nomask)
-				put_bit(nlh, tls_feats[i].idx, tls_feats[i].name, i < n_on && !nomask);
+				put_bit(nlh, tls_feats[i].idx, tls_feats[i].name,
+					i < n_on && !nomask);
 		}
 		for (int i = 0; i < n_on; i++)
 			if (!seen[i])

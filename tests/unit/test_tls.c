@@ -193,7 +193,8 @@ static int upstream_handshake(const char *mode, const char *ca, const char *name
 	ck_assert_int_eq(tls_contexts_build(cfg, &t, err, sizeof(err)), 0);
 	ck_assert_ptr_nonnull(t.server_side);
 	ck_assert_int_eq(SSL_CTX_use_certificate_chain_file(sctx, path("server-chain.pem")), 1);
-	ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(sctx, path("server.key"), SSL_FILETYPE_PEM), 1);
+	ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(sctx, path("server.key"), SSL_FILETYPE_PEM),
+			 1);
 	pair(sv);
 	srv = SSL_new(sctx);
 	SSL_set_fd(srv, sv[0]);

@@ -195,7 +195,7 @@ START_TEST(test_closure_alerts)
 	ck_assert_uint_eq(ev.alert, TLSMSG_AD_DECODE_ERROR);
 	ck_assert_int_eq(tlsmsg_alert(&m, three, 1, &ev), TLSMSG_MALFORMED);
 	ck_assert_uint_eq(ev.alert, TLSMSG_AD_DECODE_ERROR);
-	/* TLS 1.3 user_canceled, at either level: a closure alert, ignored (close_notify follows). */
+	/* TLS 1.3 user_canceled, either level: a closure alert, ignored (close_notify follows). */
 	ck_assert_int_eq(alert(C13, 1, 90, &ev), TLSMSG_NONE);
 	ck_assert_int_eq(alert(C13, 2, 90, &ev), TLSMSG_NONE);
 }

@@ -172,8 +172,8 @@ END_TEST
 
 /*
  * The TLS 1.3 record number @seq that @client (or any end) sends
- * (AES-128-GCM; no KeyUpdate yet), sealed here with its exported keys from @inner (content, type, padding)
- * into @rec. Return: the record's size.
+ * (AES-128-GCM; no KeyUpdate yet), sealed here with its exported keys
+ * from @inner (content, type, padding) into @rec. Return: the record's size.
  */
 static size_t seal13(SSL *client, uint64_t seq, const uint8_t *inner, size_t len, uint8_t *rec)
 {
@@ -258,7 +258,7 @@ START_TEST(test_tlsrec_nothing_after_close)
 	use_tlsrec(&p.s);
 	send_msg(&p.c, &p.s, "before");
 	ck_assert_int_eq(tlsrec_shutdown(p.s.rec, p.s.fd), 0);
-	n = tlsrec_write(p.s.rec, p.s.fd, "after", 5, p.s.err, sizeof(p.s.err));
+	n = tlsrec_write(p.s.rec, p.s.fd, "after", 5, &p.s.st, p.s.err, sizeof(p.s.err));
 	ck_assert_int_eq(n, -EPIPE);
 	if (cb->version == TLS1_3_VERSION) {
 		/* The client asks for an update: followed, never answered, reading goes on. */
@@ -525,6 +525,9 @@ START_TEST(test_tlsrec_rekey_at_limit)
 		send_msg(&p.s, &p.c, "under a key that is changed every 10 records");
 	if (!openssl_peer)
 		ck_assert_uint_eq(p.c.st.tls_key_updates, 3);
+	/* Counted where they are sent, once each; no limit close under TLS 1.3. */
+	ck_assert_uint_eq(p.s.st.tls_key_updates_sent, 3);
+	ck_assert_uint_eq(p.s.st.tls_key_limit_closes, 0);
 	send_msg(&p.c, &p.s, "and back");
 	pump(&p.s, &p.c, 300 * 1000, 0x77);
 	pair_close(&p);
@@ -549,8 +552,13 @@ START_TEST(test_tlsrec_tls12_limit_closes)
 	ck_assert_int_eq(unsetenv("PGKTLS_TEST_REKEY_RECORDS"), 0);
 	for (int i = 0; i < 10; i++)
 		ck_assert_uint_eq(ep_write(&p.s, "0123456789", 10), 10);
-	n = tlsrec_write(p.s.rec, p.s.fd, "0123456789", 10, p.s.err, sizeof(p.s.err));
+	n = tlsrec_write(p.s.rec, p.s.fd, "0123456789", 10, &p.s.st, p.s.err, sizeof(p.s.err));
 	ck_assert_int_eq(n, -EKEYEXPIRED);
+	/* One close counted, not one per write that comes after it. */
+	n = tlsrec_write(p.s.rec, p.s.fd, "0123456789", 10, &p.s.st, p.s.err, sizeof(p.s.err));
+	ck_assert_int_eq(n, -EPIPE);
+	ck_assert_uint_eq(p.s.st.tls_key_limit_closes, 1);
+	ck_assert_uint_eq(p.s.st.tls_key_updates_sent, 0);
 	for (int idle = 0; idle < 100; idle++) {
 		wait_readable(p.c.fd);
 		r = SSL_read(p.c.ssl, buf, sizeof(buf));

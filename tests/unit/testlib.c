@@ -252,7 +252,7 @@ size_t ep_write(struct ep *e, const void *buf, size_t len)
 	int r;
 
 	if (e->rec) {
-		n = tlsrec_write(e->rec, e->fd, buf, len, e->err, sizeof(e->err));
+		n = tlsrec_write(e->rec, e->fd, buf, len, &e->st, e->err, sizeof(e->err));
 		if (n == -EAGAIN) {
 			e->eagain++;
 			return 0;
@@ -302,7 +302,8 @@ ssize_t ep_read(struct ep *e, void *buf, size_t len)
 			struct tlsmsg m;
 			struct tlsmsg_event ev;
 
-			tlsmsg_init(&m, SSL_version(e->ssl) == TLS1_3_VERSION, !SSL_is_server(e->ssl));
+			tlsmsg_init(&m, SSL_version(e->ssl) == TLS1_3_VERSION,
+				    !SSL_is_server(e->ssl));
 			ck_assert_int_eq(tlsmsg_handshake(&m, buf, (size_t)n, &ev), TLSMSG_NONE);
 			ck_assert_uint_ge(ev.tickets, 1);
 			e->tickets++;
