@@ -376,7 +376,7 @@ START_TEST(test_session_fds)
 			ck_assert_int_ge(out.u.session.fds[i], 0);
 			ck_assert_int_eq(fcntl(out.u.session.fds[i], F_GETFD) & FD_CLOEXEC,
 					 FD_CLOEXEC);
-			ck_assert_int_eq(write(out.u.session.fds[i], "0123"  + i, 1), 1);
+			ck_assert_int_eq(write(out.u.session.fds[i], &"0123"[i], 1), 1);
 			ck_assert_int_eq(read(pipes[i][0], &c, 1), 1);
 			ck_assert_int_eq(c, "0123"[i]);
 			saved[i] = out.u.session.fds[i];
