@@ -73,6 +73,7 @@ static const char *const reason_names[CONN__NREASONS] = {
 	[CONN_CLOSE_SHUTDOWN] = "shutdown",
 	[CONN_CLOSE_NOMEM] = "out_of_memory",
 	[CONN_CLOSE_PROXY] = "proxy_refused",
+	[CONN_CLOSE_HANDED_OVER] = "handed_over",
 };
 
 /* Allowed successors of each state (PGKTLS_BUG_ON on anything else). */
@@ -182,6 +183,11 @@ void conn_close(struct conn *c, enum conn_close_reason reason)
 			  reason_names[reason], (unsigned long long)c->c2s.bytes,
 			  (unsigned long long)c->s2c.bytes,
 			  (unsigned long long)(ev_now(w->loop) - c->accepted_ms));
+	/*
+	 * CONN_CLOSE_HANDED_OVER never comes here: the session goes on in the new
+	 * process, so no close_notify, no shutdown(): hop_close() only close()s
+	 * our references to sockets the new process also holds.
+	 */
 	if (reason == CONN_CLOSE_SHUTDOWN || reason == CONN_CLOSE_KEYUPDATE) {
 		/*
 		 * pgktls is stopping, or a peer's KeyUpdate could not be followed

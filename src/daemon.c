@@ -292,13 +292,24 @@ static int use_inherited(struct daemon *d, const struct sdlisten *sd, char *list
 /* What the old process handed over, until daemon_start() gives each socket its owner. */
 struct adoption {
 	pid_t old_pid;
+	bool sessions;		/* HANDOVER_F_SESSIONS: SESSIONs follow COMMIT */
 	size_t n;
 	struct daemon_lsock socks[SDLISTEN_MAX * 64];
 };
 
+/*
+ * New side: the version our answers are written in: the old process's hello's
+ * when we speak it (a version-1 old process reads only version 1), else ours
+ * (the header is frozen and a REFUSE reads the same in every version). Only
+ * the main thread writes it, before any worker runs.
+ */
+static uint16_t talk_version = HANDOVER_VERSION;
+/* New side: HANDOVER_ENV_TEST_NACK was set (read once, before any worker runs). */
+static bool test_nack;
+
 void daemon_handover_refuse(const char *why)
 {
-	struct handover_msg m = { .version = HANDOVER_VERSION, .type = HANDOVER_REFUSE };
+	struct handover_msg m = { .version = talk_version, .type = HANDOVER_REFUSE };
 	int fd = handover_child_fd();
 
 	if (fd < 0)
@@ -316,7 +327,7 @@ static void refuse(int fd, unsigned reason, uint16_t version, const char *fmt, .
 	__attribute__((format(printf, 4, 5)));
 static void refuse(int fd, unsigned reason, uint16_t version, const char *fmt, ...)
 {
-	struct handover_msg m = { .version = HANDOVER_VERSION, .type = HANDOVER_REFUSE };
+	struct handover_msg m = { .version = talk_version, .type = HANDOVER_REFUSE };
 	va_list ap;
 
 	m.u.refuse.reason = reason;
@@ -337,33 +348,58 @@ static void refuse(int fd, unsigned reason, uint16_t version, const char *fmt, .
 static int adopt_receive(int fd, struct adoption *ad)
 {
 	const char *knob = getenv(HANDOVER_ENV_TEST_VERSION);
-	unsigned ours = knob ? (unsigned)strtoul(knob, NULL, 10) : HANDOVER_VERSION;
+	unsigned only = knob ? (unsigned)strtoul(knob, NULL, 10) : 0;
+	bool crash = getenv(HANDOVER_ENV_TEST_CRASH) != NULL;
 	struct handover_msg m;
 	uint32_t expected;
+	bool speak;
 	int r, got;
 
+	/* A knob is for this process only, not for the one a later upgrade starts. */
+	test_nack = getenv(HANDOVER_ENV_TEST_NACK) != NULL;
+	unsetenv(HANDOVER_ENV_TEST_VERSION);
+	unsetenv(HANDOVER_ENV_TEST_CRASH);
+	unsetenv(HANDOVER_ENV_TEST_NACK);
 	ad->n = 0;
 	r = handover_recv(fd, &m, &got, HANDOVER_STEP_MS);
-	if (r == -EPROTONOSUPPORT || (r == 0 && m.version != ours)) {
+	/*
+	 * Any version we speak is answered in that version: a phase-1 (version 1)
+	 * process can hand over to us. The test knob narrows it to one (made up)
+	 * version, to force a refusal, or to version 1, to act as an older binary.
+	 */
+	speak = only ? m.version == only
+		     : m.version >= HANDOVER_VERSION_MIN && m.version <= HANDOVER_VERSION;
+	if (only >= HANDOVER_VERSION_MIN && only <= HANDOVER_VERSION)
+		talk_version = (uint16_t)only;	/* as a binary that speaks only that one would */
+	else if (speak)
+		talk_version = m.version;
+	if (r == -EPROTONOSUPPORT || (r == 0 && !speak)) {
+		unsigned ours = only ? only : HANDOVER_VERSION;
+
 		refuse(fd, HANDOVER_R_VERSION, (uint16_t)ours,
-		       "the old process speaks handover version %u, this binary version %u",
-		       m.version, ours);
+		       "the old process speaks handover version %u, this binary version %u%s",
+		       m.version, ours, only ? "" : " (and older ones down to 1)");
 		return -EPROTONOSUPPORT;
 	}
 	if (r < 0 || m.type != HANDOVER_HELLO) {
-		refuse(fd, HANDOVER_R_PROTOCOL, HANDOVER_VERSION, "expected a hello, got %s (%s)",
+		refuse(fd, HANDOVER_R_PROTOCOL, talk_version, "expected a hello, got %s (%s)",
 		       r < 0 ? "nothing" : handover_type_name(m.type), strerror(-r));
+		if (r == 0)
+			handover_msg_fini(&m);
 		return r < 0 ? r : -EPROTO;
 	}
-	if (m.u.hello.features != 0 || m.u.hello.listeners > PGKTLS_ARRAY_SIZE(ad->socks)) {
-		refuse(fd, HANDOVER_R_VERSION, HANDOVER_VERSION,
+	/* Version 1 has no features; version 2 knows HANDOVER_F_KNOWN. */
+	if ((m.u.hello.features & ~(talk_version >= 2 ? HANDOVER_F_KNOWN : 0u)) != 0 ||
+	    m.u.hello.listeners > PGKTLS_ARRAY_SIZE(ad->socks)) {
+		refuse(fd, HANDOVER_R_VERSION, talk_version,
 		       "unknown features 0x%x or too many listeners (%u)", m.u.hello.features,
 		       m.u.hello.listeners);
 		return -EPROTONOSUPPORT;
 	}
+	ad->sessions = (m.u.hello.features & HANDOVER_F_SESSIONS) != 0;
 	ad->old_pid = (pid_t)m.u.hello.pid;
 	expected = m.u.hello.listeners;
-	m = (struct handover_msg){ .version = HANDOVER_VERSION, .type = HANDOVER_ACCEPT };
+	m = (struct handover_msg){ .version = talk_version, .type = HANDOVER_ACCEPT };
 	m.u.accept.pid = (uint32_t)getpid();
 	r = handover_send(fd, &m, -1, HANDOVER_STEP_MS);
 	if (r < 0)
@@ -374,9 +410,11 @@ static int adopt_receive(int fd, struct adoption *ad)
 			goto err;
 		if (m.type == HANDOVER_LISTENERS_END)
 			break;
-		if (m.type != HANDOVER_LISTENER || got < 0 || ad->n >= expected) {
+		if (m.type != HANDOVER_LISTENER || m.version != talk_version || got < 0 ||
+		    ad->n >= expected) {
 			if (got >= 0)
 				close(got);
+			handover_msg_fini(&m);	/* a SESSION's, before its time */
 			r = -EPROTO;
 			goto err;
 		}
@@ -386,14 +424,14 @@ static int adopt_receive(int fd, struct adoption *ad)
 		r = -EPROTO;
 		goto err;
 	}
-	if (getenv(HANDOVER_ENV_TEST_CRASH)) {
+	if (crash) {
 		log_err("upgrade: %s is set: crashing with the listening sockets in hand",
 			HANDOVER_ENV_TEST_CRASH);
 		abort();
 	}
 	return 0;
 err:
-	refuse(fd, HANDOVER_R_PROTOCOL, HANDOVER_VERSION, "the listening sockets did not arrive "
+	refuse(fd, HANDOVER_R_PROTOCOL, talk_version, "the listening sockets did not arrive "
 	       "whole: %s", strerror(-r));
 	for (size_t i = 0; i < ad->n; i++)
 		close(ad->socks[i].fd);
@@ -545,7 +583,7 @@ int daemon_start(struct daemon *d, struct runtime *rt)
 		d->handover_fd = hfd;
 		ad = calloc(1, sizeof(*ad));
 		if (!ad) {
-			refuse(hfd, HANDOVER_R_START, HANDOVER_VERSION, "out of memory");
+			refuse(hfd, HANDOVER_R_START, talk_version, "out of memory");
 			return -ENOMEM;
 		}
 		r = adopt_receive(hfd, ad);
@@ -553,6 +591,8 @@ int daemon_start(struct daemon *d, struct runtime *rt)
 			free(ad);
 			return r;
 		}
+		d->handover_version = talk_version;
+		d->handover_sessions = ad->sessions;
 	}
 	/* Before any thread: this reads and unsets LISTEN_* in the environment. */
 	r = sdlisten_take(&sd, SDLISTEN_FD_START, err, sizeof(err));
@@ -590,7 +630,7 @@ int daemon_start(struct daemon *d, struct runtime *rt)
 	sdlisten_fini(&sd);
 	if (r < 0) {
 		if (ad)
-			refuse(d->handover_fd, HANDOVER_R_START, HANDOVER_VERSION,
+			refuse(d->handover_fd, HANDOVER_R_START, talk_version,
 			       "cannot serve the listening sockets: %s", strerror(-r));
 		adoption_fini(ad);
 		return r;
@@ -622,7 +662,7 @@ int daemon_start(struct daemon *d, struct runtime *rt)
 				cfg->stats_socket ? cfg->stats_socket : "unset",
 				cfg->metrics_listen ? cfg->metrics_listen : "unset", strerror(-r));
 			if (ad)
-				refuse(d->handover_fd, HANDOVER_R_START, HANDOVER_VERSION,
+				refuse(d->handover_fd, HANDOVER_R_START, talk_version,
 				       "cannot serve statistics: %s", strerror(-r));
 			adoption_fini(ad);
 			return r;
@@ -653,7 +693,7 @@ int daemon_start(struct daemon *d, struct runtime *rt)
 		 PACKAGE_VERSION, listening, n_workers, rt->upstream_str,
 		 rt->tls.server_side ? config_verify_name(cfg->tls_verify) : "no TLS");
 	if (d->handover_fd >= 0) {
-		struct handover_msg m = { .version = HANDOVER_VERSION, .type = HANDOVER_READY };
+		struct handover_msg m = { .version = talk_version, .type = HANDOVER_READY };
 
 		/*
 		 * The old process is systemd's main PID: it moves MAINPID to us and
@@ -778,6 +818,10 @@ struct mainloop {
 	struct ev_io up_io;
 	struct ev_timer up_timer;	/* UPGRADE_TIMEOUT_MS to READY */
 	uint64_t up_last_status;	/* the draining count last sent */
+	uint16_t up_version;		/* our hello's: the conversation's version */
+	uint32_t up_offered;		/* SESSIONs sent after COMMIT */
+	uint32_t up_moved;		/* of those, ACKed: the new process has them */
+	uint32_t up_kept;		/* open at COMMIT and staying here to drain */
 	/* New side: the old process's end while it drains (fd -1: gone). */
 	struct ev_io prev_io;
 };
@@ -926,12 +970,14 @@ static void upgrade_fail(struct mainloop *m, const char *fmt, ...)
 
 static void send_status(struct mainloop *m, uint64_t open)
 {
-	struct handover_msg msg = { .version = HANDOVER_VERSION, .type = HANDOVER_STATUS };
+	struct handover_msg msg = { .version = m->up_version, .type = HANDOVER_STATUS };
 
 	if (m->upgrade != UPGRADE_COMMITTED || m->up_io.fd < 0 || open == m->up_last_status)
 		return;
 	m->up_last_status = open;
 	msg.u.status.draining = open > UINT32_MAX ? UINT32_MAX : (uint32_t)open;
+	msg.u.status.moved = m->up_moved;	/* dropped by the encoder in version 1 */
+	msg.u.status.kept = m->up_kept;
 	if (handover_send(m->up_io.fd, &msg, -1, 0) < 0)
 		log_debug("upgrade: the new process did not take our status");
 }
@@ -940,7 +986,7 @@ static void send_status(struct mainloop *m, uint64_t open)
 static int send_listeners(struct mainloop *m)
 {
 	const struct daemon *d = m->d;
-	struct handover_msg msg = { .version = HANDOVER_VERSION, .type = HANDOVER_LISTENER };
+	struct handover_msg msg = { .version = m->up_version, .type = HANDOVER_LISTENER };
 	int r;
 
 	for (size_t i = 0; i < d->n_lsocks; i++) {
@@ -950,9 +996,24 @@ static int send_listeners(struct mainloop *m)
 		if (r < 0)
 			return r;
 	}
-	msg = (struct handover_msg){ .version = HANDOVER_VERSION, .type = HANDOVER_LISTENERS_END };
+	msg = (struct handover_msg){ .version = m->up_version, .type = HANDOVER_LISTENERS_END };
 	msg.u.listeners_end.count = (uint32_t)d->n_lsocks;
 	return handover_send(m->up_io.fd, &msg, -1, HANDOVER_STEP_MS);
+}
+
+/*
+ * The session-moving hook: offer the new process every session that can
+ * move and return how many were offered. Each would be frozen, exported and
+ * sent from its own worker (a worker_call(): stop its ev_io and timer,
+ * SESSION, keep it until SESSION_ACK closes it as CONN_CLOSE_HANDED_OVER, or
+ * a NACK or EOF re-arms it to drain here; see docs/ARCHITECTURE.md). No hop
+ * engine exports its state yet (every export is -EOPNOTSUPP), so none is
+ * movable and every session stays to drain: phase 1's behaviour.
+ */
+static uint32_t offer_sessions(struct mainloop *m)
+{
+	(void)m;
+	return 0;
 }
 
 /*
@@ -961,7 +1022,8 @@ static int send_listeners(struct mainloop *m)
  */
 static void upgrade_commit(struct mainloop *m, pid_t pid)
 {
-	struct handover_msg msg = { .version = HANDOVER_VERSION, .type = HANDOVER_COMMIT };
+	struct handover_msg msg = { .version = m->up_version, .type = HANDOVER_COMMIT };
+	uint64_t open;
 	char notify[64];
 
 	ev_timer_stop(m->loop, &m->up_timer);
@@ -979,7 +1041,57 @@ static void upgrade_commit(struct mainloop *m, pid_t pid)
 	m->d->stats = NULL;
 	log_info("upgrade: pid %ld is ready and accepts on the %zu listening socket(s) handed "
 		 "over", (long)pid, m->d->n_lsocks);
+	open = active_connections(m->d);
+	if (m->up_version >= 2) {
+		m->up_offered = offer_sessions(m);
+		msg = (struct handover_msg){ .version = m->up_version,
+					     .type = HANDOVER_SESSIONS_END };
+		msg.u.sessions_end.count = m->up_offered;
+		if (handover_send(m->up_io.fd, &msg, -1, HANDOVER_STEP_MS) < 0)
+			log_warn("upgrade: the new process did not take the end of the sessions");
+	}
+	/* What was not offered stays (an offered one counts once answered). */
+	m->up_kept = open > m->up_offered ? (uint32_t)(open - m->up_offered) : 0;
+	__atomic_store_n(&stats_process.sessions_kept, (uint64_t)m->up_kept, __ATOMIC_RELAXED);
+	log_info("upgrade: %u session(s) offered to pid %ld, %u kept here to drain%s", m->up_offered,
+		 (long)pid, m->up_kept,
+		 m->up_version >= 2 ? " (this build cannot move a session yet)"
+				    : " (the new process speaks handover version 1: no session moves)");
 	start_drain(m, "upgrade");
+}
+
+/* Old side, after COMMIT: the new process took a session or did not. */
+static void session_answer(struct mainloop *m, const struct handover_msg *msg)
+{
+	/* No session is offered yet (offer_sessions()): any answer names one we never sent. */
+	log_warn("upgrade: the new process answered %s for c#%llu, which was not offered",
+		 handover_type_name(msg->type),
+		 (unsigned long long)(msg->type == HANDOVER_SESSION_ACK ? msg->u.session_ack.id
+									 : msg->u.session_nack.id));
+	(void)m;
+}
+
+static void upgrade_start_version(struct mainloop *m, const char *why, uint16_t version,
+				  bool again);
+
+/*
+ * The new process speaks only an older version (@version): start it again
+ * and talk that one; no session moves then, every one drains here. This is
+ * what makes a rollback to an older binary work.
+ */
+static void upgrade_retry(struct mainloop *m, uint16_t version)
+{
+	char fate[128];
+
+	upgrade_close(m);
+	reap_child(m->up_pid, fate, sizeof(fate));
+	m->upgrade = UPGRADE_NONE;
+	__atomic_store_n(&stats_process.upgrade_child_pid, 0, __ATOMIC_RELAXED);
+	log_info("upgrade: the new process (pid %ld) speaks handover version %u, not %u; starting "
+		 "it again in version %u (its sessions cannot move: they drain here)",
+		 (long)m->up_pid, version, m->up_version, version);
+	m->up_pid = -1;
+	upgrade_start_version(m, "upgrade", version, true);
 }
 
 static void up_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
@@ -995,12 +1107,16 @@ static void up_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 		if (got >= 0)
 			close(got);	/* nothing the new process sends carries one */
 		if (m->upgrade == UPGRADE_COMMITTED) {
-			/* While we drain it only closes (it exited, or it will without us). */
+			/* While we drain it answers sessions, then only closes. */
 			if (r < 0) {
 				log_info("upgrade: the new process (pid %ld) closed the handover",
 					 (long)m->up_pid);
 				upgrade_close(m);
+			} else if (msg.type == HANDOVER_SESSION_ACK ||
+				   msg.type == HANDOVER_SESSION_NACK) {
+				session_answer(m, &msg);
 			}
+			handover_msg_fini(&msg);
 			continue;
 		}
 		if (r == -ECONNRESET) {
@@ -1009,6 +1125,12 @@ static void up_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 		}
 		if (r < 0) {
 			upgrade_fail(m, "a malformed message (%s)", strerror(-r));
+			return;
+		}
+		if (msg.version != m->up_version && msg.type != HANDOVER_REFUSE) {
+			upgrade_fail(m, "it answered in handover version %u to our %u", msg.version,
+				     m->up_version);
+			handover_msg_fini(&msg);
 			return;
 		}
 		switch (msg.type) {
@@ -1020,6 +1142,12 @@ static void up_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 			}
 			break;
 		case HANDOVER_REFUSE:
+			if (msg.u.refuse.reason == HANDOVER_R_VERSION &&
+			    msg.u.refuse.version >= HANDOVER_VERSION_MIN &&
+			    msg.u.refuse.version < m->up_version) {
+				upgrade_retry(m, msg.u.refuse.version);
+				return;
+			}
 			upgrade_fail(m, "it refused the takeover (%s, it speaks version %u): %s",
 				     handover_refusal_name(msg.u.refuse.reason),
 				     msg.u.refuse.version, msg.u.refuse.text);
@@ -1029,6 +1157,7 @@ static void up_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 			return;
 		default:
 			upgrade_fail(m, "unexpected message '%s'", handover_type_name(msg.type));
+			handover_msg_fini(&msg);
 			return;
 		}
 	}
@@ -1044,13 +1173,16 @@ static void up_timer_cb(struct ev_loop *loop, struct ev_timer *t)
 /*
  * SIGUSR2: start upgrade_binary (default: our own executable's path, where a
  * package upgrade puts the new one) with our own arguments, and offer it our
- * listening sockets. We go on accepting until it says READY.
+ * listening sockets. We go on accepting until it says READY. The hello is in
+ * @version (HANDOVER_VERSION, lower when a retry for an older binary:
+ * @again, not counted as another start).
  */
-static void upgrade_start(struct mainloop *m, const char *why)
+static void upgrade_start_version(struct mainloop *m, const char *why, uint16_t version,
+				  bool again)
 {
 	const char *bin = m->d->rt->cfg->upgrade_binary ? m->d->rt->cfg->upgrade_binary
 							 : m->d->exe;
-	struct handover_msg msg = { .version = HANDOVER_VERSION, .type = HANDOVER_HELLO };
+	struct handover_msg msg = { .version = version, .type = HANDOVER_HELLO };
 	char *argv[256];
 	size_t n = 0;
 	int r, fd;
@@ -1070,7 +1202,8 @@ static void upgrade_start(struct mainloop *m, const char *why)
 	for (size_t i = 1; m->d->argv[i] && n + 1 < PGKTLS_ARRAY_SIZE(argv); i++)
 		argv[n++] = m->d->argv[i];
 	argv[n] = NULL;
-	STAT_INC(&stats_process, upgrades_started);
+	if (!again)
+		STAT_INC(&stats_process, upgrades_started);
 	r = handover_spawn(bin, argv, &m->up_pid, &fd);
 	if (r < 0) {
 		log_err("%s: cannot start %s: %s; still serving", why, bin, strerror(-r));
@@ -1080,6 +1213,8 @@ static void upgrade_start(struct mainloop *m, const char *why)
 	}
 	m->upgrade = UPGRADE_HANDING;
 	m->up_last_status = UINT64_MAX;
+	m->up_version = version;
+	m->up_offered = m->up_moved = m->up_kept = 0;
 	__atomic_store_n(&stats_process.upgrade_child_pid, (uint64_t)m->up_pid, __ATOMIC_RELAXED);
 	log_info("%s: upgrading: started %s as pid %ld; offering it %zu listening socket(s)", why,
 		 bin, (long)m->up_pid, m->d->n_lsocks);
@@ -1090,13 +1225,54 @@ static void upgrade_start(struct mainloop *m, const char *why)
 	}
 	ev_timer_start(m->loop, &m->up_timer, UPGRADE_TIMEOUT_MS);
 	msg.u.hello.pid = (uint32_t)getpid();
+	/* Version 2 announces that SESSIONs (maybe none) and SESSIONS_END follow COMMIT. */
+	msg.u.hello.features = version >= 2 ? HANDOVER_F_SESSIONS : 0;
 	msg.u.hello.listeners = (uint32_t)m->d->n_lsocks;
 	r = handover_send(fd, &msg, -1, HANDOVER_STEP_MS);
 	if (r < 0)
 		upgrade_fail(m, "cannot send the hello: %s", strerror(-r));
 }
 
+static void upgrade_start(struct mainloop *m, const char *why)
+{
+	upgrade_start_version(m, why, HANDOVER_VERSION, false);
+}
+
 /* ---- a process started by an upgrade: news from the old one while it drains ---- */
+
+/*
+ * One SESSION from the old process. Rebuilding it (the engines' import, then
+ * conn_adopt() in a worker chosen round robin, which answers SESSION_ACK) is
+ * not built yet: every session is refused (NACK), and the old process drains
+ * it. handover_msg_fini() then closes its descriptors: the old process still
+ * holds the same sockets. PGKTLS_TEST_HANDOVER_NACK forces the refusal once
+ * adoption exists.
+ */
+static void adopt_session(struct mainloop *m, const struct handover_msg *msg)
+{
+	struct handover_msg no = { .version = m->d->handover_version,
+				   .type = HANDOVER_SESSION_NACK };
+
+	no.u.session_nack.id = msg->u.session.id;
+	if (!m->d->handover_sessions) {
+		no.u.session_nack.reason = HANDOVER_N_MALFORMED;
+		snprintf(no.u.session_nack.text, sizeof(no.u.session_nack.text),
+			 "the hello did not announce sessions");
+	} else if (test_nack) {
+		no.u.session_nack.reason = HANDOVER_N_REFUSED;
+		snprintf(no.u.session_nack.text, sizeof(no.u.session_nack.text), "%s is set",
+			 HANDOVER_ENV_TEST_NACK);
+	} else {
+		no.u.session_nack.reason = HANDOVER_N_UNSUPPORTED;
+		snprintf(no.u.session_nack.text, sizeof(no.u.session_nack.text),
+			 "this build cannot rebuild a session yet");
+	}
+	log_debug("upgrade: not adopting c#%llu of pid %llu: %s",
+		  (unsigned long long)msg->u.session.id,
+		  (unsigned long long)stats_process.adopted_from_pid, no.u.session_nack.text);
+	if (handover_send(m->prev_io.fd, &no, -1, HANDOVER_STEP_MS) < 0)
+		log_debug("upgrade: the previous process did not take our answer");
+}
 
 static void prev_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
@@ -1122,9 +1298,29 @@ static void prev_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 			m->d->handover_fd = -1;
 			return;
 		}
-		if (msg.type == HANDOVER_STATUS)
+		switch (msg.type) {
+		case HANDOVER_STATUS:
 			__atomic_store_n(&stats_process.previous_draining,
 					 (uint64_t)msg.u.status.draining, __ATOMIC_RELAXED);
+			__atomic_store_n(&stats_process.previous_moved,
+					 (uint64_t)msg.u.status.moved, __ATOMIC_RELAXED);
+			__atomic_store_n(&stats_process.previous_kept,
+					 (uint64_t)msg.u.status.kept, __ATOMIC_RELAXED);
+			break;
+		case HANDOVER_SESSION:
+			adopt_session(m, &msg);
+			break;
+		case HANDOVER_SESSIONS_END:
+			log_info("upgrade: pid %llu offered %u session(s); %llu adopted",
+				 (unsigned long long)stats_process.adopted_from_pid,
+				 msg.u.sessions_end.count,
+				 (unsigned long long)__atomic_load_n(&stats_process.sessions_adopted,
+								     __ATOMIC_RELAXED));
+			break;
+		default:
+			break;
+		}
+		handover_msg_fini(&msg);	/* closes what no adoption took */
 	}
 }
 

@@ -28,8 +28,13 @@
 
 extern char **environ;
 
-/* Payload sizes of version 1 (REFUSE: the fixed part, before its text). */
-static const size_t payload_len[HANDOVER__NTYPES] = {
+/*
+ * Fixed payload sizes, per version (REFUSE and SESSION_NACK: the part before
+ * their text; SESSION: before its opaque payload); 0 with no entry: a type
+ * that version does not have. Version 2 = version 1 + the session messages
+ * + a longer STATUS.
+ */
+static const size_t payload_len_v1[HANDOVER__NTYPES] = {
 	[HANDOVER_HELLO] = 12,
 	[HANDOVER_ACCEPT] = 4,
 	[HANDOVER_REFUSE] = 8,
@@ -39,6 +44,42 @@ static const size_t payload_len[HANDOVER__NTYPES] = {
 	[HANDOVER_COMMIT] = 0,
 	[HANDOVER_STATUS] = 4,
 };
+
+static const size_t payload_len_v2[HANDOVER__NTYPES] = {
+	[HANDOVER_HELLO] = 12,
+	[HANDOVER_ACCEPT] = 4,
+	[HANDOVER_REFUSE] = 8,
+	[HANDOVER_LISTENER] = 8,
+	[HANDOVER_LISTENERS_END] = 4,
+	[HANDOVER_READY] = 8,
+	[HANDOVER_COMMIT] = 0,
+	[HANDOVER_STATUS] = 12,
+	[HANDOVER_SESSION] = HANDOVER_SESSION_FIXED,
+	[HANDOVER_SESSION_ACK] = 8,
+	[HANDOVER_SESSION_NACK] = 16,
+	[HANDOVER_SESSIONS_END] = 4,
+};
+
+/* Types version 1 has: everything before the session messages. */
+static bool type_known(uint16_t version, uint16_t type)
+{
+	if (type == 0 || type >= HANDOVER__NTYPES)
+		return false;
+	return version >= 2 || type <= HANDOVER_STATUS;
+}
+
+static size_t fixed_len(uint16_t version, uint16_t type)
+{
+	return version == 1 ? payload_len_v1[type] : payload_len_v2[type];
+}
+
+/* A text for the log: printable ASCII only, whatever the peer sent. */
+static void copy_printable(char *out, const uint8_t *in, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		out[i] = in[i] >= 0x20 && in[i] < 0x7f ? (char)in[i] : '?';
+	out[len] = '\0';
+}
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -62,17 +103,51 @@ static uint32_t get32(const uint8_t *p)
 	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
 }
 
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+/* Every byte in [p, p + n) zero (reserved bytes). */
+static bool zeros(const uint8_t *p, size_t n)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		acc |= p[i];
+	return acc == 0;
+}
+
 ssize_t handover_encode(uint8_t *buf, size_t len, const struct handover_msg *m)
 {
 	uint8_t *p = buf + HANDOVER_HDR_LEN;
-	size_t plen, textlen = 0;
+	size_t plen, extra = 0;
 
-	if (m->version != HANDOVER_VERSION || m->type == 0 || m->type >= HANDOVER__NTYPES)
+	if (m->version < HANDOVER_VERSION_MIN || m->version > HANDOVER_VERSION ||
+	    !type_known(m->version, m->type))
 		return -EINVAL;
-	plen = payload_len[m->type];
+	plen = fixed_len(m->version, m->type);
 	if (m->type == HANDOVER_REFUSE)
-		textlen = strnlen(m->u.refuse.text, HANDOVER_TEXT_MAX);
-	if (len < HANDOVER_HDR_LEN + plen + textlen)
+		extra = strnlen(m->u.refuse.text, HANDOVER_TEXT_MAX);
+	else if (m->type == HANDOVER_SESSION_NACK)
+		extra = strnlen(m->u.session_nack.text, HANDOVER_TEXT_MAX);
+	else if (m->type == HANDOVER_SESSION) {
+		if (m->u.session.len == 0 || m->u.session.len > HANDOVER_SESSION_MAX ||
+		    !m->u.session.payload || m->u.session.n_fds == 0 ||
+		    m->u.session.n_fds > HANDOVER_SESSION_FDS)
+			return -EINVAL;
+		extra = m->u.session.len;
+	}
+	if (m->type == HANDOVER_LISTENER &&
+	    (m->u.listener.kind == 0 || m->u.listener.kind >= HANDOVER_L__NKINDS))
+		return -EINVAL;
+	if (len < HANDOVER_HDR_LEN + plen + extra)
 		return -ENOSPC;
 	memset(p, 0, plen);	/* reserved bytes are zero */
 	switch (m->type) {
@@ -87,13 +162,10 @@ ssize_t handover_encode(uint8_t *buf, size_t len, const struct handover_msg *m)
 	case HANDOVER_REFUSE:
 		put32(p, m->u.refuse.reason);
 		put16(p + 4, m->u.refuse.version);
-		put16(p + 6, (uint16_t)textlen);
-		memcpy(p + 8, m->u.refuse.text, textlen);
-		plen += textlen;
+		put16(p + 6, (uint16_t)extra);
+		memcpy(p + 8, m->u.refuse.text, extra);
 		break;
 	case HANDOVER_LISTENER:
-		if (m->u.listener.kind == 0 || m->u.listener.kind >= HANDOVER_L__NKINDS)
-			return -EINVAL;
 		p[0] = m->u.listener.kind;
 		put32(p + 4, m->u.listener.index);
 		break;
@@ -108,8 +180,30 @@ ssize_t handover_encode(uint8_t *buf, size_t len, const struct handover_msg *m)
 		break;
 	case HANDOVER_STATUS:
 		put32(p, m->u.status.draining);
+		if (m->version >= 2) {
+			put32(p + 4, m->u.status.moved);
+			put32(p + 8, m->u.status.kept);
+		}
+		break;
+	case HANDOVER_SESSION:
+		put64(p, m->u.session.id);
+		p[8] = m->u.session.n_fds;
+		memcpy(p + HANDOVER_SESSION_FIXED, m->u.session.payload, extra);
+		break;
+	case HANDOVER_SESSION_ACK:
+		put64(p, m->u.session_ack.id);
+		break;
+	case HANDOVER_SESSION_NACK:
+		put64(p, m->u.session_nack.id);
+		put32(p + 8, m->u.session_nack.reason);
+		put16(p + 12, (uint16_t)extra);
+		memcpy(p + 16, m->u.session_nack.text, extra);
+		break;
+	case HANDOVER_SESSIONS_END:
+		put32(p, m->u.sessions_end.count);
 		break;
 	}
+	plen += extra;
 	memcpy(buf, HANDOVER_MAGIC, 4);
 	put16(buf + 4, m->version);
 	put16(buf + 6, m->type);
@@ -130,19 +224,21 @@ int handover_decode_header(const uint8_t *buf, size_t len, uint16_t *version, ui
 int handover_decode(const uint8_t *buf, size_t len, struct handover_msg *out)
 {
 	const uint8_t *p = buf + HANDOVER_HDR_LEN;
-	size_t plen = len - HANDOVER_HDR_LEN;
+	size_t plen = len - HANDOVER_HDR_LEN, fixed;
 	int r;
 
 	memset(out, 0, sizeof(*out));
 	r = handover_decode_header(buf, len, &out->version, &out->type);
 	if (r < 0)
 		return r;
-	if (out->version != HANDOVER_VERSION)
+	if (out->version < HANDOVER_VERSION_MIN || out->version > HANDOVER_VERSION)
 		return -EPROTONOSUPPORT;
-	if (out->type == 0 || out->type >= HANDOVER__NTYPES)
+	if (!type_known(out->version, out->type))
 		return -ENOMSG;
-	if (out->type == HANDOVER_REFUSE ? plen < payload_len[out->type]
-					 : plen != payload_len[out->type])
+	fixed = fixed_len(out->version, out->type);
+	/* Types with a variable tail (a text, a session's state) have a minimum, the rest a size. */
+	if (out->type == HANDOVER_REFUSE || out->type == HANDOVER_SESSION ||
+	    out->type == HANDOVER_SESSION_NACK ? plen < fixed : plen != fixed)
 		return -EBADMSG;
 	switch (out->type) {
 	case HANDOVER_HELLO:
@@ -156,21 +252,16 @@ int handover_decode(const uint8_t *buf, size_t len, struct handover_msg *out)
 	case HANDOVER_REFUSE: {
 		size_t textlen = get16(p + 6);
 
-		if (textlen > HANDOVER_TEXT_MAX || plen != payload_len[out->type] + textlen)
+		if (textlen > HANDOVER_TEXT_MAX || plen != fixed + textlen)
 			return -EBADMSG;
 		out->u.refuse.reason = get32(p);
 		out->u.refuse.version = get16(p + 4);
-		/* It goes to our log: printable ASCII only, whatever the peer sent. */
-		for (size_t i = 0; i < textlen; i++) {
-			uint8_t ch = p[8 + i];
-
-			out->u.refuse.text[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-		}
-		out->u.refuse.text[textlen] = '\0';
+		/* It goes to our log. */
+		copy_printable(out->u.refuse.text, p + 8, textlen);
 		break;
 	}
 	case HANDOVER_LISTENER:
-		if (p[0] == 0 || p[0] >= HANDOVER_L__NKINDS || p[1] || p[2] || p[3])
+		if (p[0] == 0 || p[0] >= HANDOVER_L__NKINDS || !zeros(p + 1, 3))
 			return -EBADMSG;
 		out->u.listener.kind = p[0];
 		out->u.listener.index = get32(p + 4);
@@ -186,6 +277,38 @@ int handover_decode(const uint8_t *buf, size_t len, struct handover_msg *out)
 		break;
 	case HANDOVER_STATUS:
 		out->u.status.draining = get32(p);
+		if (out->version >= 2) {
+			out->u.status.moved = get32(p + 4);
+			out->u.status.kept = get32(p + 8);
+		}
+		break;
+	case HANDOVER_SESSION:
+		if (p[8] == 0 || p[8] > HANDOVER_SESSION_FDS || !zeros(p + 9, 3) ||
+		    plen == fixed || plen - fixed > HANDOVER_SESSION_MAX)
+			return -EBADMSG;
+		out->u.session.id = get64(p);
+		out->u.session.n_fds = p[8];
+		/* Not a copy: the caller's buffer must outlive this view (handover_recv() copies). */
+		out->u.session.payload = (uint8_t *)(uintptr_t)(p + fixed);
+		out->u.session.len = (uint32_t)(plen - fixed);
+		for (size_t i = 0; i < HANDOVER_SESSION_FDS; i++)
+			out->u.session.fds[i] = -1;
+		break;
+	case HANDOVER_SESSION_ACK:
+		out->u.session_ack.id = get64(p);
+		break;
+	case HANDOVER_SESSION_NACK: {
+		size_t textlen = get16(p + 12);
+
+		if (textlen > HANDOVER_TEXT_MAX || plen != fixed + textlen || !zeros(p + 14, 2))
+			return -EBADMSG;
+		out->u.session_nack.id = get64(p);
+		out->u.session_nack.reason = get32(p + 8);
+		copy_printable(out->u.session_nack.text, p + 16, textlen);
+		break;
+	}
+	case HANDOVER_SESSIONS_END:
+		out->u.sessions_end.count = get32(p);
 		break;
 	}
 	return 0;
@@ -202,6 +325,10 @@ const char *handover_type_name(unsigned type)
 		[HANDOVER_READY] = "ready",
 		[HANDOVER_COMMIT] = "commit",
 		[HANDOVER_STATUS] = "status",
+		[HANDOVER_SESSION] = "session",
+		[HANDOVER_SESSION_ACK] = "session_ack",
+		[HANDOVER_SESSION_NACK] = "session_nack",
+		[HANDOVER_SESSIONS_END] = "sessions_end",
 	};
 
 	return type < HANDOVER__NTYPES && names[type] ? names[type] : "?";
@@ -216,6 +343,49 @@ const char *handover_refusal_name(unsigned reason)
 	};
 
 	return reason < HANDOVER_R__N && names[reason] ? names[reason] : "?";
+}
+
+const char *handover_nack_name(unsigned reason)
+{
+	static const char *const names[HANDOVER_N__N] = {
+		[HANDOVER_N_UNSUPPORTED] = "unsupported",
+		[HANDOVER_N_MALFORMED] = "malformed",
+		[HANDOVER_N_RESOURCES] = "resources",
+		[HANDOVER_N_REFUSED] = "refused",
+	};
+
+	return reason < HANDOVER_N__N && names[reason] ? names[reason] : "?";
+}
+
+unsigned handover_fds_expected(const struct handover_msg *m)
+{
+	if (m->type == HANDOVER_LISTENER)
+		return 1;
+	return m->type == HANDOVER_SESSION ? m->u.session.n_fds : 0;
+}
+
+void handover_msg_fini(struct handover_msg *m)
+{
+	if (m->type == HANDOVER_SESSION) {
+		for (size_t i = 0; i < HANDOVER_SESSION_FDS; i++)
+			if (m->u.session.fds[i] >= 0)
+				close(m->u.session.fds[i]);
+		if (m->u.session.payload) {
+			OPENSSL_cleanse(m->u.session.payload, m->u.session.len);
+			free(m->u.session.payload);
+		}
+	}
+	OPENSSL_cleanse(m, sizeof(*m));
+}
+
+int handover_size_buffers(int fd)
+{
+	int size = HANDOVER_SOCKBUF;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) == -1)
+		return -errno;
+	return 0;
 }
 
 /* Wait for @events on @fd for at most @timeout_ms. Return: 0, -ETIMEDOUT or -errno. */
@@ -234,34 +404,57 @@ static int wait_fd(int fd, short events, int timeout_ms)
 
 int handover_send(int fd, const struct handover_msg *m, int pass_fd, int timeout_ms)
 {
-	uint8_t buf[HANDOVER_HDR_LEN + 64 + HANDOVER_TEXT_MAX];
+	uint8_t small[HANDOVER_HDR_LEN + 64 + HANDOVER_TEXT_MAX], *buf = small;
+	size_t cap = sizeof(small), n_fds = 0;
+	int fds[HANDOVER_SESSION_FDS];
 	union {
 		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(HANDOVER_SESSION_FDS * sizeof(int))];
 	} control;
-	struct iovec iov = { .iov_base = buf };
+	struct iovec iov;
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	ssize_t n = handover_encode(buf, sizeof(buf), m);
+	ssize_t n;
 	int r = 0;
 
-	if (n < 0)
-		return (int)n;
-	iov.iov_len = (size_t)n;
-	if (pass_fd >= 0) {
+	if (m->type == HANDOVER_SESSION) {
+		if (pass_fd >= 0 || m->u.session.n_fds == 0 ||
+		    m->u.session.n_fds > HANDOVER_SESSION_FDS)
+			return -EINVAL;
+		n_fds = m->u.session.n_fds;
+		memcpy(fds, m->u.session.fds, n_fds * sizeof(int));
+		/* Only a session is big: the rest fit on the stack. */
+		cap = HANDOVER_HDR_LEN + HANDOVER_SESSION_FIXED + m->u.session.len;
+		if (m->u.session.len > HANDOVER_SESSION_MAX)
+			return -EINVAL;
+		buf = malloc(cap);
+		if (!buf)
+			return -ENOMEM;
+	} else if (pass_fd >= 0) {
+		fds[n_fds++] = pass_fd;
+	}
+	n = handover_encode(buf, cap, m);
+	if (n < 0) {
+		r = (int)n;
+		goto out;
+	}
+	iov = (struct iovec){ .iov_base = buf, .iov_len = (size_t)n };
+	if (n_fds) {
 		struct cmsghdr *cm;
 
 		memset(&control, 0, sizeof(control));
 		msg.msg_control = control.buf;
-		msg.msg_controllen = sizeof(control.buf);
+		msg.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
 		cm = CMSG_FIRSTHDR(&msg);
 		cm->cmsg_level = SOL_SOCKET;
 		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+		cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
 	}
 	for (;;) {
-		if (sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) != -1)
+		if (sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) != -1) {
+			r = 0;
 			break;
+		}
 		r = -errno;
 		if (r == -EINTR)
 			continue;
@@ -271,16 +464,21 @@ int handover_send(int fd, const struct handover_msg *m, int pass_fd, int timeout
 		if (r < 0)
 			break;
 	}
-	OPENSSL_cleanse(buf, sizeof(buf));
+out:
+	OPENSSL_cleanse(buf, n > 0 ? (size_t)n : cap);
+	if (buf != small)
+		free(buf);
 	return r;
 }
 
-/* Close every descriptor a control message carried. */
-static int take_fds(struct msghdr *msg, int *got_fd)
+/*
+ * Take every descriptor a control message carried into @fds (at most @cap;
+ * any beyond are closed). Return: how many arrived (all of them counted).
+ */
+static size_t take_fds(struct msghdr *msg, int *fds, size_t cap)
 {
-	int n_fds = 0, r = 0;
+	size_t n_fds = 0;
 
-	*got_fd = -1;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
 		size_t n;
 
@@ -291,32 +489,30 @@ static int take_fds(struct msghdr *msg, int *got_fd)
 			int fd;
 
 			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			if (n_fds++ == 0) {
-				*got_fd = fd;
-				continue;
-			}
-			close(fd);
-			r = -EBADMSG;
+			if (n_fds < cap)
+				fds[n_fds] = fd;
+			else
+				close(fd);
+			n_fds++;
 		}
 	}
-	if (r < 0 && *got_fd >= 0) {
-		close(*got_fd);
-		*got_fd = -1;
-	}
-	return r;
+	return n_fds;
 }
 
 int handover_recv(int fd, struct handover_msg *m, int *got_fd, int timeout_ms)
 {
 	uint8_t *buf = malloc(HANDOVER_MAX_MSG);
+	/* Room for one more than any message may carry, to see a sender that sends too many. */
 	union {
 		struct cmsghdr align;
-		char buf[CMSG_SPACE(4 * sizeof(int))];
+		char buf[CMSG_SPACE((HANDOVER_SESSION_FDS + 1) * sizeof(int))];
 	} control;
 	struct iovec iov = { .iov_base = buf, .iov_len = HANDOVER_MAX_MSG };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
 			      .msg_controllen = sizeof(control.buf) };
-	ssize_t n;
+	int fds[HANDOVER_SESSION_FDS + 1];
+	size_t n_fds = 0;
+	ssize_t n = 0;
 	int r;
 
 	*got_fd = -1;
@@ -327,6 +523,7 @@ int handover_recv(int fd, struct handover_msg *m, int *got_fd, int timeout_ms)
 		n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 		if (n >= 0)
 			break;
+		n = 0;
 		r = -errno;
 		/*
 		 * A peer that closed with our message unread sets ECONNRESET on
@@ -343,21 +540,45 @@ int handover_recv(int fd, struct handover_msg *m, int *got_fd, int timeout_ms)
 		if (r < 0)
 			goto out;
 	}
-	r = take_fds(&msg, got_fd);
-	if (n == 0 && r == 0 && *got_fd < 0) {
+	n_fds = take_fds(&msg, fds, PGKTLS_ARRAY_SIZE(fds));
+	if (n == 0 && n_fds == 0) {
 		r = -ECONNRESET;	/* every message has a header: 0 bytes is EOF */
 		goto out;
 	}
-	if (r == 0 && (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+	/* Cut bytes or cut descriptors (the kernel closed those it could not pass): refused. */
+	r = msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC) ? -EBADMSG
+						     : handover_decode(buf, (size_t)n, m);
+	if (r == 0 && n_fds != handover_fds_expected(m))
 		r = -EBADMSG;
-	if (r == 0)
-		r = handover_decode(buf, (size_t)n, m);
-	if (r < 0 && *got_fd >= 0) {
-		close(*got_fd);
-		*got_fd = -1;
+	if (r == 0 && m->type == HANDOVER_SESSION) {
+		uint8_t *copy = malloc(m->u.session.len);
+
+		if (!copy) {
+			r = -ENOMEM;
+		} else {
+			memcpy(copy, m->u.session.payload, m->u.session.len);
+			m->u.session.payload = copy;
+			memcpy(m->u.session.fds, fds, n_fds * sizeof(int));
+			n_fds = 0;	/* the message owns them now */
+		}
+	} else if (r == 0 && n_fds == 1) {
+		*got_fd = fds[0];
+		n_fds = 0;
 	}
+	if (r < 0) {
+		uint16_t version = m->version, type = m->type;
+
+		/* Nothing to release on an error, but a refusal needs the version and type. */
+		memset(m, 0, sizeof(*m));
+		m->version = version;
+		m->type = type;
+		for (size_t i = 0; type == HANDOVER_SESSION && i < HANDOVER_SESSION_FDS; i++)
+			m->u.session.fds[i] = -1;	/* so handover_msg_fini() closes none */
+	}
+	for (size_t i = 0; i < n_fds && i < PGKTLS_ARRAY_SIZE(fds); i++)
+		close(fds[i]);
 out:
-	OPENSSL_cleanse(buf, HANDOVER_MAX_MSG);
+	OPENSSL_cleanse(buf, n > 0 ? (size_t)n : 0);
 	free(buf);
 	return r;
 }
@@ -374,6 +595,8 @@ int handover_spawn(const char *path, char *const argv[], pid_t *pid, int *fd)
 	*fd = -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
 		return -errno;
+	if ((r = handover_size_buffers(sv[0])) < 0 || (r = handover_size_buffers(sv[1])) < 0)
+		goto err;
 	while (environ[n])
 		n++;
 	envp = calloc(n + 2, sizeof(*envp));

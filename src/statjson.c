@@ -187,7 +187,7 @@ static cJSON *fallback_reasons(const uint64_t v[STATS_MAX_REASONS])
  */
 static cJSON *render_upgrade(const struct stats_process *p)
 {
-	cJSON *o = cJSON_CreateObject(), *prev;
+	cJSON *o = cJSON_CreateObject(), *prev, *sess;
 
 	cJSON_AddStringToObject(o, "state", p->upgrade_child_pid ? "handing_over" : "none");
 	put_u64(o, "started", p->upgrades_started);
@@ -197,12 +197,23 @@ static cJSON *render_upgrade(const struct stats_process *p)
 		put_u64(o, "new_pid", p->upgrade_child_pid);
 	if (p->upgrade_error[0])
 		cJSON_AddStringToObject(o, "last_error", p->upgrade_error);
+	/*
+	 * Established sessions: the old process's share (handed_over, kept) is
+	 * seen here only until it commits (its stats socket then moves to the new
+	 * process), so the new one shows it again in previous {moved, kept}.
+	 */
+	sess = cJSON_AddObjectToObject(o, "sessions");
+	put_u64(sess, "handed_over", p->sessions_handed_over);
+	put_u64(sess, "kept", p->sessions_kept);
+	put_u64(sess, "adopted", p->sessions_adopted);
 	if (p->adopted_from_pid) {
 		prev = cJSON_AddObjectToObject(o, "previous");
 		put_u64(prev, "pid", p->adopted_from_pid);
 		put_u64(prev, "listeners", p->adopted_listeners);
 		cJSON_AddBoolToObject(prev, "running", p->previous_running != 0);
 		put_u64(prev, "draining", p->previous_draining);
+		put_u64(prev, "moved", p->previous_moved);
+		put_u64(prev, "kept", p->previous_kept);
 	}
 	return o;
 }

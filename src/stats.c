@@ -96,6 +96,11 @@ void stats_process_upgrade_load(struct stats_process *out)
 	LOAD(adopted_listeners);
 	LOAD(previous_draining);
 	LOAD(previous_running);
+	LOAD(previous_moved);
+	LOAD(previous_kept);
+	LOAD(sessions_handed_over);
+	LOAD(sessions_kept);
+	LOAD(sessions_adopted);
 #undef LOAD
 	pthread_mutex_lock(&upgrade_error_lock);
 	memcpy(out->upgrade_error, stats_process.upgrade_error, sizeof(out->upgrade_error));

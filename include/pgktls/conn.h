@@ -53,6 +53,9 @@ enum conn_close_reason {
 	CONN_CLOSE_SHUTDOWN,		/* pgktls is stopping */
 	CONN_CLOSE_NOMEM,		/* allocation failure */
 	CONN_CLOSE_PROXY,		/* PROXY header missing or bad, or source untrusted */
+	CONN_CLOSE_HANDED_OVER,		/* moved to a new process by an upgrade: its fds are
+					 * closed without close_notify or shutdown (the new
+					 * process holds the same sockets and goes on) */
 	CONN__NREASONS
 };
 

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pgktls/compiler.h"
 
@@ -56,6 +57,8 @@ struct daemon {
 	size_t n_lsocks;
 	int handover_fd;			/* started by an upgrade: the link to the old
 						 * process while it drains; else -1 */
+	uint16_t handover_version;		/* the version that conversation speaks */
+	bool handover_sessions;			/* its hello said SESSIONs will follow */
 };
 
 /**

@@ -105,6 +105,12 @@ struct stats_process {
 	uint64_t adopted_listeners;	/* listening sockets it handed to us */
 	uint64_t previous_draining;	/* its connections still open, as it last said */
 	uint64_t previous_running;	/* 1 until its end of the handover closes */
+	uint64_t previous_moved;	/* sessions it handed to us, as it last said (version 2) */
+	uint64_t previous_kept;		/* sessions it kept to drain, as it last said (version 2) */
+	/* Established sessions across an upgrade (issue 15 phase 2; see ARCHITECTURE.md). */
+	uint64_t sessions_handed_over;	/* old side: ACKed by the new process (also a close reason) */
+	uint64_t sessions_kept;		/* old side: open at the last COMMIT and drained here */
+	uint64_t sessions_adopted;	/* new side: taken over from the previous process */
 	char upgrade_error[256];	/* why the last upgrade failed ("" none); under a lock */
 };
 extern struct stats_process stats_process;

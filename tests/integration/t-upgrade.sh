@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: MIT
 # Copyright (c) 2026 The pgktls developers
 #
-# Binary upgrade (SIGUSR2, phase 1: listening sockets move, sessions drain): the new
+# Binary upgrade (SIGUSR2, phase 1: listening sockets move, sessions drain; handover
+# protocol version 2, which announces sessions, though none moves yet): the new
 # process takes the listening sockets (no refused connect while a client connects in a
 # tight loop through several upgrades in a row), sessions opened before run queries after
 # and finish on the old process, which then exits 0; systemd's main PID moves by
 # MAINPID=; a refused takeover (handover version mismatch) and a new binary that crashes
-# (at exec, or holding the sockets) leave the old process serving every session.
+# (at exec, or holding the sockets) leave the old process serving every session; a new
+# binary that speaks only version 1 (as phase 1 did) is started again in version 1.
 . "$(dirname "$0")/lib.sh"
 need_cmd "$PY"
 setup
@@ -119,6 +121,12 @@ ok "$(kill -0 "$OLD"; echo $?)" "the old process still runs, draining its sessio
 wait_for 15 '[ "$(json "d[\"upgrade\"][\"previous\"][\"draining\"]")" -ge 20 ]'
 ok $? "the new process's stats see the old one draining the 20 held sessions" ||
 	diag "upgrade: $(json 'd["upgrade"]')"
+# No engine exports its state yet: every open session is kept, none moved or adopted.
+like "$(json 'd["upgrade"]["previous"]["moved"], d["upgrade"]["previous"]["kept"],
+	d["upgrade"]["sessions"]["adopted"]')" "^0 2[0-2] 0$" \
+	"version 2: the old process says it moved none and kept every open session"
+like "$(cat "${PX_LOG[up]}")" "upgrade: 0 session\(s\) offered to pid $NEW, 2[0-2] kept here" \
+	"... and logs it"
 q_ok "a new connection is served" "$(px_dsn up "$C")" "select 'new'" new
 hold_end "upgrade" 20
 wait "$OLD"
@@ -211,6 +219,32 @@ wait_log up \
 	"upgrade failed, pid $CUR keeps serving: it refused the takeover \(start.*no_such_key" 30
 ok $? "a config the new process rejects: refused with the reason, the old one serves on"
 sed -i '/^no_such_key/d' "${PX_CONF[up]}"
+
+# ---- a new binary that speaks only handover version 1 (phase 1's, or a rollback to it):
+# it refuses our version-2 hello, so the old process starts it again in version 1.
+cat >"$T/v1.sh" <<EOF
+#!/bin/sh
+PGKTLS_TEST_HANDOVER_VERSION=1 exec "$PGKTLS_BIN" "\$@"
+EOF
+chmod +x "$T/v1.sh"
+use_binary "$T/v1.sh"
+hold_start 5
+before=$(count_log "upgrade: pid [0-9]+ is ready")
+kill -USR2 "$CUR"
+wait_for 40 '[ "$(count_log "upgrade: pid [0-9]+ is ready")" -gt "$before" ]'
+ok $? "version 1 only: the upgrade goes through"
+like "$(cat "${PX_LOG[up]}")" \
+	"speaks handover version 1, not 2; starting it again in version 1" \
+	"... after the old process started it again in version 1"
+V1=$(cat "$PIDF")
+PX_PID[up]=$V1
+is "$(json 'd["upgrade"]["previous"]["pid"], d["upgrade"]["previous"]["listeners"]')" \
+	"$CUR 3" "... the new process took the 3 listening sockets"
+hold_end "version 1" 5
+wait_for 30 'gone "$CUR"'
+ok $? "... and the old process exits"
+CUR=$V1
+use_binary "$PGKTLS_BIN"
 
 # And after all that, an upgrade still works (asked for by pgktls-stat, which waits for it).
 out=$("$STAT" -s "$SOCK" --upgrade 2>&1)

@@ -7,7 +7,12 @@
  * refused; a refusal's text is made printable; descriptors cross a real
  * SOCK_SEQPACKET pair with SCM_RIGHTS (and a datagram with two is refused);
  * EOF and timeouts are told apart; handover_spawn() runs a child that finds
- * its end through the environment.
+ * its end through the environment. Version 2: the session messages round
+ * trip and every malformed form is refused; a version-1 conversation still
+ * decodes (a new process answers an older hello in its version); a SESSION
+ * carries 1 to 4 descriptors and a full-size state across a real pair, and
+ * on every error each descriptor that came is closed (no fd leaks: checked
+ * with fcntl(F_GETFD) on the numbers the kernel would have used).
  */
 #include "config.h"
 
@@ -24,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pgktls/compiler.h"
 #include "pgktls/handover.h"
 #include "testlib.h"
 
@@ -93,15 +99,451 @@ START_TEST(test_roundtrip_all)
 
 	in = msg(HANDOVER_STATUS);
 	in.u.status.draining = 200;
+	in.u.status.moved = 31;
+	in.u.status.kept = 4;
 	roundtrip(&in, &out);
 	ck_assert_uint_eq(out.u.status.draining, 200);
+	ck_assert_uint_eq(out.u.status.moved, 31);
+	ck_assert_uint_eq(out.u.status.kept, 4);
+
+	in = msg(HANDOVER_SESSION_ACK);
+	in.u.session_ack.id = 0x0102030405060708ull;
+	roundtrip(&in, &out);
+	ck_assert_uint_eq(out.u.session_ack.id, 0x0102030405060708ull);
+
+	in = msg(HANDOVER_SESSION_NACK);
+	in.u.session_nack.id = 99;
+	in.u.session_nack.reason = HANDOVER_N_UNSUPPORTED;
+	snprintf(in.u.session_nack.text, sizeof(in.u.session_nack.text), "unknown tag 0x8001");
+	roundtrip(&in, &out);
+	ck_assert_uint_eq(out.u.session_nack.id, 99);
+	ck_assert_uint_eq(out.u.session_nack.reason, HANDOVER_N_UNSUPPORTED);
+	ck_assert_str_eq(out.u.session_nack.text, "unknown tag 0x8001");
+
+	in = msg(HANDOVER_SESSIONS_END);
+	in.u.sessions_end.count = 200;
+	roundtrip(&in, &out);
+	ck_assert_uint_eq(out.u.sessions_end.count, 200);
+}
+END_TEST
+
+/* A SESSION decodes to a view of its payload, byte for byte. */
+START_TEST(test_session_roundtrip)
+{
+	uint8_t state[300], buf[512];
+	struct handover_msg in = msg(HANDOVER_SESSION), out;
+	ssize_t n;
+
+	for (size_t i = 0; i < sizeof(state); i++)
+		state[i] = (uint8_t)(i * 7);
+	in.u.session.id = 0xfedcba9876543210ull;
+	in.u.session.payload = state;
+	in.u.session.len = sizeof(state);
+	in.u.session.n_fds = 3;
+	n = handover_encode(buf, sizeof(buf), &in);
+	ck_assert_int_eq(n, HANDOVER_HDR_LEN + HANDOVER_SESSION_FIXED + sizeof(state));
+	ck_assert_int_eq(handover_decode(buf, (size_t)n, &out), 0);
+	ck_assert_uint_eq(out.u.session.id, 0xfedcba9876543210ull);
+	ck_assert_uint_eq(out.u.session.n_fds, 3);
+	ck_assert_uint_eq(out.u.session.len, sizeof(state));
+	ck_assert_mem_eq(out.u.session.payload, state, sizeof(state));
+	ck_assert_ptr_eq(out.u.session.payload, buf + HANDOVER_HDR_LEN + HANDOVER_SESSION_FIXED);
+	ck_assert_int_eq(out.u.session.fds[0], -1);
+	/* Too small a buffer, and what the encoder will not write. */
+	ck_assert_int_eq(handover_encode(buf, (size_t)n - 1, &in), -ENOSPC);
+	in.u.session.n_fds = 0;
+	ck_assert_int_eq(handover_encode(buf, sizeof(buf), &in), -EINVAL);
+	in.u.session.n_fds = HANDOVER_SESSION_FDS + 1;
+	ck_assert_int_eq(handover_encode(buf, sizeof(buf), &in), -EINVAL);
+	in.u.session.n_fds = 1;
+	in.u.session.len = 0;
+	ck_assert_int_eq(handover_encode(buf, sizeof(buf), &in), -EINVAL);
+	in.u.session.len = HANDOVER_SESSION_MAX + 1;
+	ck_assert_int_eq(handover_encode(buf, sizeof(buf), &in), -EINVAL);
+}
+END_TEST
+
+/* Encode @in into @buf and return its length (asserted to work). */
+static size_t enc(uint8_t *buf, size_t len, const struct handover_msg *in)
+{
+	ssize_t n = handover_encode(buf, len, in);
+
+	ck_assert_int_gt(n, 0);
+	return (size_t)n;
+}
+
+/* Rewrite the header's length field after a test changed the datagram's size. */
+static void set_len(uint8_t *buf, size_t total)
+{
+	uint32_t plen = (uint32_t)(total - HANDOVER_HDR_LEN);
+
+	buf[8] = (uint8_t)plen;
+	buf[9] = (uint8_t)(plen >> 8);
+	buf[10] = (uint8_t)(plen >> 16);
+	buf[11] = (uint8_t)(plen >> 24);
+}
+
+/* Every malformed form of the session messages: short, long, reserved bytes, bad values. */
+START_TEST(test_session_malformed)
+{
+	const size_t p = HANDOVER_HDR_LEN;
+	uint8_t state[16] = { 1, 2, 3 }, buf[512];
+	struct handover_msg in = msg(HANDOVER_SESSION), out;
+	size_t n;
+
+	in.u.session.payload = state;
+	in.u.session.len = sizeof(state);
+	in.u.session.n_fds = 2;
+	n = enc(buf, sizeof(buf), &in);
+	/* Fd count 0 or above HANDOVER_SESSION_FDS; each reserved byte. */
+	buf[p + 8] = 0;
+	ck_assert_int_eq(handover_decode(buf, n, &out), -EBADMSG);
+	buf[p + 8] = HANDOVER_SESSION_FDS + 1;
+	ck_assert_int_eq(handover_decode(buf, n, &out), -EBADMSG);
+	buf[p + 8] = 2;
+	for (size_t i = 9; i < HANDOVER_SESSION_FIXED; i++) {
+		buf[p + i] = 1;
+		ck_assert_int_eq(handover_decode(buf, n, &out), -EBADMSG);
+		buf[p + i] = 0;
+	}
+	ck_assert_int_eq(handover_decode(buf, n, &out), 0);
+	/* No payload at all; shorter than the fixed part. */
+	set_len(buf, p + HANDOVER_SESSION_FIXED);
+	ck_assert_int_eq(handover_decode(buf, p + HANDOVER_SESSION_FIXED, &out), -EBADMSG);
+	set_len(buf, p + HANDOVER_SESSION_FIXED - 1);
+	ck_assert_int_eq(handover_decode(buf, p + HANDOVER_SESSION_FIXED - 1, &out), -EBADMSG);
+
+	/* ACK, SESSIONS_END: one byte short and one long. */
+	in = msg(HANDOVER_SESSION_ACK);
+	n = enc(buf, sizeof(buf), &in);
+	set_len(buf, n - 1);
+	ck_assert_int_eq(handover_decode(buf, n - 1, &out), -EBADMSG);
+	buf[n] = 0;
+	set_len(buf, n + 1);
+	ck_assert_int_eq(handover_decode(buf, n + 1, &out), -EBADMSG);
+	in = msg(HANDOVER_SESSIONS_END);
+	n = enc(buf, sizeof(buf), &in);
+	set_len(buf, n - 1);
+	ck_assert_int_eq(handover_decode(buf, n - 1, &out), -EBADMSG);
+	buf[n] = 0;
+	set_len(buf, n + 1);
+	ck_assert_int_eq(handover_decode(buf, n + 1, &out), -EBADMSG);
+
+	/* NACK: text length against the datagram, reserved bytes, too long a text. */
+	in = msg(HANDOVER_SESSION_NACK);
+	snprintf(in.u.session_nack.text, sizeof(in.u.session_nack.text), "a\nb");
+	n = enc(buf, sizeof(buf), &in);
+	ck_assert_int_eq(handover_decode(buf, n, &out), 0);
+	ck_assert_str_eq(out.u.session_nack.text, "a?b");	/* printable for the log */
+	buf[p + 12] = 4;
+	ck_assert_int_eq(handover_decode(buf, n, &out), -EBADMSG);
+	buf[p + 12] = 3;
+	buf[p + 14] = 1;
+	ck_assert_int_eq(handover_decode(buf, n, &out), -EBADMSG);
+	buf[p + 14] = 0;
+	buf[p + 15] = 1;
+	ck_assert_int_eq(handover_decode(buf, n, &out), -EBADMSG);
+	buf[p + 15] = 0;
+	set_len(buf, p + 15);
+	ck_assert_int_eq(handover_decode(buf, p + 15, &out), -EBADMSG);
+	memset(buf + p + 16, 'x', HANDOVER_TEXT_MAX + 1);
+	buf[p + 12] = (uint8_t)(HANDOVER_TEXT_MAX + 1);
+	buf[p + 13] = 0;
+	set_len(buf, p + 16 + HANDOVER_TEXT_MAX + 1);
+	ck_assert_int_eq(handover_decode(buf, p + 16 + HANDOVER_TEXT_MAX + 1, &out), -EBADMSG);
+}
+END_TEST
+
+/*
+ * Version 1 is still spoken (a phase-1 process's hello is answered in its
+ * version): its STATUS is the short one, and the session types do not exist
+ * in it, neither to decode nor to encode.
+ */
+START_TEST(test_version1)
+{
+	struct handover_msg in = msg(HANDOVER_STATUS), out;
+	uint8_t buf[512];
+	size_t n;
+
+	in.version = 1;
+	in.u.status.draining = 7;
+	in.u.status.moved = 5;	/* not in version 1: dropped */
+	n = enc(buf, sizeof(buf), &in);
+	ck_assert_uint_eq(n, HANDOVER_HDR_LEN + 4);
+	ck_assert_int_eq(handover_decode(buf, n, &out), 0);
+	ck_assert_uint_eq(out.version, 1);
+	ck_assert_uint_eq(out.u.status.draining, 7);
+	ck_assert_uint_eq(out.u.status.moved, 0);
+	/* A version-2 STATUS relabelled as version 1 is the wrong size. */
+	in.version = 2;
+	n = enc(buf, sizeof(buf), &in);
+	buf[4] = 1;
+	ck_assert_int_eq(handover_decode(buf, n, &out), -EBADMSG);
+	/* The session types in version 1: unknown to decode, refused to encode. */
+	in = msg(HANDOVER_SESSIONS_END);
+	n = enc(buf, sizeof(buf), &in);
+	buf[4] = 1;
+	ck_assert_int_eq(handover_decode(buf, n, &out), -ENOMSG);
+	in.version = 1;
+	ck_assert_int_eq(handover_encode(buf, sizeof(buf), &in), -EINVAL);
+	/* Version 0 is no version. */
+	in = msg(HANDOVER_COMMIT);
+	n = enc(buf, sizeof(buf), &in);
+	buf[4] = 0;
+	ck_assert_int_eq(handover_decode(buf, n, &out), -EPROTONOSUPPORT);
+}
+END_TEST
+
+/* Is @fd open in this process? */
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) != -1;
+}
+
+/*
+ * The lowest free descriptor numbers: where the kernel puts what arrives by
+ * SCM_RIGHTS. If they are still free after a refused message, nothing leaked.
+ */
+static void free_fd_numbers(int *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		ck_assert_int_ge(out[i], 0);
+	}
+	for (size_t i = 0; i < n; i++)
+		close(out[i]);
+}
+
+/* Send @len bytes of @buf with @n descriptors of @fds, bypassing handover_send()'s checks. */
+static void raw_send(int sock, const uint8_t *buf, size_t len, const int *fds, size_t n)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(8 * sizeof(int))];
+	} control = { 0 };
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	ck_assert_uint_le(n, 8);
+	if (n) {
+		struct cmsghdr *cm;
+
+		mh.msg_control = control.buf;
+		mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(n * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
+	}
+	ck_assert_int_eq(sendmsg(sock, &mh, 0), (ssize_t)len);
+}
+
+/*
+ * A SESSION with 1 to 4 descriptors crosses a real pair: each is the same
+ * open file on the other side, in order; the payload is the message's own
+ * copy. handover_msg_fini() closes what was not taken.
+ */
+START_TEST(test_session_fds)
+{
+	uint8_t state[64];
+	int sv[2], pipes[HANDOVER_SESSION_FDS][2], got;
+	struct handover_msg in = msg(HANDOVER_SESSION), out;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	for (size_t i = 0; i < HANDOVER_SESSION_FDS; i++)
+		ck_assert_int_eq(pipe2(pipes[i], O_CLOEXEC), 0);
+	memset(state, 0xa5, sizeof(state));
+	in.u.session.payload = state;
+	in.u.session.len = sizeof(state);
+	for (uint8_t k = 1; k <= HANDOVER_SESSION_FDS; k++) {
+		int saved[HANDOVER_SESSION_FDS];
+
+		in.u.session.id = 1000 + k;
+		in.u.session.n_fds = k;
+		for (size_t i = 0; i < k; i++)
+			in.u.session.fds[i] = pipes[i][1];
+		ck_assert_int_eq(handover_send(sv[0], &in, -1, 1000), 0);
+		ck_assert_int_eq(handover_recv(sv[1], &out, &got, 1000), 0);
+		ck_assert_int_eq(got, -1);
+		ck_assert_uint_eq(out.type, HANDOVER_SESSION);
+		ck_assert_uint_eq(out.u.session.id, 1000 + k);
+		ck_assert_uint_eq(out.u.session.n_fds, k);
+		ck_assert_mem_eq(out.u.session.payload, state, sizeof(state));
+		for (size_t i = 0; i < k; i++) {
+			char c = 0;
+
+			ck_assert_int_ge(out.u.session.fds[i], 0);
+			ck_assert_int_eq(fcntl(out.u.session.fds[i], F_GETFD) & FD_CLOEXEC,
+					 FD_CLOEXEC);
+			ck_assert_int_eq(write(out.u.session.fds[i], &"0123"[i], 1), 1);
+			ck_assert_int_eq(read(pipes[i][0], &c, 1), 1);
+			ck_assert_int_eq(c, "0123"[i]);
+			saved[i] = out.u.session.fds[i];
+		}
+		for (size_t i = k; i < HANDOVER_SESSION_FDS; i++)
+			ck_assert_int_eq(out.u.session.fds[i], -1);
+		handover_msg_fini(&out);
+		for (size_t i = 0; i < k; i++)
+			ck_assert(!fd_open(saved[i]));
+		handover_msg_fini(&out);	/* twice: harmless */
+	}
+	/* A SESSION with a descriptor besides its own, or none of its own: not sent. */
+	ck_assert_int_eq(handover_send(sv[0], &in, pipes[0][0], 1000), -EINVAL);
+	in.u.session.n_fds = 0;
+	ck_assert_int_eq(handover_send(sv[0], &in, -1, 1000), -EINVAL);
+	for (size_t i = 0; i < HANDOVER_SESSION_FDS; i++) {
+		close(pipes[i][0]);
+		close(pipes[i][1]);
+	}
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
+/*
+ * Every wrong descriptor count is refused and closes every descriptor that
+ * came: a SESSION with fewer or more than it says (5: more than any message
+ * may carry), a LISTENER with none, a message that carries none with one,
+ * and a malformed SESSION with its descriptors.
+ */
+START_TEST(test_session_bad_fds)
+{
+	static const struct {
+		uint16_t type;
+		uint8_t says;	/* a SESSION's fd count */
+		size_t sends;
+		bool corrupt;	/* a reserved byte set: a decode error */
+	} cases[] = {
+		{ HANDOVER_SESSION, 2, 1, false },
+		{ HANDOVER_SESSION, 2, 3, false },
+		{ HANDOVER_SESSION, 1, 0, false },
+		{ HANDOVER_SESSION, 4, 5, false },
+		{ HANDOVER_SESSION, 4, 7, false },
+		{ HANDOVER_SESSION, 2, 2, true },
+		{ HANDOVER_LISTENER, 0, 0, false },
+		{ HANDOVER_SESSIONS_END, 0, 1, false },
+		{ HANDOVER_SESSION_ACK, 0, 2, false },
+	};
+	uint8_t state[8] = { 0 }, buf[512];
+	int sv[2], fds[8], probe[8], got;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(fds); i++)
+		fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	for (size_t c = 0; c < PGKTLS_ARRAY_SIZE(cases); c++) {
+		struct handover_msg in = msg(cases[c].type), out;
+		size_t n;
+
+		if (in.type == HANDOVER_SESSION) {
+			in.u.session.payload = state;
+			in.u.session.len = sizeof(state);
+			in.u.session.n_fds = cases[c].says;
+		} else if (in.type == HANDOVER_LISTENER) {
+			in.u.listener.kind = HANDOVER_L_TCP;
+		}
+		n = enc(buf, sizeof(buf), &in);
+		if (cases[c].corrupt)
+			buf[HANDOVER_HDR_LEN + 10] = 1;
+		raw_send(sv[0], buf, n, fds, cases[c].sends);
+		free_fd_numbers(probe, PGKTLS_ARRAY_SIZE(probe));
+		ck_assert_msg(handover_recv(sv[1], &out, &got, 1000) == -EBADMSG, "case %zu", c);
+		ck_assert_int_eq(got, -1);
+		handover_msg_fini(&out);	/* nothing to release, and nothing wrongly closed */
+		for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(probe); i++)
+			ck_assert_msg(!fd_open(probe[i]), "case %zu: fd %d leaked", c, probe[i]);
+		for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(fds); i++)
+			ck_assert(fd_open(fds[i]));
+	}
+	for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(fds); i++)
+		close(fds[i]);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
+/*
+ * A full-size SESSION (HANDOVER_SESSION_MAX of state) fits one datagram on a
+ * pair sized by handover_size_buffers(); without the sizing it would not on
+ * a default kernel (EMSGSIZE), which is why handover_spawn() sizes both ends.
+ */
+START_TEST(test_session_full_size)
+{
+	struct handover_msg in = msg(HANDOVER_SESSION), out;
+	uint8_t *state = malloc(HANDOVER_SESSION_MAX);
+	int sv[2], p[2], got, sndbuf = 0;
+	socklen_t len = sizeof(sndbuf);
+
+	ck_assert_ptr_nonnull(state);
+	for (size_t i = 0; i < HANDOVER_SESSION_MAX; i++)
+		state[i] = (uint8_t)(i * 31 + 7);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	in.u.session.id = 7;
+	in.u.session.payload = state;
+	in.u.session.len = HANDOVER_SESSION_MAX;
+	in.u.session.n_fds = 1;
+	in.u.session.fds[0] = p[0];
+	/* The measurement behind the sizing: an unsized pair's default is too small. */
+	ck_assert_int_eq(getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, &len), 0);
+	if ((size_t)sndbuf < HANDOVER_MAX_MSG + 32)
+		ck_assert_int_eq(handover_send(sv[0], &in, -1, 1000), -EMSGSIZE);
+	ck_assert_int_eq(handover_size_buffers(sv[0]), 0);
+	ck_assert_int_eq(handover_size_buffers(sv[1]), 0);
+	len = sizeof(sndbuf);
+	ck_assert_int_eq(getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, &len), 0);
+	ck_assert_uint_gt((size_t)sndbuf, HANDOVER_MAX_MSG + 32);
+	ck_assert_int_eq(handover_send(sv[0], &in, -1, 1000), 0);
+	ck_assert_int_eq(handover_recv(sv[1], &out, &got, 1000), 0);
+	ck_assert_uint_eq(out.u.session.len, HANDOVER_SESSION_MAX);
+	ck_assert_mem_eq(out.u.session.payload, state, HANDOVER_SESSION_MAX);
+	handover_msg_fini(&out);
+	/* One byte more is not sent. */
+	in.u.session.len = HANDOVER_SESSION_MAX + 1;
+	ck_assert_int_eq(handover_send(sv[0], &in, -1, 1000), -EINVAL);
+	free(state);
+	close(p[0]);
+	close(p[1]);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
+/* Cut control data (a receiver-side MSG_CTRUNC) is refused: shown with a too-small buffer. */
+START_TEST(test_ctrunc)
+{
+	struct handover_msg in = msg(HANDOVER_SESSION), out;
+	uint8_t state[4] = { 9 };
+	int sv[2], fds[HANDOVER_SESSION_FDS + 3], probe[12], got;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(fds); i++)
+		fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	in.u.session.payload = state;
+	in.u.session.len = sizeof(state);
+	in.u.session.n_fds = HANDOVER_SESSION_FDS;
+	{
+		uint8_t buf[64];
+		size_t n = enc(buf, sizeof(buf), &in);
+
+		/* More descriptors than handover_recv() has room for: the kernel cuts them. */
+		raw_send(sv[0], buf, n, fds, PGKTLS_ARRAY_SIZE(fds));
+	}
+	free_fd_numbers(probe, PGKTLS_ARRAY_SIZE(probe));
+	ck_assert_int_eq(handover_recv(sv[1], &out, &got, 1000), -EBADMSG);
+	for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(probe); i++)
+		ck_assert_msg(!fd_open(probe[i]), "fd %d leaked", probe[i]);
+	for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(fds); i++)
+		close(fds[i]);
+	close(sv[0]);
+	close(sv[1]);
 }
 END_TEST
 
 /* The frozen header, byte by byte: what any future version must still read. */
 START_TEST(test_wire_format)
 {
-	static const uint8_t want[] = { 'P', 'K', 'H', 'O', 1, 0, 6, 0, 8, 0, 0, 0,
+	static const uint8_t want[] = { 'P', 'K', 'H', 'O', HANDOVER_VERSION, 0, 6, 0, 8, 0, 0, 0,
 					0x04, 0x03, 0x02, 0x01, 2, 0, 0, 0 };
 	struct handover_msg in = msg(HANDOVER_READY);
 	uint8_t buf[64];
@@ -136,14 +578,14 @@ START_TEST(test_other_version)
 	ssize_t n = handover_encode(buf, sizeof(buf), &in);
 	uint16_t v, t;
 
-	buf[4] = 2;
+	buf[4] = HANDOVER_VERSION + 1;
 	ck_assert_int_eq(handover_decode(buf, (size_t)n, &out), -EPROTONOSUPPORT);
-	ck_assert_uint_eq(out.version, 2);
+	ck_assert_uint_eq(out.version, HANDOVER_VERSION + 1);
 	ck_assert_uint_eq(out.type, HANDOVER_HELLO);
 	ck_assert_int_eq(handover_decode_header(buf, (size_t)n, &v, &t), 0);
-	ck_assert_uint_eq(v, 2);
+	ck_assert_uint_eq(v, HANDOVER_VERSION + 1);
 	/* And we never write one. */
-	in.version = 2;
+	in.version = HANDOVER_VERSION + 1;
 	ck_assert_int_eq(handover_encode(buf, sizeof(buf), &in), -EINVAL);
 }
 END_TEST
@@ -372,6 +814,13 @@ static Suite *handover_suite(void)
 	tcase_add_test(tc, test_recv_two_fds);
 	tcase_add_test(tc, test_spawn);
 	tcase_add_test(tc, test_child_fd);
+	tcase_add_test(tc, test_session_roundtrip);
+	tcase_add_test(tc, test_session_malformed);
+	tcase_add_test(tc, test_version1);
+	tcase_add_test(tc, test_session_fds);
+	tcase_add_test(tc, test_session_bad_fds);
+	tcase_add_test(tc, test_session_full_size);
+	tcase_add_test(tc, test_ctrunc);
 	suite_add_tcase(s, tc);
 	return s;
 }
