@@ -252,6 +252,8 @@ static const struct hop_engine plain_engine = {
 	.events = std_events,
 	.info = plain_info,
 	.release = plain_release,
+	.export = plain_export,
+	.import = plain_import,
 	.splice = HOP_SPLICE_STREAM,
 };
 
@@ -359,8 +361,6 @@ static const struct hop_engine openssl_engine = {
 	.events = std_events,
 	.info = info_tls,
 	.release = openssl_release,
-	.export = plain_export,
-	.import = plain_import,
 	.splice = HOP_SPLICE_NONE,
 };
 

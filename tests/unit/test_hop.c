@@ -23,6 +23,7 @@
 
 #include "pgktls/keysched.h"
 #include "pgktls/ktls.h"
+#include "pgktls/tlv.h"
 
 #include "testlib.h"
 
@@ -214,6 +215,78 @@ START_TEST(test_plain)
 }
 END_TEST
 
+/* Export @h into @buf, free it as a handed-over hop is, and import it around a new fd. */
+static void move_hop(struct hop *h, uint8_t *buf, size_t cap)
+{
+	const char *name = h->name;
+	struct tlv_writer w;
+	int fd = dup(h->fd);
+
+	ck_assert_int_ge(fd, 0);
+	tlv_writer_init(&w, buf, cap);
+	ck_assert_int_eq(hop_export(h, &w), 0);
+	hop_close(NULL, h);
+	ck_assert_int_eq(hop_import(h, fd, name, buf, w.len), 0);
+	memset(buf, 0, w.len);
+}
+
+/*
+ * Binary upgrade: a tlsrec hop moves (engine, flags, keys, the TLS facts
+ * for the stats) and carries on; an openssl hop cannot; a plain hop keeps
+ * its EOF; an engine this binary does not adopt is refused.
+ */
+START_TEST(test_move)
+{
+	const struct hop_policy off = { .ktls = CFG_KTLS_OFF, .kernel_tls = true };
+	const struct hop_policy keep = { .ktls = CFG_KTLS_OFF, .openssl_records = true };
+	static uint8_t buf[160 * 1024];
+	struct tlv_writer w;
+	struct hop_pair p;
+	struct stats st;
+	struct hop h;
+	char c;
+	int sv[2];
+
+	hop_pair_open(&p);
+	ck_assert_int_eq(hop_engage(&p.h, &off), 0);
+	exchange(&p);
+	ck_assert(hop_movable(&p.h));
+	move_hop(&p.h, buf, sizeof(buf));
+	ck_assert_ptr_nonnull(p.h.rec);
+	check_info(&p.h, "tlsrec");
+	exchange(&p);
+	move_hop(&p.h, buf, sizeof(buf));
+	exchange(&p);
+	hop_pair_close(&p);
+
+	hop_pair_open(&p);
+	ck_assert_int_eq(hop_engage(&p.h, &keep), 0);
+	ck_assert(!hop_movable(&p.h));
+	tlv_writer_init(&w, buf, sizeof(buf));
+	ck_assert_int_eq(hop_export(&p.h, &w), -EOPNOTSUPP);
+	hop_pair_close(&p);
+
+	memset(&st, 0, sizeof(st));
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	hop_init(&h, sv[0], "server", false);
+	close(sv[1]);
+	ck_assert_int_eq(hop_read(&h, &c, 1, &st), 0);
+	move_hop(&h, buf, sizeof(buf));
+	ck_assert_str_eq(h.eng->name, "plain");
+	ck_assert(h.rx_eof && h.clean_eof && !h.tx_shut && !h.is_tcp);
+	ck_assert_str_eq(h.name, "server");
+	/* An engine name this binary does not adopt: refused, a plain hop left to close. */
+	tlv_writer_init(&w, buf, sizeof(buf));
+	ck_assert_int_eq(hop_export(&h, &w), 0);
+	ck_assert_uint_eq(buf[2], 5);
+	memcpy(buf + 4, "ktlsx", 5);
+	hop_close(NULL, &h);
+	ck_assert_int_eq(hop_import(&h, -1, "server", buf, w.len), -EOPNOTSUPP);
+	ck_assert_str_eq(h.eng->name, "plain");
+	hop_close(NULL, &h);
+}
+END_TEST
+
 static Suite *hop_suite(void)
 {
 	Suite *s = suite_create("hop");
@@ -223,6 +296,7 @@ static Suite *hop_suite(void)
 	tcase_add_test(tc, test_engage_openssl_records);
 	tcase_add_test(tc, test_engage_no_kernel);
 	tcase_add_test(tc, test_plain);
+	tcase_add_test(tc, test_move);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;
