@@ -9,8 +9,12 @@
  * export to the same bytes (a field read but not written back, or written
  * differently, shows here).
  *
- * Input: byte 0 % 3 picks the reader (0 tlsrec, 1 hop, 2 keysched); the
- * rest is the TLV list, passed in a buffer of exactly its size.
+ * The same for what moves beside the hops: relay_dir_import(),
+ * pgproto_framer_import(), authinspect_import().
+ *
+ * Input: byte 0 % 6 picks the reader (0 tlsrec, 1 hop, 2 keysched, 3 relay
+ * direction, 4 framer, 5 authinspect); the rest is the TLV list, passed in
+ * a buffer of exactly its size.
  */
 #include "config.h"
 
@@ -18,8 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgktls/authinspect.h"
 #include "pgktls/hop.h"
 #include "pgktls/keysched.h"
+#include "pgktls/pgproto.h"
+#include "pgktls/relay.h"
 #include "pgktls/tlsrec.h"
 #include "pgktls/tlv.h"
 
@@ -79,6 +86,57 @@ static void check_keysched(const struct keysched_session *ks, uint8_t *a, uint8_
 	keysched_session_free(ks2);
 }
 
+/* Export @x with @exp, import with @imp into @y, export again: the same bytes. */
+#define CHECK_SMALL(x, y, exp, imp, a, b)                                                  \
+	do {                                                                               \
+		struct tlv_writer w1_, w2_;                                                \
+                                                                                           \
+		tlv_writer_init(&w1_, (a), OUT_CAP);                                       \
+		FUZZ_CHECK(exp((x), &w1_) == 0);                                           \
+		FUZZ_CHECK(imp((y), (a), w1_.len) == 0);                                   \
+		tlv_writer_init(&w2_, (b), OUT_CAP);                                       \
+		FUZZ_CHECK(exp((y), &w2_) == 0);                                           \
+		FUZZ_CHECK(w1_.len == w2_.len && !memcmp((a), (b), w1_.len));              \
+	} while (0)
+
+static void other_state(unsigned int which, const uint8_t *in, size_t len, uint8_t *a,
+			uint8_t *b)
+{
+	switch (which) {
+	case 3: {
+		struct relay_dir d, e;
+
+		relay_dir_init(&d);
+		if (relay_dir_import(&d, in, len) == 0) {
+			FUZZ_CHECK(d.head <= d.scan && d.scan <= d.tail && d.tail <= d.cap);
+			relay_dir_init(&e);
+			CHECK_SMALL(&d, &e, relay_dir_export, relay_dir_import, a, b);
+			relay_dir_free(&e);
+		} else {
+			FUZZ_CHECK(d.buf == NULL);
+		}
+		relay_dir_free(&d);
+		break;
+	}
+	case 4: {
+		struct pgproto_framer f, g;
+
+		if (pgproto_framer_import(&f, in, len) == 0)
+			CHECK_SMALL(&f, &g, pgproto_framer_export, pgproto_framer_import, a, b);
+		else
+			FUZZ_CHECK(f.lost);
+		break;
+	}
+	default: {
+		struct authinspect x, y;
+
+		if (authinspect_import(&x, in, len) == 0)
+			CHECK_SMALL(&x, &y, authinspect_export, authinspect_import, a, b);
+		break;
+	}
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t a[OUT_CAP], b[OUT_CAP];
@@ -92,7 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!in)
 		return 0;
 	memcpy(in, data + 1, len);
-	switch (data[0] % 3) {
+	switch (data[0] % 6) {
 	case 0: {
 		struct tlsrec *t = NULL;
 
@@ -113,7 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		hop_close(NULL, &h);
 		break;
 	}
-	default: {
+	case 2: {
 		struct keysched_session *ks = NULL;
 
 		if (keysched_session_import(in, len, &ks) == 0) {
@@ -125,6 +183,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		break;
 	}
+	default:
+		other_state(data[0] % 6, in, len, a, b);
+		break;
 	}
 	free(in);
 	return 0;
