@@ -712,6 +712,110 @@ static void ktls_release(struct hop *h)
 	ssl_free(h);
 }
 
+/*
+ * What pgktls keeps beside the kernel's record state, which moves with the
+ * socket itself: the session (for KeyUpdate), the post-handshake state (a
+ * KeyUpdate answer still due after EAGAIN is tlsmsg's answer_due), the
+ * send key's budget, and the kTLS facts for the stats.
+ */
+enum {
+	KT_TAG_SESSION = 1 | TLV_MANDATORY,	/* keysched_session_export()'s list */
+	KT_TAG_MSG = 2 | TLV_MANDATORY,		/* tlsmsg_save()'s image */
+	KT_TAG_BUDGET = 3 | TLV_MANDATORY,	/* u64 records, u64 limit (0: not set up) */
+	KT_TAG_STATE = 4,			/* rx, tx, rx_reason, tx_reason, u32 err: stats */
+};
+
+static int ktls_export(const struct hop *h, struct tlv_writer *w)
+{
+	uint8_t msg[TLSMSG_SAVED_LEN], budget[16], st[8];
+	long at;
+	int r;
+
+	/* Only once the SSL is gone: its secrets would have to be detached first. */
+	if (h->ssl || !h->ks || !h->msg_ready)
+		return -EOPNOTSUPP;
+	at = tlv_begin(w, KT_TAG_SESSION);
+	if (at < 0)
+		return (int)at;
+	r = keysched_session_export(h->ks, w);
+	if (r)
+		return r;
+	tlv_end(w, at);
+	tlsmsg_save(&h->msg, msg);
+	tlv_put(w, KT_TAG_MSG, msg, sizeof(msg));
+	for (int i = 0; i < 8; i++) {
+		budget[i] = (uint8_t)(h->txb.records >> (8 * i));
+		budget[8 + i] = (uint8_t)(h->txb.limit >> (8 * i));
+	}
+	tlv_put(w, KT_TAG_BUDGET, budget, sizeof(budget));
+	st[0] = h->ktls.rx;
+	st[1] = h->ktls.tx;
+	st[2] = h->ktls.rx_reason;
+	st[3] = h->ktls.tx_reason;
+	for (int i = 0; i < 4; i++)
+		st[4 + i] = (uint8_t)((uint32_t)h->ktls.err >> (8 * i));
+	tlv_put(w, KT_TAG_STATE, st, sizeof(st));
+	return tlv_writer_err(w);
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int ktls_import(struct hop *h, const void *buf, size_t len)
+{
+	struct tlv_field f[] = {
+		{ .tag = KT_TAG_SESSION, .max_len = TLV_MAX_VALUE, .required = true },
+		{ .tag = KT_TAG_MSG, .min_len = TLSMSG_SAVED_LEN, .max_len = TLSMSG_SAVED_LEN,
+		  .required = true },
+		{ .tag = KT_TAG_BUDGET, .min_len = 16, .max_len = 16, .required = true },
+		{ .tag = KT_TAG_STATE, .min_len = 8, .max_len = 8 },
+	};
+	struct keysched_session *ks;
+	uint64_t records, limit;
+	int r;
+
+	r = tlv_parse(buf, len, f, PGKTLS_ARRAY_SIZE(f));
+	if (r)
+		return r;
+	if (f[3].seen && (f[3].val[0] > KTLS_ENGINE_KERNEL || f[3].val[1] > KTLS_ENGINE_KERNEL ||
+			  f[3].val[2] >= KTLS__NREASONS || f[3].val[3] >= KTLS__NREASONS))
+		return -EBADMSG;
+	r = keysched_session_import(f[0].val, f[0].len, &ks);
+	if (r)
+		return r;
+	r = tlsmsg_restore(&h->msg, ks->version == TLS1_3_VERSION, !ks->is_server, f[1].val);
+	if (r) {
+		keysched_session_free(ks);
+		return r;
+	}
+	h->ks = ks;
+	h->msg_ready = true;
+	records = le64(f[2].val);
+	limit = le64(f[2].val + 8);
+	memset(&h->txb, 0, sizeof(h->txb));
+	/* The cipher's entry and the version come from the session, as at first. */
+	if (limit) {
+		ktls_tx_budget_init(&h->txb, NULL, ks);
+		h->txb.limit = limit;
+		h->txb.records = records;
+	}
+	if (f[3].seen) {
+		h->ktls.rx = f[3].val[0];
+		h->ktls.tx = f[3].val[1];
+		h->ktls.rx_reason = f[3].val[2];
+		h->ktls.tx_reason = f[3].val[3];
+		h->ktls.err = (int)((uint32_t)f[3].val[4] | (uint32_t)f[3].val[5] << 8 |
+				    (uint32_t)f[3].val[6] << 16 | (uint32_t)f[3].val[7] << 24);
+	}
+	return 0;
+}
+
 static const struct hop_engine ktls_engine = {
 	.name = "ktls",
 	.read = ktls_read,
@@ -723,6 +827,8 @@ static const struct hop_engine ktls_engine = {
 	.events = std_events,
 	.info = info_tls,
 	.release = ktls_release,
+	.export = ktls_export,
+	.import = ktls_import,
 	.splice = HOP_SPLICE_RECORDS,
 };
 
@@ -1047,11 +1153,15 @@ enum {
 #define HOP_F_ALL ((1u << 6) - 1)
 
 /* The engines a hop can move with, by name. */
-static const struct hop_engine *const movable_engines[] = { &plain_engine, &tlsrec_engine };
+static const struct hop_engine *const movable_engines[] = { &plain_engine, &tlsrec_engine,
+							   &ktls_engine };
 
 bool hop_movable(const struct hop *h)
 {
-	return h->eng->export && (h->eng != &plain_engine || !h->ssl);
+	if (!h->eng->export || (h->eng == &plain_engine && h->ssl))
+		return false;
+	/* kTLS: once its SSL is freed (hop_release_ssl()), which it is unless memory ran out. */
+	return h->eng != &ktls_engine || (!h->ssl && h->ks && h->msg_ready);
 }
 
 static void summary_export(const struct hop_tls_summary *s, struct tlv_writer *w)
@@ -1200,11 +1310,10 @@ int hop_import(struct hop *h, int fd, const char *name, const void *buf, size_t 
 	h->clean_eof = flags & HOP_F_CLEAN_EOF;
 	h->rd_wants_write = flags & HOP_F_RD_WANTS_WRITE;
 	h->wr_wants_read = flags & HOP_F_WR_WANTS_READ;
-	if (eng == &tlsrec_engine) {
+	if (eng != &plain_engine) {
 		h->summary = summary_import(f + F_VERSION);
 		if (!h->summary) {
-			tlsrec_free(h->rec);
-			h->rec = NULL;
+			eng->release(h);
 			h->eng = &plain_engine;
 			return -ENOMEM;
 		}

@@ -346,8 +346,13 @@ bool hop_movable(const struct hop *h);
  * and is then freed with hop_close() (no close_notify: the peer's session
  * goes on in the new process). Whoever owns @w's buffer wipes it (keys).
  *
- * Return: 0; -EOPNOTSUPP (an engine that cannot move: openssl, ktls for
- * now); the writer's error.
+ * kTLS: the kernel's record state (keys, sequence numbers, bytes queued)
+ * moves with the socket; the list carries pgktls's side (the session for
+ * KeyUpdate, the post-handshake state, the send key's budget, the facts
+ * for the stats).
+ *
+ * Return: 0; -EOPNOTSUPP (an engine that cannot move: openssl, or a kTLS
+ * hop still holding its SSL); the writer's error.
  */
 PGKTLS_MUSTCHECK int hop_export(const struct hop *h, struct tlv_writer *w);
 
