@@ -757,7 +757,7 @@ static size_t stream_write(struct ep *e, struct stream *s, size_t max)
 	while (total < max) {
 		size_t k = max - total < sizeof(buf) ? max - total : sizeof(buf), n;
 
-		/* After a write that would block, the same bytes come first again (tlsrec_write()). */
+		/* After a write that would block, the same bytes come first (tlsrec_write()). */
 		for (size_t i = 0; i < k; i++)
 			buf[i] = pattern(s->sent + i, s->salt);
 		n = ep_write(e, buf, k);
@@ -790,7 +790,8 @@ static size_t stream_read(struct ep *e, struct stream *s, size_t max, size_t chu
 			continue;
 		for (ssize_t i = 0; i < n; i++)
 			ck_assert_msg(buf[i] == pattern(s->got + (size_t)i, s->salt),
-				      "byte %zu of stream %#x differs", s->got + (size_t)i, s->salt);
+				      "byte %zu of stream %#x differs", s->got + (size_t)i,
+				      s->salt);
 		/*
 		 * No check against s->sent: a record whose write returned
 		 * -EAGAIN is counted by the writer only at its next write, but
