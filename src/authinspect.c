@@ -13,6 +13,7 @@
 
 #include "pgktls/pgproto.h"
 #include "pgktls/relay.h"
+#include "pgktls/tlv.h"
 
 /* Replace @oldlen bytes at @at by @msg (@newlen bytes), moving the rest. */
 static int rewrite_in_place(struct relay_dir *d, uint32_t at, size_t oldlen, const uint8_t *msg,
@@ -84,5 +85,47 @@ int authinspect_run(struct authinspect *ai, struct relay_dir *d)
 		}
 		d->scan += (uint32_t)total;
 	}
+	return 0;
+}
+
+/* ---- moving the inspection to another process (binary upgrade) ---- */
+
+enum {
+	AI_TAG_FLAGS = 1 | TLV_MANDATORY,	/* u8: bit 0 strip_plus, bit 1 done */
+	AI_TAG_SKIP = 2 | TLV_MANDATORY,	/* u32 */
+	AI_TAG_STRIPPED = 3,			/* u32, for the stats only */
+	AI_TAG_HINTED = 4,			/* u32, for the stats only */
+};
+
+int authinspect_export(const struct authinspect *ai, struct tlv_writer *w)
+{
+	tlv_put_u8(w, AI_TAG_FLAGS, (uint8_t)(ai->strip_plus | ai->done << 1));
+	tlv_put_u32(w, AI_TAG_SKIP, ai->skip);
+	tlv_put_u32(w, AI_TAG_STRIPPED, ai->stripped);
+	tlv_put_u32(w, AI_TAG_HINTED, ai->hinted);
+	return tlv_writer_err(w);
+}
+
+int authinspect_import(struct authinspect *ai, const void *buf, size_t len)
+{
+	struct tlv_field f[] = {
+		{ .tag = AI_TAG_FLAGS, .min_len = 1, .max_len = 1, .required = true },
+		{ .tag = AI_TAG_SKIP, .min_len = 4, .max_len = 4, .required = true },
+		{ .tag = AI_TAG_STRIPPED, .min_len = 4, .max_len = 4 },
+		{ .tag = AI_TAG_HINTED, .min_len = 4, .max_len = 4 },
+	};
+	int r;
+
+	memset(ai, 0, sizeof(*ai));
+	r = tlv_parse(buf, len, f, PGKTLS_ARRAY_SIZE(f));
+	if (r)
+		return r;
+	if (tlv_u8(&f[0]) > 3)
+		return -EBADMSG;
+	ai->strip_plus = tlv_u8(&f[0]) & 1;
+	ai->done = tlv_u8(&f[0]) >> 1 & 1;
+	ai->skip = tlv_u32(&f[1]);
+	ai->stripped = f[2].seen ? tlv_u32(&f[2]) : 0;
+	ai->hinted = f[3].seen ? tlv_u32(&f[3]) : 0;
 	return 0;
 }

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
@@ -30,6 +31,7 @@
 #include "pgktls/log.h"
 #include "pgktls/tls.h"
 #include "pgktls/tlsrec.h"
+#include "pgktls/tlv.h"
 
 /* Records without data one kTLS read handles before it yields (as tlsrec and OpenSSL). */
 #define KTLS_MAX_IDLE_RECORDS 32
@@ -92,6 +94,7 @@ static void summary_free(struct hop_tls_summary *sum)
 		return;
 	free(sum->sni);
 	free(sum->peer_subject);
+	free(sum->cipher_owned);
 	free(sum);
 }
 
@@ -223,6 +226,21 @@ static void plain_release(struct hop *h)
 	(void)h;
 }
 
+/* Nothing beyond the hop's flags: the socket holds the stream. */
+static int plain_export(const struct hop *h, struct tlv_writer *w)
+{
+	(void)w;
+	return h->ssl ? -EOPNOTSUPP : 0;
+}
+
+static int plain_import(struct hop *h, const void *buf, size_t len)
+{
+	(void)h;
+	(void)buf;
+	(void)len;
+	return 0;
+}
+
 static const struct hop_engine plain_engine = {
 	.name = "plain",
 	.read = plain_read,
@@ -234,6 +252,8 @@ static const struct hop_engine plain_engine = {
 	.events = std_events,
 	.info = plain_info,
 	.release = plain_release,
+	.export = plain_export,
+	.import = plain_import,
 	.splice = HOP_SPLICE_STREAM,
 };
 
@@ -399,6 +419,16 @@ static void tlsrec_engine_release(struct hop *h)
 	ssl_free(h);
 }
 
+static int tlsrec_engine_export(const struct hop *h, struct tlv_writer *w)
+{
+	return tlsrec_export(h->rec, w);
+}
+
+static int tlsrec_engine_import(struct hop *h, const void *buf, size_t len)
+{
+	return tlsrec_import(buf, len, &h->rec);
+}
+
 static const struct hop_engine tlsrec_engine = {
 	.name = "tlsrec",
 	.read = tlsrec_engine_read,
@@ -410,6 +440,8 @@ static const struct hop_engine tlsrec_engine = {
 	.events = std_events,
 	.info = info_tls,
 	.release = tlsrec_engine_release,
+	.export = tlsrec_engine_export,
+	.import = tlsrec_engine_import,
 	.splice = HOP_SPLICE_NONE,
 };
 
@@ -680,6 +712,110 @@ static void ktls_release(struct hop *h)
 	ssl_free(h);
 }
 
+/*
+ * What pgktls keeps beside the kernel's record state, which moves with the
+ * socket itself: the session (for KeyUpdate), the post-handshake state (a
+ * KeyUpdate answer still due after EAGAIN is tlsmsg's answer_due), the
+ * send key's budget, and the kTLS facts for the stats.
+ */
+enum {
+	KT_TAG_SESSION = 1 | TLV_MANDATORY,	/* keysched_session_export()'s list */
+	KT_TAG_MSG = 2 | TLV_MANDATORY,		/* tlsmsg_save()'s image */
+	KT_TAG_BUDGET = 3 | TLV_MANDATORY,	/* u64 records, u64 limit (0: not set up) */
+	KT_TAG_STATE = 4,			/* rx, tx, rx_reason, tx_reason, u32 err: stats */
+};
+
+static int ktls_export(const struct hop *h, struct tlv_writer *w)
+{
+	uint8_t msg[TLSMSG_SAVED_LEN], budget[16], st[8];
+	long at;
+	int r;
+
+	/* Only once the SSL is gone: its secrets would have to be detached first. */
+	if (h->ssl || !h->ks || !h->msg_ready)
+		return -EOPNOTSUPP;
+	at = tlv_begin(w, KT_TAG_SESSION);
+	if (at < 0)
+		return (int)at;
+	r = keysched_session_export(h->ks, w);
+	if (r)
+		return r;
+	tlv_end(w, at);
+	tlsmsg_save(&h->msg, msg);
+	tlv_put(w, KT_TAG_MSG, msg, sizeof(msg));
+	for (int i = 0; i < 8; i++) {
+		budget[i] = (uint8_t)(h->txb.records >> (8 * i));
+		budget[8 + i] = (uint8_t)(h->txb.limit >> (8 * i));
+	}
+	tlv_put(w, KT_TAG_BUDGET, budget, sizeof(budget));
+	st[0] = h->ktls.rx;
+	st[1] = h->ktls.tx;
+	st[2] = h->ktls.rx_reason;
+	st[3] = h->ktls.tx_reason;
+	for (int i = 0; i < 4; i++)
+		st[4 + i] = (uint8_t)((uint32_t)h->ktls.err >> (8 * i));
+	tlv_put(w, KT_TAG_STATE, st, sizeof(st));
+	return tlv_writer_err(w);
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int ktls_import(struct hop *h, const void *buf, size_t len)
+{
+	struct tlv_field f[] = {
+		{ .tag = KT_TAG_SESSION, .max_len = TLV_MAX_VALUE, .required = true },
+		{ .tag = KT_TAG_MSG, .min_len = TLSMSG_SAVED_LEN, .max_len = TLSMSG_SAVED_LEN,
+		  .required = true },
+		{ .tag = KT_TAG_BUDGET, .min_len = 16, .max_len = 16, .required = true },
+		{ .tag = KT_TAG_STATE, .min_len = 8, .max_len = 8 },
+	};
+	struct keysched_session *ks;
+	uint64_t records, limit;
+	int r;
+
+	r = tlv_parse(buf, len, f, PGKTLS_ARRAY_SIZE(f));
+	if (r)
+		return r;
+	if (f[3].seen && (f[3].val[0] > KTLS_ENGINE_KERNEL || f[3].val[1] > KTLS_ENGINE_KERNEL ||
+			  f[3].val[2] >= KTLS__NREASONS || f[3].val[3] >= KTLS__NREASONS))
+		return -EBADMSG;
+	r = keysched_session_import(f[0].val, f[0].len, &ks);
+	if (r)
+		return r;
+	r = tlsmsg_restore(&h->msg, ks->version == TLS1_3_VERSION, !ks->is_server, f[1].val);
+	if (r) {
+		keysched_session_free(ks);
+		return r;
+	}
+	h->ks = ks;
+	h->msg_ready = true;
+	records = le64(f[2].val);
+	limit = le64(f[2].val + 8);
+	memset(&h->txb, 0, sizeof(h->txb));
+	/* The cipher's entry and the version come from the session, as at first. */
+	if (limit) {
+		ktls_tx_budget_init(&h->txb, NULL, ks);
+		h->txb.limit = limit;
+		h->txb.records = records;
+	}
+	if (f[3].seen) {
+		h->ktls.rx = f[3].val[0];
+		h->ktls.tx = f[3].val[1];
+		h->ktls.rx_reason = f[3].val[2];
+		h->ktls.tx_reason = f[3].val[3];
+		h->ktls.err = (int)((uint32_t)f[3].val[4] | (uint32_t)f[3].val[5] << 8 |
+				    (uint32_t)f[3].val[6] << 16 | (uint32_t)f[3].val[7] << 24);
+	}
+	return 0;
+}
+
 static const struct hop_engine ktls_engine = {
 	.name = "ktls",
 	.read = ktls_read,
@@ -691,6 +827,8 @@ static const struct hop_engine ktls_engine = {
 	.events = std_events,
 	.info = info_tls,
 	.release = ktls_release,
+	.export = ktls_export,
+	.import = ktls_import,
 	.splice = HOP_SPLICE_RECORDS,
 };
 
@@ -988,4 +1126,197 @@ void hop_close(struct ev_loop *loop, struct hop *h)
 uint32_t hop_events(const struct hop *h, bool want_read, bool want_write)
 {
 	return h->eng->events(h, want_read, want_write);
+}
+
+/* ---- moving a hop to another process (binary upgrade) ---- */
+
+/* Tags of hop_export()'s list. */
+enum {
+	HOP_TAG_ENGINE = 1 | TLV_MANDATORY,	/* the engine's name */
+	HOP_TAG_FLAGS = 2 | TLV_MANDATORY,	/* u8: HOP_F_* */
+	HOP_TAG_STATE = 3 | TLV_MANDATORY,	/* the engine's export() list */
+	/* The TLS summary: for the stats only, so a reader may skip it. */
+	HOP_TAG_VERSION = 4,
+	HOP_TAG_CIPHER = 5,
+	HOP_TAG_ALPN = 6,
+	HOP_TAG_SNI = 7,
+	HOP_TAG_PEER = 8,
+	HOP_TAG_VERIFIED = 9,
+};
+
+#define HOP_F_TCP (1u << 0)
+#define HOP_F_RX_EOF (1u << 1)
+#define HOP_F_TX_SHUT (1u << 2)
+#define HOP_F_CLEAN_EOF (1u << 3)
+#define HOP_F_RD_WANTS_WRITE (1u << 4)
+#define HOP_F_WR_WANTS_READ (1u << 5)
+#define HOP_F_ALL ((1u << 6) - 1)
+
+/* The engines a hop can move with, by name. */
+static const struct hop_engine *const movable_engines[] = { &plain_engine, &tlsrec_engine,
+							   &ktls_engine };
+
+bool hop_movable(const struct hop *h)
+{
+	if (!h->eng->export || (h->eng == &plain_engine && h->ssl))
+		return false;
+	/* kTLS: once its SSL is freed (hop_release_ssl()), which it is unless memory ran out. */
+	return h->eng != &ktls_engine || (!h->ssl && h->ks && h->msg_ready);
+}
+
+static void summary_export(const struct hop_tls_summary *s, struct tlv_writer *w)
+{
+	tlv_put(w, HOP_TAG_VERSION, s->version, strlen(s->version));
+	tlv_put(w, HOP_TAG_CIPHER, s->cipher, strlen(s->cipher));
+	tlv_put(w, HOP_TAG_ALPN, s->alpn, strnlen(s->alpn, sizeof(s->alpn)));
+	if (s->sni)
+		tlv_put(w, HOP_TAG_SNI, s->sni, strlen(s->sni));
+	if (s->peer_subject)
+		tlv_put(w, HOP_TAG_PEER, s->peer_subject, strlen(s->peer_subject));
+	tlv_put_u8(w, HOP_TAG_VERIFIED, s->peer_verified);
+}
+
+int hop_export(const struct hop *h, struct tlv_writer *w)
+{
+	struct tlv_writer sw;
+	uint8_t flags = 0;
+	uint8_t *state;
+	size_t cap;
+	int r;
+
+	if (!hop_movable(h))
+		return -EOPNOTSUPP;
+	flags |= h->is_tcp ? HOP_F_TCP : 0;
+	flags |= h->rx_eof ? HOP_F_RX_EOF : 0;
+	flags |= h->tx_shut ? HOP_F_TX_SHUT : 0;
+	flags |= h->clean_eof ? HOP_F_CLEAN_EOF : 0;
+	flags |= h->rd_wants_write ? HOP_F_RD_WANTS_WRITE : 0;
+	flags |= h->wr_wants_read ? HOP_F_WR_WANTS_READ : 0;
+	tlv_put(w, HOP_TAG_ENGINE, h->eng->name, strlen(h->eng->name));
+	tlv_put_u8(w, HOP_TAG_FLAGS, flags);
+	/*
+	 * The engine's list can outgrow one TLV value (tlsrec's read-ahead
+	 * alone is 66 KB): it is written apart, then carried in chunks.
+	 */
+	if (tlv_writer_err(w))
+		return tlv_writer_err(w);
+	cap = w->cap - w->len;
+	state = malloc(cap ? cap : 1);
+	if (!state)
+		return -ENOMEM;
+	tlv_writer_init(&sw, state, cap);
+	r = h->eng->export(h, &sw);
+	if (!r)
+		r = tlv_put_chunked(w, HOP_TAG_STATE, state, sw.len);
+	OPENSSL_cleanse(state, sw.len);
+	free(state);
+	if (r)
+		return r;
+	if (h->summary)
+		summary_export(h->summary, w);
+	return tlv_writer_err(w);
+}
+
+/* A copy of a found field's bytes as a string; NULL if absent or ENOMEM (*oom set). */
+static char *field_dup(const struct tlv_field *f, bool *oom)
+{
+	char *s;
+
+	if (!f->seen)
+		return NULL;
+	s = strndup((const char *)f->val, f->len);
+	if (!s)
+		*oom = true;
+	return s;
+}
+
+/* The summary from its fields (f[0] version .. f[5] verified); NULL on ENOMEM. */
+static struct hop_tls_summary *summary_import(const struct tlv_field *f)
+{
+	static const char *const versions[] = { "TLSv1.2", "TLSv1.3" };
+	struct hop_tls_summary *s = calloc(1, sizeof(*s));
+	bool oom = false;
+
+	if (!s)
+		return NULL;
+	/* OpenSSL's static names (SSL_get_version()), which the summary points to. */
+	s->version = "";
+	for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(versions); i++)
+		if (f[0].len == strlen(versions[i]) && !memcmp(f[0].val, versions[i], f[0].len))
+			s->version = versions[i];
+	s->cipher_owned = field_dup(&f[1], &oom);
+	s->cipher = s->cipher_owned ? s->cipher_owned : "";
+	if (f[2].seen)
+		memcpy(s->alpn, f[2].val, f[2].len);
+	s->sni = field_dup(&f[3], &oom);
+	s->peer_subject = field_dup(&f[4], &oom);
+	s->peer_verified = f[5].seen && tlv_u8(&f[5]);
+	if (oom) {
+		summary_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+int hop_import(struct hop *h, int fd, const char *name, const void *buf, size_t len)
+{
+	enum { F_ENGINE, F_FLAGS, F_STATE, F_VERSION, F_CIPHER, F_ALPN, F_SNI, F_PEER,
+	       F_VERIFIED, F_N };
+	struct tlv_field f[F_N] = {
+		[F_ENGINE] = { .tag = HOP_TAG_ENGINE, .min_len = 1, .max_len = 16,
+			       .required = true },
+		[F_FLAGS] = { .tag = HOP_TAG_FLAGS, .min_len = 1, .max_len = 1, .required = true },
+		[F_STATE] = { .tag = HOP_TAG_STATE, .min_len = 1, .max_len = TLV_MAX_VALUE,
+			      .repeat = true },
+		[F_VERSION] = { .tag = HOP_TAG_VERSION, .max_len = 16 },
+		[F_CIPHER] = { .tag = HOP_TAG_CIPHER, .max_len = 63 },
+		[F_ALPN] = { .tag = HOP_TAG_ALPN, .max_len = sizeof(h->summary->alpn) - 1 },
+		[F_SNI] = { .tag = HOP_TAG_SNI, .max_len = 255 },
+		[F_PEER] = { .tag = HOP_TAG_PEER, .max_len = 255 },
+		[F_VERIFIED] = { .tag = HOP_TAG_VERIFIED, .min_len = 1, .max_len = 1 },
+	};
+	const struct hop_engine *eng = NULL;
+	uint8_t *state, flags;
+	long n;
+	int r;
+
+	hop_init(h, fd, name, false);
+	r = tlv_parse(buf, len, f, F_N);
+	if (r)
+		return r;
+	for (size_t i = 0; i < PGKTLS_ARRAY_SIZE(movable_engines); i++)
+		if (strlen(movable_engines[i]->name) == f[F_ENGINE].len &&
+		    !memcmp(movable_engines[i]->name, f[F_ENGINE].val, f[F_ENGINE].len))
+			eng = movable_engines[i];
+	if (!eng)
+		return -EOPNOTSUPP;
+	flags = tlv_u8(&f[F_FLAGS]);
+	if (flags & ~HOP_F_ALL)
+		return -EBADMSG;
+	/* The engine's list, joined from its chunks (hop_export()). */
+	state = malloc(f[F_STATE].total ? f[F_STATE].total : 1);
+	if (!state)
+		return -ENOMEM;
+	n = tlv_gather(buf, len, HOP_TAG_STATE, state, f[F_STATE].total);
+	r = n < 0 ? (int)n : eng->import(h, state, (size_t)n);
+	OPENSSL_cleanse(state, f[F_STATE].total);
+	free(state);
+	if (r)
+		return r;
+	h->eng = eng;
+	h->is_tcp = flags & HOP_F_TCP;
+	h->rx_eof = flags & HOP_F_RX_EOF;
+	h->tx_shut = flags & HOP_F_TX_SHUT;
+	h->clean_eof = flags & HOP_F_CLEAN_EOF;
+	h->rd_wants_write = flags & HOP_F_RD_WANTS_WRITE;
+	h->wr_wants_read = flags & HOP_F_WR_WANTS_READ;
+	if (eng != &plain_engine) {
+		h->summary = summary_import(f + F_VERSION);
+		if (!h->summary) {
+			eng->release(h);
+			h->eng = &plain_engine;
+			return -ENOMEM;
+		}
+	}
+	return 0;
 }

@@ -21,6 +21,7 @@
 #include <openssl/params.h>
 
 #include "pgktls/hex.h"
+#include "pgktls/tlv.h"
 
 /* How one AEAD's key material is laid out. */
 struct cipher_info {
@@ -444,5 +445,95 @@ int keysched_next_keys(struct keysched_session *ks, bool tx, struct keysched_dir
 		return ret;
 	*k = u.keys;
 	keysched_advance(ks, &u);
+	return 0;
+}
+
+/* ---- moving a session to another process (binary upgrade) ---- */
+
+/* Tags of keysched_session_export()'s list: all mandatory, none may be guessed. */
+enum {
+	KS_TAG_CIPHER = 1 | TLV_MANDATORY,
+	KS_TAG_VERSION = 2 | TLV_MANDATORY,
+	KS_TAG_SERVER = 3 | TLV_MANDATORY,
+	KS_TAG_CLIENT_SECRET = 4 | TLV_MANDATORY,
+	KS_TAG_SERVER_SECRET = 5 | TLV_MANDATORY,
+};
+
+/*
+ * The HKDF hash follows from the AEAD for every suite pgktls takes
+ * (RFC 8446 B.4; the TLS 1.2 AEAD suites' PRF hash likewise), so it is
+ * derived, not carried.
+ */
+static const char *md_for_cipher(enum keysched_cipher c)
+{
+	return c == KEYSCHED_AES_256_GCM ? "SHA384" : "SHA256";
+}
+
+int keysched_session_export(const struct keysched_session *ks, struct tlv_writer *w)
+{
+	const struct keysched_secrets *s = ks->sec;
+
+	if (ks->cipher == KEYSCHED_CIPHER_NONE || ks->cipher > KEYSCHED_CHACHA20_POLY1305)
+		return -EINVAL;
+	if (ks->version == TLS1_3_VERSION && (!s || !s->client_len || !s->server_len))
+		return -EINVAL;
+	tlv_put_u8(w, KS_TAG_CIPHER, ks->cipher);
+	tlv_put_u16(w, KS_TAG_VERSION, (uint16_t)ks->version);
+	tlv_put_u8(w, KS_TAG_SERVER, ks->is_server);
+	if (ks->version == TLS1_3_VERSION) {
+		tlv_put(w, KS_TAG_CLIENT_SECRET, s->client, s->client_len);
+		tlv_put(w, KS_TAG_SERVER_SECRET, s->server, s->server_len);
+	}
+	return tlv_writer_err(w);
+}
+
+int keysched_session_import(const void *buf, size_t len, struct keysched_session **out)
+{
+	struct tlv_field f[] = {
+		{ .tag = KS_TAG_CIPHER, .min_len = 1, .max_len = 1, .required = true },
+		{ .tag = KS_TAG_VERSION, .min_len = 2, .max_len = 2, .required = true },
+		{ .tag = KS_TAG_SERVER, .min_len = 1, .max_len = 1, .required = true },
+		{ .tag = KS_TAG_CLIENT_SECRET, .min_len = 1, .max_len = KEYSCHED_MAX_SECRET },
+		{ .tag = KS_TAG_SERVER_SECRET, .min_len = 1, .max_len = KEYSCHED_MAX_SECRET },
+	};
+	struct keysched_session *ks;
+	size_t hash_len;
+	uint8_t cipher;
+	int version, r;
+
+	*out = NULL;
+	r = tlv_parse(buf, len, f, PGKTLS_ARRAY_SIZE(f));
+	if (r)
+		return r;
+	cipher = tlv_u8(&f[0]);
+	version = tlv_u16(&f[1]);
+	if (version != TLS1_2_VERSION && version != TLS1_3_VERSION)
+		return -EPROTONOSUPPORT;
+	if (cipher == KEYSCHED_CIPHER_NONE || cipher > KEYSCHED_CHACHA20_POLY1305)
+		return -EOPNOTSUPP;
+	if (tlv_u8(&f[2]) > 1)
+		return -EBADMSG;
+	hash_len = cipher == KEYSCHED_AES_256_GCM ? 48 : 32;
+	if (version == TLS1_3_VERSION ? f[3].len != hash_len || f[4].len != hash_len
+				      : f[3].seen || f[4].seen)
+		return -EBADMSG;
+	ks = calloc(1, sizeof(*ks));
+	if (!ks)
+		return -ENOMEM;
+	ks->cipher = cipher;
+	ks->version = version;
+	ks->is_server = tlv_u8(&f[2]);
+	ks->md = md_for_cipher(cipher);
+	if (version == TLS1_3_VERSION) {
+		ks->sec = calloc(1, sizeof(*ks->sec));
+		if (!ks->sec) {
+			free(ks);
+			return -ENOMEM;
+		}
+		memcpy(ks->sec->client, f[3].val, hash_len);
+		memcpy(ks->sec->server, f[4].val, hash_len);
+		ks->sec->client_len = ks->sec->server_len = (uint8_t)hash_len;
+	}
+	*out = ks;
 	return 0;
 }

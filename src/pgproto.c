@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pgktls/tlv.h"
+
 /* Message type bytes of the backend messages we look inside. */
 #define PG_MSG_AUTH 'R'
 #define PG_MSG_ERROR 'E'
@@ -458,4 +460,47 @@ void pgproto_ssl_request(uint8_t out[8])
 {
 	pgproto_put_u32(out, 8);
 	pgproto_put_u32(out + 4, PG_SSL_REQUEST_CODE);
+}
+
+/* ---- moving a framer to another process (binary upgrade) ---- */
+
+enum {
+	PF_TAG_LEFT = 1 | TLV_MANDATORY,	/* u32 */
+	PF_TAG_HDR = 2 | TLV_MANDATORY,		/* the header bytes so far (0 to 5) */
+	PF_TAG_LAST_TYPE = 3 | TLV_MANDATORY,	/* u8 */
+	PF_TAG_LOST = 4 | TLV_MANDATORY,	/* u8 */
+};
+
+int pgproto_framer_export(const struct pgproto_framer *f, struct tlv_writer *w)
+{
+	tlv_put_u32(w, PF_TAG_LEFT, f->left);
+	tlv_put(w, PF_TAG_HDR, f->hdr, f->hdr_len);
+	tlv_put_u8(w, PF_TAG_LAST_TYPE, f->last_type);
+	tlv_put_u8(w, PF_TAG_LOST, f->lost);
+	return tlv_writer_err(w);
+}
+
+int pgproto_framer_import(struct pgproto_framer *f, const void *buf, size_t len)
+{
+	struct tlv_field t[] = {
+		{ .tag = PF_TAG_LEFT, .min_len = 4, .max_len = 4, .required = true },
+		{ .tag = PF_TAG_HDR, .max_len = PG_MSG_HDR, .required = true },
+		{ .tag = PF_TAG_LAST_TYPE, .min_len = 1, .max_len = 1, .required = true },
+		{ .tag = PF_TAG_LOST, .min_len = 1, .max_len = 1, .required = true },
+	};
+	int r;
+
+	memset(f, 0, sizeof(*f));
+	f->lost = true;
+	r = tlv_parse(buf, len, t, PGKTLS_ARRAY_SIZE(t));
+	if (r)
+		return r;
+	if (tlv_u8(&t[3]) > 1 || tlv_u32(&t[0]) > PG_MSG_MAX_LEN)
+		return -EBADMSG;
+	f->left = tlv_u32(&t[0]);
+	memcpy(f->hdr, t[1].val, t[1].len);
+	f->hdr_len = (uint8_t)t[1].len;
+	f->last_type = tlv_u8(&t[2]);
+	f->lost = tlv_u8(&t[3]);
+	return 0;
 }

@@ -26,6 +26,7 @@
 
 #include "pgktls/pgproto.h"
 #include "pgktls/stats.h"
+#include "pgktls/tlv.h"
 
 /* Passes over both directions per wakeup: bounds the time one connection holds the loop. */
 #define RELAY_MAX_PASSES 64
@@ -479,4 +480,80 @@ enum relay_status relay_run(struct relay *r, struct ev_loop *loop, struct hop **
 		return RELAY_FAILED;
 	}
 	return RELAY_AGAIN;
+}
+
+/* ---- moving a direction to another process (binary upgrade) ---- */
+
+enum {
+	RD_TAG_LENGTH = 1 | TLV_MANDATORY,	/* u32: bytes buffered, before DATA */
+	RD_TAG_SCAN = 2 | TLV_MANDATORY,	/* u32: inspection boundary, from the first */
+	RD_TAG_BYTES = 3 | TLV_MANDATORY,	/* u64: delivered so far */
+	RD_TAG_FLAGS = 4 | TLV_MANDATORY,	/* u8: RD_F_* */
+	RD_TAG_PIPE_LEN = 5 | TLV_MANDATORY,	/* u32: bytes in the splice pipe */
+	RD_TAG_DATA = 6 | TLV_MANDATORY,	/* the buffered bytes (chunks) */
+};
+
+#define RD_F_DONE (1u << 0)
+#define RD_F_EOF_TOLD (1u << 1)
+/* A pipe never holds more than the kernel's largest (fs.pipe-max-size defaults to 1 MB). */
+#define RD_MAX_PIPE_LEN (1u << 30)
+
+int relay_dir_export(const struct relay_dir *d, struct tlv_writer *w)
+{
+	uint32_t n = d->tail - d->head;
+
+	tlv_put_u32(w, RD_TAG_LENGTH, n);
+	tlv_put_u32(w, RD_TAG_SCAN, d->scan - d->head);
+	tlv_put_u64(w, RD_TAG_BYTES, d->bytes);
+	tlv_put_u8(w, RD_TAG_FLAGS, (d->done ? RD_F_DONE : 0) | (d->eof_told ? RD_F_EOF_TOLD : 0));
+	tlv_put_u32(w, RD_TAG_PIPE_LEN, d->pipe_len);
+	if (n)
+		tlv_put_chunked(w, RD_TAG_DATA, d->buf + d->head, n);
+	return tlv_writer_err(w);
+}
+
+int relay_dir_import(struct relay_dir *d, const void *buf, size_t len)
+{
+	struct tlv_field f[] = {
+		{ .tag = RD_TAG_LENGTH, .min_len = 4, .max_len = 4, .required = true },
+		{ .tag = RD_TAG_SCAN, .min_len = 4, .max_len = 4, .required = true },
+		{ .tag = RD_TAG_BYTES, .min_len = 8, .max_len = 8, .required = true },
+		{ .tag = RD_TAG_FLAGS, .min_len = 1, .max_len = 1, .required = true },
+		{ .tag = RD_TAG_PIPE_LEN, .min_len = 4, .max_len = 4, .required = true },
+		{ .tag = RD_TAG_DATA, .min_len = 1, .max_len = TLV_MAX_VALUE, .repeat = true },
+	};
+	uint32_t n, scan, pipe_len;
+	uint8_t flags;
+	long got;
+	int r;
+
+	r = tlv_parse(buf, len, f, PGKTLS_ARRAY_SIZE(f));
+	if (r)
+		return r;
+	n = tlv_u32(&f[0]);
+	scan = tlv_u32(&f[1]);
+	flags = tlv_u8(&f[3]);
+	pipe_len = tlv_u32(&f[4]);
+	if (n != f[5].total || n > RELAY_BATCH_SIZE || scan > n ||
+	    (flags & ~(RD_F_DONE | RD_F_EOF_TOLD)) || pipe_len > RD_MAX_PIPE_LEN)
+		return -EBADMSG;
+	if (n) {
+		/* As a stash of a batch is reserved (read_batch()): at least a whole buffer. */
+		r = reserve(d, n > RELAY_BUF_SIZE ? n : RELAY_BUF_SIZE);
+		if (r)
+			return r;
+		got = tlv_gather(buf, len, RD_TAG_DATA, d->buf, d->cap);
+		if (got != (long)n) {
+			relay_dir_free(d);
+			return -EBADMSG;
+		}
+		d->head = 0;
+		d->scan = scan;
+		d->tail = n;
+	}
+	d->bytes = tlv_u64(&f[2]);
+	d->done = flags & RD_F_DONE;
+	d->eof_told = flags & RD_F_EOF_TOLD;
+	d->pipe_len = pipe_len;
+	return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "pgktls/tlsmsg.h"
 
+#include <errno.h>
 #include <string.h>
 
 void tlsmsg_init(struct tlsmsg *m, bool tls13, bool peer_is_server)
@@ -14,6 +15,25 @@ void tlsmsg_init(struct tlsmsg *m, bool tls13, bool peer_is_server)
 	memset(m, 0, sizeof(*m));
 	m->tls13 = tls13;
 	m->peer_is_server = peer_is_server;
+}
+
+void tlsmsg_save(const struct tlsmsg *m, uint8_t out[TLSMSG_SAVED_LEN])
+{
+	out[0] = m->answer_due;
+	out[1] = m->tx_closed;
+	out[2] = m->warnings;
+}
+
+int tlsmsg_restore(struct tlsmsg *m, bool tls13, bool peer_is_server,
+		   const uint8_t in[TLSMSG_SAVED_LEN])
+{
+	tlsmsg_init(m, tls13, peer_is_server);
+	if (in[0] > 1 || in[1] > 1 || in[2] > TLSMSG_MAX_WARNINGS || (in[0] && !tls13))
+		return -EBADMSG;
+	m->answer_due = in[0];
+	m->tx_closed = in[1];
+	m->warnings = in[2];
+	return 0;
 }
 
 static enum tlsmsg_kind malformed(struct tlsmsg_event *ev, uint8_t alert)

@@ -32,6 +32,7 @@
 #include "pgktls/keysched.h"
 #include "pgktls/stats.h"
 #include "pgktls/tlsmsg.h"
+#include "pgktls/tlv.h"
 
 #define REC_HDR 5
 #define REC_TAG 16
@@ -78,6 +79,8 @@
 /* One direction's AEAD state. */
 struct rec_dir {
 	EVP_CIPHER_CTX *ctx;		/* keyed; the nonce is set per record */
+	/* The raw key of ctx: a binary upgrade moves it (tlsrec_export()); wiped at free. */
+	uint8_t key[KEYSCHED_MAX_KEY];
 	uint8_t iv[KEYSCHED_IV_LEN];	/* implicit IV: 12 bytes, or 4 for TLS 1.2 AES-GCM */
 	uint64_t seq;			/* next record's sequence number */
 };
@@ -87,6 +90,9 @@ struct tlsrec {
 	struct rec_dir rx, tx;
 	struct tlsmsg msg;		/* post-handshake rules and state */
 	bool tls13;
+	uint8_t cipher;			/* enum keysched_cipher */
+	uint8_t key_len;		/* bytes of rx.key and tx.key */
+	bool is_server;			/* our role (for tlsmsg and the secrets) */
 	bool explicit_nonce;		/* TLS 1.2 AES-GCM */
 	bool close_queued;		/* our close_notify or fatal alert is in tbuf (or sent) */
 	bool clean_eof;			/* the peer's EOF came with close_notify */
@@ -164,6 +170,7 @@ static void xor_nonce(uint8_t nonce[KEYSCHED_IV_LEN], const uint8_t iv[KEYSCHED_
 static int dir_key(struct rec_dir *d, EVP_CIPHER *cipher, const struct keysched_dir_keys *k,
 		   size_t iv_len, int enc)
 {
+	memcpy(d->key, k->key, sizeof(d->key));
 	if (!d->ctx) {
 		d->ctx = EVP_CIPHER_CTX_new();
 		if (!d->ctx)
@@ -196,6 +203,9 @@ int tlsrec_new(SSL *ssl, struct tlsrec **out)
 		goto err;
 	}
 	t->tls13 = k.version == TLS1_3_VERSION;
+	t->cipher = k.cipher;
+	t->key_len = k.key_len;
+	t->is_server = SSL_is_server(ssl);
 	tlsmsg_init(&t->msg, t->tls13, !SSL_is_server(ssl));
 	t->tx_limit = UINT64_MAX;
 	if (k.cipher == KEYSCHED_AES_128_GCM || k.cipher == KEYSCHED_AES_256_GCM) {
@@ -854,4 +864,306 @@ ssize_t tlsrec_read(struct tlsrec *t, int fd, void *buf, size_t len, struct stat
 		t->rhead = t->rtail = t->pt_off = t->pt_len = 0;
 	}
 	return n;
+}
+
+/* ---- moving a hop to another process (binary upgrade) ---- */
+
+/*
+ * Tags of tlsrec_export()'s list. Every one changes what the hop does
+ * next, so all are mandatory: a reader that does not know one must refuse
+ * the session rather than lose a byte or a sequence number.
+ */
+enum {
+	TR_TAG_VERSION = 1 | TLV_MANDATORY,	/* u16: 0x0303 or 0x0304 */
+	TR_TAG_CIPHER = 2 | TLV_MANDATORY,	/* u8: enum keysched_cipher */
+	TR_TAG_SERVER = 3 | TLV_MANDATORY,	/* u8: we are the TLS server */
+	TR_TAG_SESSION = 4 | TLV_MANDATORY,	/* keysched_session_export()'s list */
+	TR_TAG_RX_KEY = 5 | TLV_MANDATORY,	/* the peer's write key */
+	TR_TAG_RX_IV = 6 | TLV_MANDATORY,	/* 12 bytes */
+	TR_TAG_RX_SEQ = 7 | TLV_MANDATORY,	/* u64: next record to open */
+	TR_TAG_TX_KEY = 8 | TLV_MANDATORY,
+	TR_TAG_TX_IV = 9 | TLV_MANDATORY,
+	TR_TAG_TX_SEQ = 10 | TLV_MANDATORY,	/* u64: next record to seal */
+	TR_TAG_MSG = 11 | TLV_MANDATORY,	/* tlsmsg_save()'s image */
+	TR_TAG_FLAGS = 12 | TLV_MANDATORY,	/* u8: TR_F_* */
+	TR_TAG_RX_ERR = 13 | TLV_MANDATORY,	/* u32: rx_err, two's complement */
+	TR_TAG_RX_ALERT = 14 | TLV_MANDATORY,	/* u8 */
+	TR_TAG_MAX_FRAGMENT = 15 | TLV_MANDATORY, /* u16 */
+	TR_TAG_TX_LIMIT = 16 | TLV_MANDATORY,	/* u64 */
+	TR_TAG_TX_UNDER_KEY = 17 | TLV_MANDATORY, /* u64 */
+	TR_TAG_TX_TAKEN = 18 | TLV_MANDATORY,	/* u32 */
+	TR_TAG_ANSWER_END = 19 | TLV_MANDATORY,	/* u32: from the start of SEALED; 0: none */
+	TR_TAG_PLAIN = 20 | TLV_MANDATORY,	/* opened, not delivered (chunks) */
+	TR_TAG_CIPHERTEXT = 21 | TLV_MANDATORY,	/* read ahead, not opened (chunks) */
+	TR_TAG_SEALED = 22 | TLV_MANDATORY,	/* sealed, not sent (chunks) */
+	/*
+	 * u32 x 3: the byte counts of PLAIN, CIPHERTEXT and SEALED, written
+	 * before them, so that a list cut after any whole TLV is refused
+	 * rather than read as fewer bytes in flight.
+	 */
+	TR_TAG_LENGTHS = 23 | TLV_MANDATORY,
+};
+
+#define TR_F_CLOSE_QUEUED (1u << 0)
+#define TR_F_CLEAN_EOF (1u << 1)
+#define TR_F_RX_DONE (1u << 2)
+#define TR_F_YIELDED (1u << 3)
+#define TR_F_ALL (TR_F_CLOSE_QUEUED | TR_F_CLEAN_EOF | TR_F_RX_DONE | TR_F_YIELDED)
+
+static void dir_export(struct tlv_writer *w, const struct rec_dir *d, uint8_t key_len,
+		       uint16_t tag_key, uint16_t tag_iv, uint16_t tag_seq)
+{
+	tlv_put(w, tag_key, d->key, key_len);
+	tlv_put(w, tag_iv, d->iv, sizeof(d->iv));
+	tlv_put_u64(w, tag_seq, d->seq);
+}
+
+int tlsrec_export(const struct tlsrec *t, struct tlv_writer *w)
+{
+	uint8_t msg[TLSMSG_SAVED_LEN];
+	uint8_t flags = 0;
+	long at;
+	int r;
+
+	uint8_t lens[12];
+	uint32_t ct = t->rtail - t->rhead, sealed = t->ttail - t->thead;
+
+	tlv_put_u16(w, TR_TAG_VERSION, t->tls13 ? TLS1_3_VERSION : TLS1_2_VERSION);
+	for (int i = 0; i < 4; i++) {
+		lens[i] = (uint8_t)(t->pt_len >> (8 * i));
+		lens[4 + i] = (uint8_t)(ct >> (8 * i));
+		lens[8 + i] = (uint8_t)(sealed >> (8 * i));
+	}
+	tlv_put(w, TR_TAG_LENGTHS, lens, sizeof(lens));
+	tlv_put_u8(w, TR_TAG_CIPHER, t->cipher);
+	tlv_put_u8(w, TR_TAG_SERVER, t->is_server);
+	at = tlv_begin(w, TR_TAG_SESSION);
+	if (at >= 0) {
+		r = keysched_session_export(t->ks, w);
+		if (r)
+			return r;
+		tlv_end(w, at);
+	}
+	dir_export(w, &t->rx, t->key_len, TR_TAG_RX_KEY, TR_TAG_RX_IV, TR_TAG_RX_SEQ);
+	dir_export(w, &t->tx, t->key_len, TR_TAG_TX_KEY, TR_TAG_TX_IV, TR_TAG_TX_SEQ);
+	tlsmsg_save(&t->msg, msg);
+	tlv_put(w, TR_TAG_MSG, msg, sizeof(msg));
+	flags |= t->close_queued ? TR_F_CLOSE_QUEUED : 0;
+	flags |= t->clean_eof ? TR_F_CLEAN_EOF : 0;
+	flags |= t->rx_done ? TR_F_RX_DONE : 0;
+	flags |= t->yielded ? TR_F_YIELDED : 0;
+	tlv_put_u8(w, TR_TAG_FLAGS, flags);
+	tlv_put_u32(w, TR_TAG_RX_ERR, (uint32_t)t->rx_err);
+	tlv_put_u8(w, TR_TAG_RX_ALERT, t->rx_alert);
+	tlv_put_u16(w, TR_TAG_MAX_FRAGMENT, t->max_fragment);
+	tlv_put_u64(w, TR_TAG_TX_LIMIT, t->tx_limit);
+	tlv_put_u64(w, TR_TAG_TX_UNDER_KEY, t->tx_under_key);
+	tlv_put_u32(w, TR_TAG_TX_TAKEN, t->tx_taken);
+	/* An answer at or before thead is sent: as none queued (send_answer()). */
+	tlv_put_u32(w, TR_TAG_ANSWER_END, t->answer_end > t->thead ? t->answer_end - t->thead : 0);
+	/* Last, after LENGTHS: see TR_TAG_LENGTHS. */
+	if (t->pt_len)
+		tlv_put_chunked(w, TR_TAG_PLAIN, t->rbuf + t->pt_off, t->pt_len);
+	if (ct)
+		tlv_put_chunked(w, TR_TAG_CIPHERTEXT, t->rbuf + t->rhead, ct);
+	if (sealed)
+		tlv_put_chunked(w, TR_TAG_SEALED, t->tbuf + t->thead, sealed);
+	return tlv_writer_err(w);
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* One direction from its fields (f[0] key, f[1] iv, f[2] seq). */
+static int dir_import(struct rec_dir *d, EVP_CIPHER *cipher, const struct tlv_field *f,
+		      int enc)
+{
+	struct keysched_dir_keys k;
+	int r;
+
+	memset(&k, 0, sizeof(k));
+	memcpy(k.key, f[0].val, f[0].len);
+	memcpy(k.iv, f[1].val, KEYSCHED_IV_LEN);
+	r = dir_key(d, cipher, &k, KEYSCHED_IV_LEN, enc);
+	OPENSSL_cleanse(&k, sizeof(k));
+	d->seq = tlv_u64(&f[2]);
+	return r;
+}
+
+/* Copy the chunks of @tag into a new buffer of @size at @off. Return 0 or -errno. */
+static int buf_import(const void *buf, size_t len, uint16_t tag, uint8_t **dst, size_t size,
+		      uint32_t off)
+{
+	long n;
+
+	if (!*dst) {
+		*dst = malloc(size);
+		if (!*dst)
+			return -ENOMEM;
+	}
+	n = tlv_gather(buf, len, tag, *dst + off, size - off);
+	return n < 0 ? (int)n : 0;
+}
+
+int tlsrec_import(const void *buf, size_t len, struct tlsrec **out)
+{
+	enum {
+		F_VERSION, F_CIPHER, F_SERVER, F_SESSION, F_RX_KEY, F_RX_IV, F_RX_SEQ, F_TX_KEY,
+		F_TX_IV, F_TX_SEQ, F_MSG, F_FLAGS, F_RX_ERR, F_RX_ALERT, F_MAX_FRAGMENT,
+		F_TX_LIMIT, F_TX_UNDER_KEY, F_TX_TAKEN, F_ANSWER_END, F_PLAIN, F_CIPHERTEXT,
+		F_SEALED, F_LENGTHS, F_N
+	};
+#define FIX(t_, n) { .tag = (t_), .min_len = (n), .max_len = (n), .required = true }
+#define CHUNKS(t_) { .tag = (t_), .min_len = 1, .max_len = TLV_MAX_VALUE, .repeat = true }
+	struct tlv_field f[F_N] = {
+		[F_VERSION] = FIX(TR_TAG_VERSION, 2),
+		[F_CIPHER] = FIX(TR_TAG_CIPHER, 1),
+		[F_SERVER] = FIX(TR_TAG_SERVER, 1),
+		[F_SESSION] = { .tag = TR_TAG_SESSION, .max_len = TLV_MAX_VALUE, .required = true },
+		[F_RX_KEY] = { .tag = TR_TAG_RX_KEY, .min_len = 16, .max_len = KEYSCHED_MAX_KEY,
+			       .required = true },
+		[F_RX_IV] = FIX(TR_TAG_RX_IV, KEYSCHED_IV_LEN),
+		[F_RX_SEQ] = FIX(TR_TAG_RX_SEQ, 8),
+		[F_TX_KEY] = { .tag = TR_TAG_TX_KEY, .min_len = 16, .max_len = KEYSCHED_MAX_KEY,
+			       .required = true },
+		[F_TX_IV] = FIX(TR_TAG_TX_IV, KEYSCHED_IV_LEN),
+		[F_TX_SEQ] = FIX(TR_TAG_TX_SEQ, 8),
+		[F_MSG] = FIX(TR_TAG_MSG, TLSMSG_SAVED_LEN),
+		[F_FLAGS] = FIX(TR_TAG_FLAGS, 1),
+		[F_RX_ERR] = FIX(TR_TAG_RX_ERR, 4),
+		[F_RX_ALERT] = FIX(TR_TAG_RX_ALERT, 1),
+		[F_MAX_FRAGMENT] = FIX(TR_TAG_MAX_FRAGMENT, 2),
+		[F_TX_LIMIT] = FIX(TR_TAG_TX_LIMIT, 8),
+		[F_TX_UNDER_KEY] = FIX(TR_TAG_TX_UNDER_KEY, 8),
+		[F_TX_TAKEN] = FIX(TR_TAG_TX_TAKEN, 4),
+		[F_ANSWER_END] = FIX(TR_TAG_ANSWER_END, 4),
+		[F_PLAIN] = CHUNKS(TR_TAG_PLAIN),
+		[F_CIPHERTEXT] = CHUNKS(TR_TAG_CIPHERTEXT),
+		[F_SEALED] = CHUNKS(TR_TAG_SEALED),
+		[F_LENGTHS] = FIX(TR_TAG_LENGTHS, 12),
+	};
+#undef FIX
+#undef CHUNKS
+	struct keysched_session *ks = NULL;
+	struct tlsrec *t = NULL;
+	EVP_CIPHER *cipher;
+	size_t key_len, plain, ct, sealed;
+	uint32_t answer, taken;
+	uint8_t flags;
+	int version, err, r;
+
+	*out = NULL;
+	r = tlv_parse(buf, len, f, F_N);
+	if (r)
+		return r;
+	version = tlv_u16(&f[F_VERSION]);
+	if (version != TLS1_2_VERSION && version != TLS1_3_VERSION)
+		return -EPROTONOSUPPORT;
+	switch (tlv_u8(&f[F_CIPHER])) {
+	case KEYSCHED_AES_128_GCM:
+		cipher = cipher_get("AES-128-GCM");
+		key_len = 16;
+		break;
+	case KEYSCHED_AES_256_GCM:
+		cipher = cipher_get("AES-256-GCM");
+		key_len = 32;
+		break;
+	case KEYSCHED_CHACHA20_POLY1305:
+		cipher = cipher_get("ChaCha20-Poly1305");
+		key_len = 32;
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	if (!cipher)
+		return -EOPNOTSUPP;
+	flags = tlv_u8(&f[F_FLAGS]);
+	err = (int)tlv_u32(&f[F_RX_ERR]);
+	plain = f[F_PLAIN].total;
+	ct = f[F_CIPHERTEXT].total;
+	sealed = f[F_SEALED].total;
+	answer = tlv_u32(&f[F_ANSWER_END]);
+	taken = tlv_u32(&f[F_TX_TAKEN]);
+	/* Every value within what this layer itself could have produced. */
+	if (plain != le32(f[F_LENGTHS].val) || ct != le32(f[F_LENGTHS].val + 4) ||
+	    sealed != le32(f[F_LENGTHS].val + 8) ||
+	    f[F_RX_KEY].len != key_len || f[F_TX_KEY].len != key_len ||
+	    tlv_u8(&f[F_SERVER]) > 1 || (flags & ~TR_F_ALL) ||
+	    err > 0 || err < -4095 || (err && !(flags & TR_F_RX_DONE)) ||
+	    tlv_u16(&f[F_MAX_FRAGMENT]) < 64 || tlv_u16(&f[F_MAX_FRAGMENT]) > REC_MAX_PLAIN ||
+	    tlv_u64(&f[F_TX_LIMIT]) < 1 || taken > REC_MAX_PLAIN ||
+	    plain > REC_MAX_PLAIN || plain + ct > REC_RBUF ||
+	    ((flags & TR_F_RX_DONE) && plain + ct > 0) ||
+	    sealed > REC_TBUF || answer > sealed || (answer && version != TLS1_3_VERSION))
+		return -EBADMSG;
+	r = keysched_session_import(f[F_SESSION].val, f[F_SESSION].len, &ks);
+	if (r)
+		return r;
+	if (ks->cipher != tlv_u8(&f[F_CIPHER]) || ks->version != version ||
+	    ks->is_server != tlv_u8(&f[F_SERVER])) {
+		r = -EBADMSG;
+		goto err;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		r = -ENOMEM;
+		goto err;
+	}
+	t->ks = ks;
+	ks = NULL;
+	t->tls13 = version == TLS1_3_VERSION;
+	t->cipher = tlv_u8(&f[F_CIPHER]);
+	t->key_len = (uint8_t)key_len;
+	t->is_server = tlv_u8(&f[F_SERVER]);
+	t->explicit_nonce = !t->tls13 && t->cipher != KEYSCHED_CHACHA20_POLY1305;
+	r = tlsmsg_restore(&t->msg, t->tls13, !t->is_server, f[F_MSG].val);
+	if (!r)
+		r = dir_import(&t->rx, cipher, &f[F_RX_KEY], 0);
+	if (!r)
+		r = dir_import(&t->tx, cipher, &f[F_TX_KEY], 1);
+	if (r)
+		goto err;
+	t->close_queued = flags & TR_F_CLOSE_QUEUED;
+	t->clean_eof = flags & TR_F_CLEAN_EOF;
+	t->rx_done = flags & TR_F_RX_DONE;
+	t->yielded = flags & TR_F_YIELDED;
+	t->rx_err = err;
+	t->rx_alert = tlv_u8(&f[F_RX_ALERT]);
+	t->max_fragment = tlv_u16(&f[F_MAX_FRAGMENT]);
+	t->tx_limit = tlv_u64(&f[F_TX_LIMIT]);
+	t->tx_under_key = tlv_u64(&f[F_TX_UNDER_KEY]);
+	t->tx_taken = taken;
+	/*
+	 * The plaintext goes first in the new read buffer and the ciphertext
+	 * right after it, as read_records() would have them once the
+	 * plaintext is delivered.
+	 */
+	if (plain + ct > 0) {
+		r = buf_import(buf, len, TR_TAG_PLAIN, &t->rbuf, REC_RBUF, 0);
+		if (!r)
+			r = buf_import(buf, len, TR_TAG_CIPHERTEXT, &t->rbuf, REC_RBUF,
+				       (uint32_t)plain);
+		if (r)
+			goto err;
+		t->pt_off = 0;
+		t->pt_len = (uint32_t)plain;
+		t->rhead = (uint32_t)plain;
+		t->rtail = (uint32_t)(plain + ct);
+	}
+	if (sealed > 0) {
+		r = buf_import(buf, len, TR_TAG_SEALED, &t->tbuf, REC_TBUF, 0);
+		if (r)
+			goto err;
+		t->thead = 0;
+		t->ttail = (uint32_t)sealed;
+		t->answer_end = answer;
+	}
+	*out = t;
+	return 0;
+err:
+	keysched_session_free(ks);
+	tlsrec_free(t);
+	return r;
 }

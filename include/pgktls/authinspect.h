@@ -15,11 +15,13 @@
 #define PGKTLS_AUTHINSPECT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pgktls/compiler.h"
 
 struct relay_dir;
+struct tlv_writer;
 
 /* The HINT added to a channel-binding ErrorResponse. */
 #define AUTHINSPECT_HINT                                                                      \
@@ -45,5 +47,18 @@ struct authinspect {
  * Return: 0, or -EPROTO for a malformed message from the server.
  */
 PGKTLS_MUSTCHECK int authinspect_run(struct authinspect *ai, struct relay_dir *d);
+
+/**
+ * authinspect_export() - @ai as a TLV list (tlv.h), for a binary upgrade.
+ * The bytes it has not scanned yet are the relay direction's (relay_dir_export()).
+ * Return: 0, or the writer's error.
+ */
+PGKTLS_MUSTCHECK int authinspect_export(const struct authinspect *ai, struct tlv_writer *w);
+
+/**
+ * authinspect_import() - @ai from authinspect_export()'s list.
+ * Return: 0, tlv_parse()'s errors, or -EBADMSG (a flag other than 0 or 1).
+ */
+PGKTLS_MUSTCHECK int authinspect_import(struct authinspect *ai, const void *buf, size_t len);
 
 #endif /* PGKTLS_AUTHINSPECT_H */

@@ -41,6 +41,7 @@
 struct hop;
 struct hop_info;
 struct tlsrec;
+struct tlv_writer;
 
 /*
  * How many payload bytes a reader may take from a userspace engine in one
@@ -84,6 +85,13 @@ struct hop_engine {
 	void (*info)(const struct hop *h, struct hop_info *out);
 	/* Free the engine's state (keys wiped); the fd is hop.c's. */
 	void (*release)(struct hop *h);
+	/*
+	 * Binary upgrade: the engine's state as a TLV list (tlv.h), everything
+	 * it acts on next; NULL: the engine cannot move (its state is opaque).
+	 */
+	int (*export)(const struct hop *h, struct tlv_writer *w);
+	/* Rebuild the engine's state on a hop_init()ed @h from export's list. */
+	int (*import)(struct hop *h, const void *buf, size_t len);
 	enum hop_splice splice;	/* both directions: see enum hop_splice */
 };
 
@@ -97,6 +105,7 @@ struct hop_tls_summary {
 	char alpn[32];		/* negotiated ALPN, "" if none */
 	char *sni;		/* server name sent or received; owned, or NULL */
 	char *peer_subject;	/* peer certificate subject; owned, or NULL */
+	char *cipher_owned;	/* imported (hop_import()): what @cipher points to; owned */
 	bool peer_verified;	/* that certificate was asked for and verified */
 };
 
@@ -324,5 +333,39 @@ void hop_close(struct ev_loop *loop, struct hop *h);
 
 /** hop_events() - the epoll mask @h needs given what the relay wants from it. */
 uint32_t hop_events(const struct hop *h, bool want_read, bool want_write);
+
+/** hop_movable() - whether @h's engine can move to another process (hop_export()). */
+bool hop_movable(const struct hop *h);
+
+/**
+ * hop_export() - @h's state for a binary upgrade, as a TLV list (tlv.h):
+ * the engine, the hop's flags (EOF seen, our side shut, ...), the engine's
+ * own state (tlsrec: keys, sequence numbers, bytes in flight) and the TLS
+ * summary for the stats. The fd is not in it: it travels by SCM_RIGHTS.
+ * Call it between events (no operation on @h half done); @h is unchanged,
+ * and is then freed with hop_close() (no close_notify: the peer's session
+ * goes on in the new process). Whoever owns @w's buffer wipes it (keys).
+ *
+ * kTLS: the kernel's record state (keys, sequence numbers, bytes queued)
+ * moves with the socket; the list carries pgktls's side (the session for
+ * KeyUpdate, the post-handshake state, the send key's budget, the facts
+ * for the stats).
+ *
+ * Return: 0; -EOPNOTSUPP (an engine that cannot move: openssl, or a kTLS
+ * hop still holding its SSL); the writer's error.
+ */
+PGKTLS_MUSTCHECK int hop_export(const struct hop *h, struct tlv_writer *w);
+
+/**
+ * hop_import() - rebuild a hop from hop_export()'s list @buf of @len bytes
+ * around @fd (the same socket, received by SCM_RIGHTS).
+ * @name: "client" or "server", for log lines
+ *
+ * Return: 0; or -errno (tlv_parse()'s, tlsrec_import()'s, -EOPNOTSUPP for
+ * an engine this binary cannot adopt), @h then a plain hop around @fd that
+ * the caller closes with hop_close() or hands back.
+ */
+PGKTLS_MUSTCHECK int hop_import(struct hop *h, int fd, const char *name, const void *buf,
+				size_t len);
 
 #endif /* PGKTLS_HOP_H */

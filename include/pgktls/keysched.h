@@ -33,6 +33,8 @@
 
 #include "pgktls/compiler.h"
 
+struct tlv_writer;
+
 /* Longest write key (AES-256, ChaCha20) and the AEAD nonce length of every cipher we take. */
 #define KEYSCHED_MAX_KEY 32
 #define KEYSCHED_IV_LEN 12
@@ -188,5 +190,31 @@ PGKTLS_MUSTCHECK int keysched_hkdf_expand_label(const char *md, const uint8_t *s
 PGKTLS_MUSTCHECK int keysched_tls13_keys(enum keysched_cipher cipher, const char *md,
 					 const uint8_t *secret, size_t secret_len,
 					 struct keysched_dir_keys *k);
+
+/**
+ * keysched_session_export() - write @ks (cipher, version, role and, for TLS
+ * 1.3, both current traffic secrets) as a TLV list (tlv.h), for a binary
+ * upgrade: keysched_session_import() in the new process rebuilds it.
+ * The secrets are in @w's buffer afterwards: its owner wipes it.
+ *
+ * Return: 0, -EINVAL (@ks is not one pgktls takes: no cipher, or a TLS 1.3
+ * session without its secrets), or the writer's error.
+ */
+PGKTLS_MUSTCHECK int keysched_session_export(const struct keysched_session *ks,
+					     struct tlv_writer *w);
+
+/**
+ * keysched_session_import() - rebuild a detached session from
+ * keysched_session_export()'s list @buf of @len bytes.
+ * @out: the session, freed (and wiped) with keysched_session_free(); NULL
+ *	on failure
+ *
+ * Return: 0; tlv_parse()'s errors for a malformed list; -EPROTONOSUPPORT
+ * (a version other than TLS 1.2 or 1.3); -EOPNOTSUPP (a cipher pgktls does
+ * not take); -EBADMSG (a secret whose length is not the hash's, or secrets
+ * under TLS 1.2); -ENOMEM.
+ */
+PGKTLS_MUSTCHECK int keysched_session_import(const void *buf, size_t len,
+					     struct keysched_session **out);
 
 #endif /* PGKTLS_KEYSCHED_H */

@@ -18,6 +18,8 @@
 
 #include "pgktls/compiler.h"
 
+struct tlv_writer;
+
 #define PG_CANCEL_REQUEST_CODE 80877102u
 #define PG_SSL_REQUEST_CODE 80877103u
 #define PG_GSSENC_REQUEST_CODE 80877104u
@@ -213,5 +215,20 @@ static inline void pgproto_put_u32(uint8_t *p, uint32_t v)
 
 /** pgproto_ssl_request() - the 8-byte SSLRequest pgktls sends upstream. */
 void pgproto_ssl_request(uint8_t out[8]);
+
+/**
+ * pgproto_framer_export() - @f as a TLV list (tlv.h), for a binary upgrade.
+ * Return: 0, or the writer's error.
+ */
+PGKTLS_MUSTCHECK int pgproto_framer_export(const struct pgproto_framer *f,
+					   struct tlv_writer *w);
+
+/**
+ * pgproto_framer_import() - @f from pgproto_framer_export()'s list.
+ * Return: 0, tlv_parse()'s errors, or -EBADMSG (a value the framer never
+ * holds); @f is then a lost framer (nothing is guessed from it).
+ */
+PGKTLS_MUSTCHECK int pgproto_framer_import(struct pgproto_framer *f, const void *buf,
+					   size_t len);
 
 #endif /* PGKTLS_PGPROTO_H */

@@ -28,6 +28,7 @@
 
 struct pgproto_framer;
 struct stats;
+struct tlv_writer;
 
 /* Per-direction buffer: room for one full TLS record plus a rewritten message. */
 #define RELAY_BUF_SIZE (16384u + 1024u)
@@ -157,5 +158,26 @@ static inline uint32_t relay_dir_pending(const struct relay_dir *d)
 {
 	return d->tail - d->head + d->pipe_len;
 }
+
+/**
+ * relay_dir_export() - @d's state for a binary upgrade, as a TLV list
+ * (tlv.h): the bytes buffered and not yet written (with the inspection
+ * boundary inside them), the bytes delivered so far, done, eof_told, and
+ * how many bytes sit in its splice pipe (the pipe itself goes by
+ * SCM_RIGHTS). @d is unchanged.
+ * Return: 0, or the writer's error.
+ */
+PGKTLS_MUSTCHECK int relay_dir_export(const struct relay_dir *d, struct tlv_writer *w);
+
+/**
+ * relay_dir_import() - rebuild a relay_dir_init()ed @d from
+ * relay_dir_export()'s list; the buffered bytes start a new buffer. Its
+ * pipe fds stay -1: when d->pipe_len > 0 the caller puts the received pipe
+ * in d->pipe.
+ * Return: 0; tlv_parse()'s errors; -EBADMSG (more bytes than a direction
+ * holds, a boundary outside them, byte counts that disagree); -ENOMEM.
+ * @d is left empty on failure.
+ */
+PGKTLS_MUSTCHECK int relay_dir_import(struct relay_dir *d, const void *buf, size_t len);
 
 #endif /* PGKTLS_RELAY_H */

@@ -166,4 +166,24 @@ bool tlsmsg_tx_closed(const struct tlsmsg *m);
 /** tlsmsg_alert_name() - the RFC name of alert description @desc, for logs. */
 const char *tlsmsg_alert_name(uint8_t desc);
 
+/* Bytes of tlsmsg_save()'s image. */
+#define TLSMSG_SAVED_LEN 3
+
+/**
+ * tlsmsg_save() - the mutable state of @m (answer due, closed, warnings in
+ * a row) as TLSMSG_SAVED_LEN bytes, for a binary upgrade; the version and
+ * the peer's role are the engine's to carry.
+ */
+void tlsmsg_save(const struct tlsmsg *m, uint8_t out[TLSMSG_SAVED_LEN]);
+
+/**
+ * tlsmsg_restore() - tlsmsg_init() with @tls13 and @peer_is_server, then
+ * the state tlsmsg_save() wrote into @in.
+ * Return: 0, or -EBADMSG (a flag other than 0 or 1, more warnings than
+ * TLSMSG_MAX_WARNINGS, an answer due under TLS 1.2); @m is then as
+ * tlsmsg_init() left it.
+ */
+int tlsmsg_restore(struct tlsmsg *m, bool tls13, bool peer_is_server,
+		   const uint8_t in[TLSMSG_SAVED_LEN]);
+
 #endif /* PGKTLS_TLSMSG_H */

@@ -31,6 +31,7 @@
 
 struct stats;
 struct tlsrec;
+struct tlv_writer;
 
 /**
  * tlsrec_new() - take over record protection from an established @ssl.
@@ -139,5 +140,36 @@ bool tlsrec_clean_eof(const struct tlsrec *t);
  * to become readable.
  */
 bool tlsrec_yielded(const struct tlsrec *t);
+
+/**
+ * tlsrec_export() - write everything @t will act on as a TLV list (tlv.h),
+ * for a binary upgrade: version, cipher, role, each direction's key, IV
+ * and next sequence number, the TLS 1.3 traffic secrets, the
+ * post-handshake state, every flag, and the bytes in flight (plaintext
+ * opened but not delivered, ciphertext read ahead but not opened, records
+ * sealed but not sent, whose sequence numbers are spent). @t is unchanged.
+ * Call it between two calls on @t (no syscall half done); whoever owns
+ * @w's buffer wipes it (keys) once it is sent.
+ *
+ * A tlsrec_tx_partial() record moves too: the new owner's next
+ * tlsrec_write() must start with the same bytes, as here.
+ *
+ * Return: 0, or the writer's error (-ENOSPC: the buffer is too small;
+ * 128 KB always holds it).
+ */
+PGKTLS_MUSTCHECK int tlsrec_export(const struct tlsrec *t, struct tlv_writer *w);
+
+/**
+ * tlsrec_import() - rebuild a record layer from tlsrec_export()'s list.
+ * @buf: the list, @len bytes; not kept (the caller wipes it)
+ * @out: the record layer, freed (and wiped) by tlsrec_free(); NULL on failure
+ *
+ * Return: 0; -EBADMSG (cut short, a length or value this layer cannot
+ * have written, a field twice), -EPROTONOSUPPORT (a version other than
+ * TLS 1.2 or 1.3, or an unknown mandatory tag), -EOPNOTSUPP (a cipher
+ * pgktls does not take), -ENODATA (a field missing), -ENOMEM, -EPROTO.
+ * Nothing is logged: the caller says why.
+ */
+PGKTLS_MUSTCHECK int tlsrec_import(const void *buf, size_t len, struct tlsrec **out);
 
 #endif /* PGKTLS_TLSREC_H */

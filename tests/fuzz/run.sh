@@ -11,7 +11,7 @@
 #   FUZZ_SECONDS   seconds per target (default 60)
 #   FUZZ_JOBS      targets run side by side (default 2)
 #   FUZZ_TARGETS   which targets (default: auth config handover httpreq identmap nl pgproto
-#                  proxyproto tlsmsg tlsrec)
+#                  proxyproto sessstate tlsmsg tlsrec)
 #   FUZZ_OUT       where the log, the grown corpus and crash artifacts go
 #                  (default BUILD_DIR/fuzz-out; the corpus in the tree is never written)
 #
@@ -23,7 +23,7 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$(cd "${1:-.}" && pwd)
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 JOBS=${FUZZ_JOBS:-2}
-ALL_TARGETS="auth config handover httpreq identmap nl pgproto proxyproto tlsmsg tlsrec"
+ALL_TARGETS="auth config handover httpreq identmap nl pgproto proxyproto sessstate tlsmsg tlsrec"
 read -r -a TARGETS <<<"${FUZZ_TARGETS:-$ALL_TARGETS}"
 OUT=${FUZZ_OUT:-$BUILD/fuzz-out}
 

@@ -34,6 +34,7 @@
 #include "pgktls/relay.h"
 #include "pgktls/stats.h"
 #include "pgktls/tlsmsg.h"
+#include "pgktls/tlv.h"
 
 #include "testlib.h"
 
@@ -747,6 +748,281 @@ START_TEST(test_tlsrec_pending_refused)
 }
 END_TEST
 
+/* ---- moving a session to another process (tlsrec_export(), tlsrec_import()) ---- */
+
+/* One direction's pattern stream: bytes taken by the writer, bytes checked by the reader. */
+struct stream {
+	size_t sent, got;
+	unsigned int salt;
+};
+
+/* Write up to @max more bytes of @s through @e, until it would block. Return bytes taken. */
+static size_t stream_write(struct ep *e, struct stream *s, size_t max)
+{
+	uint8_t buf[20000];
+	size_t total = 0;
+
+	while (total < max) {
+		size_t k = max - total < sizeof(buf) ? max - total : sizeof(buf), n;
+
+		/* After a write that would block, the same bytes come first (tlsrec_write()). */
+		for (size_t i = 0; i < k; i++)
+			buf[i] = pattern(s->sent + i, s->salt);
+		n = ep_write(e, buf, k);
+		if (!n)
+			break;
+		s->sent += n;
+		total += n;
+	}
+	return total;
+}
+
+/* Read what @e has of @s, at most @max bytes in reads of at most @chunk: each byte checked. */
+static size_t stream_read(struct ep *e, struct stream *s, size_t max, size_t chunk)
+{
+	uint8_t buf[20000];
+	size_t total = 0;
+
+	while (total < max) {
+		size_t k = max - total;
+		ssize_t n;
+
+		if (k > chunk)
+			k = chunk;
+		if (k > sizeof(buf))
+			k = sizeof(buf);
+		n = ep_read(e, buf, k);
+		if (n == 0)
+			break;
+		if (n < 0)
+			continue;
+		for (ssize_t i = 0; i < n; i++)
+			ck_assert_msg(buf[i] == pattern(s->got + (size_t)i, s->salt),
+				      "byte %zu of stream %#x differs", s->got + (size_t)i,
+				      s->salt);
+		/*
+		 * No check against s->sent: a record whose write returned
+		 * -EAGAIN is counted by the writer only at its next write, but
+		 * may arrive before it.
+		 */
+		s->got += (size_t)n;
+		total += (size_t)n;
+	}
+	return total;
+}
+
+/* Both ways at once, @more bytes each, until every byte arrived. */
+static void exchange(struct ep *a, struct stream *ab, struct ep *b, struct stream *ba, size_t more)
+{
+	size_t ab_end = ab->sent + more, ba_end = ba->sent + more;
+	int idle = 0;
+
+	while (ab->got < ab_end || ba->got < ba_end) {
+		size_t moved = stream_write(a, ab, ab_end - ab->sent) +
+			       stream_write(b, ba, ba_end - ba->sent) +
+			       stream_read(b, ab, SIZE_MAX, SIZE_MAX) +
+			       stream_read(a, ba, SIZE_MAX, SIZE_MAX);
+
+		if (moved) {
+			idle = 0;
+			continue;
+		}
+		ck_assert_msg(++idle < 2000, "exchange stalled: %zu/%zu, %zu/%zu", ab->got,
+			      ab_end, ba->got, ba_end);
+		poll(&(struct pollfd){ .fd = a->fd, .events = POLLIN }, 1, 5);
+	}
+}
+
+/* Export @t into @buf (wiped by the caller); export again gives the same bytes. */
+static size_t export_twice(const struct tlsrec *t, uint8_t *buf, size_t cap)
+{
+	static uint8_t again[128 * 1024];
+	struct tlv_writer w, w2;
+
+	tlv_writer_init(&w, buf, cap);
+	ck_assert_int_eq(tlsrec_export(t, &w), 0);
+	tlv_writer_init(&w2, again, sizeof(again));
+	ck_assert_int_eq(tlsrec_export(t, &w2), 0);
+	ck_assert_uint_eq(w.len, w2.len);
+	ck_assert_mem_eq(buf, again, w.len);
+	OPENSSL_cleanse(again, w2.len);
+	return w.len;
+}
+
+/*
+ * The moved end's state, as a new process would get it: export, free the
+ * record layer without a close_notify, the socket under another fd number
+ * (SCM_RIGHTS), import. The import exports to the same bytes: nothing the
+ * list carries was dropped on the way.
+ */
+static void move_end(struct ep *e)
+{
+	static uint8_t buf[128 * 1024], back[128 * 1024];
+	struct tlsrec *t = NULL;
+	struct tlv_writer w;
+	size_t len;
+	int fd;
+
+	len = export_twice(e->rec, buf, sizeof(buf));
+	tlsrec_free(e->rec);
+	e->rec = NULL;
+	fd = dup(e->fd);
+	ck_assert_int_ge(fd, 0);
+	close(e->fd);
+	e->fd = fd;
+	ck_assert_int_eq(tlsrec_import(buf, len, &t), 0);
+	ck_assert_ptr_nonnull(t);
+	tlv_writer_init(&w, back, sizeof(back));
+	ck_assert_int_eq(tlsrec_export(t, &w), 0);
+	ck_assert_uint_eq(w.len, len);
+	ck_assert_mem_eq(back, buf, len);
+	OPENSSL_cleanse(buf, len);
+	OPENSSL_cleanse(back, w.len);
+	e->rec = t;
+}
+
+/*
+ * A session moves with bytes in flight in every buffer: a record sealed
+ * and half sent (its write not yet counted), a KeyUpdate answer queued
+ * behind it (TLS 1.3), an opened record partly delivered, and ciphertext
+ * read ahead; the keys and sequence numbers are past their first ones.
+ * After the move both streams go on, with another KeyUpdate (TLS 1.3), and
+ * every byte arrives once, in order; the OpenSSL peer sees no bad record.
+ * Every version and cipher; the moved tlsrec end is the server, then the client.
+ */
+START_TEST(test_tlsrec_move)
+{
+	const struct combo *cb = &combos[_i % PGKTLS_ARRAY_SIZE(combos)];
+	bool move_client = _i >= (int)PGKTLS_ARRAY_SIZE(combos);
+	bool tls13 = cb->version == TLS1_3_VERSION;
+	struct stream mp = { .salt = 0x51 }, pm = { .salt = 0x52 };
+	struct conn_pair p;
+	struct ep *m, *o;
+	int small = 4096;
+
+	pair_open(&p, cb->version, cb->suite, 0);
+	m = move_client ? &p.c : &p.s;
+	o = move_client ? &p.s : &p.c;
+	use_tlsrec(m);
+	exchange(m, &mp, o, &pm, 50 * 1000);
+	if (tls13) {
+		/* Both keys past their first: the peer asks, the moved end answers. */
+		ck_assert_int_eq(SSL_key_update(o->ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+		exchange(m, &mp, o, &pm, 30 * 1000);
+		ck_assert_uint_eq(m->st.tls_key_updates, 1);
+	}
+	/* Fill the path to the peer, which does not read: a record stays half sent. */
+	ck_assert_int_eq(setsockopt(m->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	while (stream_write(m, &mp, SIZE_MAX / 2) > 0)
+		;
+	ck_assert(tlsrec_tx_partial(m->rec));
+	ck_assert(tlsrec_wants_write(m->rec));
+	/* The peer's KeyUpdate request and three records; the moved end reads 100 bytes. */
+	if (tls13)
+		ck_assert_int_eq(SSL_key_update(o->ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+	ck_assert_uint_eq(stream_write(o, &pm, 40000), 40000);
+	wait_readable(m->fd);
+	ck_assert_uint_eq(stream_read(m, &pm, 100, 100), 100);
+	ck_assert(tlsrec_has_pending(m->rec));
+	if (tls13)
+		ck_assert_uint_eq(m->st.tls_key_updates, 2);
+	/* That read may have flushed the queue, if the peer's window opened: fill it again. */
+	while (stream_write(m, &mp, SIZE_MAX / 2) > 0)
+		;
+	ck_assert(tlsrec_wants_write(m->rec));
+
+	move_end(m);
+
+	ck_assert(tlsrec_has_pending(m->rec));
+	ck_assert(tlsrec_tx_partial(m->rec));
+	exchange(m, &mp, o, &pm, 200 * 1000);
+	if (tls13) {
+		ck_assert_int_eq(SSL_key_update(o->ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+		exchange(m, &mp, o, &pm, 100 * 1000);
+		ck_assert_uint_eq(m->st.tls_key_updates, 3);
+	}
+	/* Moved again, idle this time, and still in step. */
+	move_end(m);
+	exchange(m, &mp, o, &pm, 10 * 1000);
+	ck_assert_uint_eq(mp.got, mp.sent);
+	ck_assert_uint_eq(pm.got, pm.sent);
+	pair_close(&p);
+}
+END_TEST
+
+/* Where @tag's value starts in a top-level TLV list, or 0. */
+static size_t tag_at(const uint8_t *buf, size_t len, uint16_t tag)
+{
+	size_t off = 0;
+
+	while (off + TLV_HDR <= len) {
+		uint16_t t = (uint16_t)(buf[off] | buf[off + 1] << 8);
+		uint16_t l = (uint16_t)(buf[off + 2] | buf[off + 3] << 8);
+
+		if (t == tag)
+			return off + TLV_HDR;
+		off += TLV_HDR + l;
+	}
+	return 0;
+}
+
+/* A malformed list is refused with a clear error, wherever it is cut or changed. */
+START_TEST(test_tlsrec_import_refuses)
+{
+	static uint8_t buf[128 * 1024], bad[128 * 1024 + 16];
+	const uint16_t t_version = 1 | TLV_MANDATORY, t_cipher = 2 | TLV_MANDATORY;
+	const uint16_t t_rx_key = 5 | TLV_MANDATORY;
+	struct tlsrec *t = (struct tlsrec *)&t;
+	struct stream mp = { .salt = 1 }, pm = { .salt = 2 };
+	struct conn_pair p;
+	size_t len, at;
+
+	pair_open(&p, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 0);
+	use_tlsrec(&p.s);
+	exchange(&p.s, &mp, &p.c, &pm, 1000);
+	/* Something in flight, so that the list ends with buffered bytes. */
+	ck_assert_uint_eq(stream_write(&p.c, &pm, 5000), 5000);
+	wait_readable(p.s.fd);
+	ck_assert_uint_eq(stream_read(&p.s, &pm, 10, 10), 10);
+	len = export_twice(p.s.rec, buf, sizeof(buf));
+
+	/* Cut anywhere, even between two TLVs: refused, never a session with fewer bytes. */
+	for (size_t cut = 0; cut < len; cut++) {
+		ck_assert_int_ne(tlsrec_import(buf, cut, &t), 0);
+		ck_assert_ptr_null(t);
+	}
+	/* An unknown optional tag is skipped; an unknown mandatory one refused. */
+	memcpy(bad, buf, len);
+	memcpy(bad + len, "\x99\x01\x02\x00xy", 6);
+	ck_assert_int_eq(tlsrec_import(bad, len + 6, &t), 0);
+	tlsrec_free(t);
+	bad[len + 1] = 0x81;
+	ck_assert_int_eq(tlsrec_import(bad, len + 6, &t), -EPROTONOSUPPORT);
+	/* A version, a cipher, a key length this layer never writes. */
+	memcpy(bad, buf, len);
+	at = tag_at(bad, len, t_version);
+	ck_assert_uint_gt(at, 0);
+	bad[at] = 0x02;	/* 0x0302: TLS 1.1 */
+	ck_assert_int_eq(tlsrec_import(bad, len, &t), -EPROTONOSUPPORT);
+	memcpy(bad, buf, len);
+	at = tag_at(bad, len, t_cipher);
+	bad[at] = 9;
+	ck_assert_int_eq(tlsrec_import(bad, len, &t), -EOPNOTSUPP);
+	memcpy(bad, buf, len);
+	at = tag_at(bad, len, t_rx_key);
+	bad[at - 2] = 17;	/* the key's length field: the list no longer adds up */
+	ck_assert_int_lt(tlsrec_import(bad, len, &t), 0);
+	/* The same field twice. */
+	memcpy(bad, buf, len);
+	memcpy(bad + len, bad, 6);	/* VERSION again */
+	ck_assert_int_eq(tlsrec_import(bad, len + 6, &t), -EBADMSG);
+	ck_assert_ptr_null(t);
+	OPENSSL_cleanse(buf, len);
+	OPENSSL_cleanse(bad, sizeof(bad));
+	pair_close(&p);
+}
+END_TEST
+
 static Suite *tlsrec_suite(void)
 {
 	Suite *s = suite_create("tlsrec");
@@ -772,6 +1048,8 @@ static Suite *tlsrec_suite(void)
 	tcase_add_test(tc, test_tlsrec_tls12_limit_closes);
 	tcase_add_test(tc, test_relay_no_epollout_after_queue_drains);
 	tcase_add_test(tc, test_tlsrec_pending_refused);
+	tcase_add_loop_test(tc, test_tlsrec_move, 0, 2 * (int)PGKTLS_ARRAY_SIZE(combos));
+	tcase_add_test(tc, test_tlsrec_import_refuses);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 
