@@ -1006,9 +1006,10 @@ static int send_listeners(struct mainloop *m)
  * move and return how many were offered. Each would be frozen, exported and
  * sent from its own worker (a worker_call(): stop its ev_io and timer,
  * SESSION, keep it until SESSION_ACK closes it as CONN_CLOSE_HANDED_OVER, or
- * a NACK or EOF re-arms it to drain here; see docs/ARCHITECTURE.md). No hop
- * engine exports its state yet (every export is -EOPNOTSUPP), so none is
- * movable and every session stays to drain: phase 1's behaviour.
+ * a NACK or EOF re-arms it to drain here; see docs/ARCHITECTURE.md). The
+ * engines can export their state (hop_export()), but that freeze-and-send
+ * flow is not built yet, so none is offered and every session stays to
+ * drain: phase 1's behaviour.
  */
 static uint32_t offer_sessions(struct mainloop *m)
 {
