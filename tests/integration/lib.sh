@@ -427,6 +427,16 @@ pg_setup() {
 	pg_roles "$name"
 }
 
+# md5_series_sha256 N: the SHA-256 of what `copy (select md5(i::text) from
+# generate_series(1, N) i) to stdout` sends (one md5 hex digest and a newline per row).
+md5_series_sha256() {
+	"$PY" -c 'import hashlib, sys
+h = hashlib.sha256()
+for i in range(1, int(sys.argv[1]) + 1):
+    h.update(hashlib.md5(str(i).encode()).hexdigest().encode() + b"\n")
+print(h.hexdigest())' "$1"
+}
+
 # ---------------------------------------------------------------- pgktls
 
 declare -A PX_PORT PX_PID PX_LOG PX_CONF

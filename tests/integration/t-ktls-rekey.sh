@@ -139,11 +139,7 @@ like "$(cat "${PX_LOG[lim12]}")" "hop failed: kTLS send key reached its record l
 q_ok "TLS 1.2: a short session under the limit still works" "$(dsn lim12)" "select 7" 7
 
 # ---- 3. a KeyUpdate answer that meets a full socket (EAGAIN) ----
-want3=$("$PY" -c 'import hashlib
-h = hashlib.sha256()
-for i in range(1, 600001):
-    h.update(hashlib.md5(str(i).encode()).hexdigest().encode() + b"\n")
-print(h.hexdigest())')
+want3=$(md5_series_sha256 600000)
 rx0=$(tstat TlsRxRekeyOk)
 tx0=$(tstat TlsTxRekeyOk)
 k0=$(closed_ku ans)

@@ -51,11 +51,7 @@ tls_ciphers = \"ECDHE-ECDSA-AES128-GCM-SHA256\"
 tls_server_ciphers = \"ECDHE-ECDSA-AES128-GCM-SHA256\"" || bail "pgktls lim12 did not start"
 
 # ---- 1. TLS 1.3: KeyUpdates of our own, counted one for one ----
-want=$("$PY" -c 'import hashlib
-h = hashlib.sha256()
-for i in range(1, 600001):
-    h.update(hashlib.md5(str(i).encode()).hexdigest().encode() + b"\n")
-print(h.hexdigest())')
+want=$(md5_series_sha256 600000)
 s0=$(sent lim13)
 l0=$(limit_closes lim13)
 r0=$(rekeyed lim13)

@@ -169,6 +169,15 @@ static int read_until_ready(SSL *ssl, const char *what)
 
 static int send_query(SSL *ssl, const char *sql);
 
+/* The line the tests compare with the expected checksum: "sha256 <hex>". */
+static void print_sha256(const unsigned char md[32])
+{
+	printf("sha256 ");
+	for (int i = 0; i < 32; i++)
+		printf("%02x", md[i]);
+	printf("\n");
+}
+
 /*
  * Read a COPY TO STDOUT's messages up to ReadyForQuery, hashing the
  * CopyData. Return: 0 or -1 (printed).
@@ -238,10 +247,7 @@ static int stalled(SSL *ssl, int fd)
 		printf("answered never, %zu bytes\n", copy_bytes);
 	else
 		printf("answered after %ld of %zu bytes\n", answered_at, copy_bytes);
-	printf("sha256 ");
-	for (int i = 0; i < 32; i++)
-		printf("%02x", md[i]);
-	printf("\n");
+	print_sha256(md);
 	if (send_query(ssl, "select 2") < 0 || read_until_ready(ssl, "select 2") < 0)
 		return -1;
 	return 0;
@@ -255,10 +261,7 @@ static int rekeys(SSL *ssl)
 	if (send_query(ssl, "copy (select md5(i::text) from generate_series(1, 600000) i) "
 			    "to stdout") < 0 || read_copy(ssl, md) < 0)
 		return -1;
-	printf("sha256 ");
-	for (int i = 0; i < 32; i++)
-		printf("%02x", md[i]);
-	printf("\n");
+	print_sha256(md);
 	if (send_query(ssl, "select 2") < 0 || read_until_ready(ssl, "select 2") < 0)
 		return -1;
 	printf("keyupdates received %lu\n", key_updates);
