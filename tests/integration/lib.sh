@@ -671,3 +671,45 @@ cancelled_ok() {
 	diag "want 'error 57014 ... after N s' with N < 10, got: $1"
 	return 1
 }
+
+# ---------------------------------------------------------------- upgrades (SIGUSR2)
+
+# wait_for SECONDS SHELL-CONDITION: until the condition (evaluated each time) holds.
+# Return: 0, or 1 when the time ran out.
+wait_for() {
+	local end=$((SECONDS + $1))
+	while [ "$SECONDS" -lt "$end" ]; do
+		eval "$2" && return 0
+		sleep 0.1
+	done
+	eval "$2"
+}
+
+# gone PID: the process has exited (or is not ours to signal).
+gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# stat_json SOCKET EXPR: evaluate the Python EXPR on the stats document (as `d`) that
+# pgktls-stat --json reads from SOCKET, print the result.
+stat_json() {
+	"$PGKTLS_BUILDDIR/tools/pgktls-stat" -s "$1" --json 2>/dev/null | "$PY" -c "import json, sys
+d = json.load(sys.stdin)
+print($2)"
+}
+
+# loop_start PORT / loop_stop NAME: a client connecting in a tight loop (SSLRequest, TLS
+# verify-full, `select 1`, Terminate: upgrade-clients.py's loop) to pgktls on PORT, and
+# the TAP verdict on it: not one refused connect, not one error.
+loop_start() {
+	rm -f "$T/loop.stop"
+	"$PY" "$PGKTLS_SRCDIR/tests/integration/upgrade-clients.py" loop "$1" "$CERTS/ca.crt" \
+		"$T/loop.stop" "$T/loop.out" &
+	LOOP=$!
+	sleep 0.5
+}
+loop_stop() {
+	touch "$T/loop.stop"
+	wait "$LOOP"
+	like "$(head -n1 "$T/loop.out")" "^ok=[1-9][0-9]* refused=0 errors=0$" \
+		"$1: a client connecting in a tight loop saw no refusal and no error"
+	diag "loop: $(cat "$T/loop.out")"
+}

@@ -2,14 +2,15 @@
 # SPDX-License-Identifier: MIT
 # Copyright (c) 2026 The pgktls developers
 #
-# Binary upgrade (SIGUSR2, phase 1: listening sockets move, sessions drain; handover
-# protocol version 2, which announces sessions, though none moves yet): the new
-# process takes the listening sockets (no refused connect while a client connects in a
-# tight loop through several upgrades in a row), sessions opened before run queries after
-# and finish on the old process, which then exits 0; systemd's main PID moves by
-# MAINPID=; a refused takeover (handover version mismatch) and a new binary that crashes
-# (at exec, or holding the sockets) leave the old process serving every session; a new
-# binary that speaks only version 1 (as phase 1 did) is started again in version 1.
+# Binary upgrade (SIGUSR2) of the listening sockets, drain and refusals (handover
+# protocol version 2): the new process takes the listening sockets (no refused connect
+# while a client connects in a tight loop through several upgrades in a row), sessions
+# opened before run queries after and finish on the old process, which then exits 0 (they
+# are kept unmovable, see the config below; t-upgrade-move.sh tests sessions that move);
+# systemd's main PID moves by MAINPID=; a refused takeover (handover version mismatch) and
+# a new binary that crashes (at exec, or holding the sockets) leave the old process serving
+# every session; a new binary that speaks only version 1 (as phase 1 did) is started again
+# in version 1.
 . "$(dirname "$0")/lib.sh"
 need_cmd "$PY"
 setup
@@ -22,40 +23,8 @@ SOCK=$T/stats.sock
 PIDF=$T/px.pid
 C="sslmode=verify-full sslrootcert=$CERTS/ca.crt channel_binding=disable"
 
-# json EXPR: evaluate EXPR on the stats document (as `d`), print the result.
-json() {
-	"$STAT" -s "$SOCK" --json 2>/dev/null | "$PY" -c "import json, sys
-d = json.load(sys.stdin)
-print($1)"
-}
-
-# wait_for SECONDS SHELL-CONDITION: until the condition (evaluated each time) holds.
-# Return: 0, or 1 when the time ran out.
-wait_for() {
-	local end=$((SECONDS + $1))
-	while [ "$SECONDS" -lt "$end" ]; do
-		eval "$2" && return 0
-		sleep 0.1
-	done
-	eval "$2"
-}
-gone() { ! kill -0 "$1" 2>/dev/null; }
+json() { stat_json "$SOCK" "$1"; }
 count_log() { grep -Ec -- "$1" "${PX_LOG[up]}"; }
-
-# loop_start / loop_stop NAME: the tight connect loop, and its verdict.
-loop_start() {
-	rm -f "$T/loop.stop"
-	"$PY" "$CLIENTS" loop "${PX_PORT[up]}" "$CERTS/ca.crt" "$T/loop.stop" "$T/loop.out" &
-	LOOP=$!
-	sleep 0.5
-}
-loop_stop() {
-	touch "$T/loop.stop"
-	wait "$LOOP"
-	like "$(head -n1 "$T/loop.out")" "^ok=[1-9][0-9]* refused=0 errors=0$" \
-		"$1: a client connecting in a tight loop saw no refusal and no error"
-	diag "loop: $(cat "$T/loop.out")"
-}
 
 # hold_start N: N sessions open (and used) before what follows; hold_end checks them after.
 hold_start() {
@@ -94,7 +63,13 @@ PYEOF
 NOTIFY_PID=$!
 wait_for 5 '[ -S "$NOTIFY" ]'
 
-px_config up "tls_certificate = \"$CERTS/proxy.crt\"
+# openssl_records = true keeps every session's records in OpenSSL, whose state cannot
+# move (only plain, tlsrec and kTLS hops can): the sessions held below stay on the old
+# process and drain there, which is what this test checks. ktls = "off" keeps it so in
+# the kTLS VM too, where kTLS (movable) would otherwise take the hops.
+px_config up "ktls = \"off\"
+openssl_records = true
+tls_certificate = \"$CERTS/proxy.crt\"
 tls_private_key = \"$CERTS/proxy.key\"
 tls_verify = \"verify_full\"
 tls_server_ca_certificate = \"$CERTS/ca.crt\"
@@ -106,7 +81,7 @@ ok $? "pgktls starts with NOTIFY_SOCKET set"
 OLD=${PX_PID[up]}
 
 # ---- one upgrade, watched closely
-loop_start
+loop_start "${PX_PORT[up]}"
 hold_start 20
 kill -USR2 "$OLD"
 wait_log up "upgrade: pid [0-9]+ is ready" 30
@@ -121,11 +96,12 @@ ok "$(kill -0 "$OLD"; echo $?)" "the old process still runs, draining its sessio
 wait_for 15 '[ "$(json "d[\"upgrade\"][\"previous\"][\"draining\"]")" -ge 20 ]'
 ok $? "the new process's stats see the old one draining the 20 held sessions" ||
 	diag "upgrade: $(json 'd["upgrade"]')"
-# No engine exports its state yet: every open session is kept, none moved or adopted.
+# Sessions on the openssl engine are not movable: every open session is kept, none moved.
 like "$(json 'd["upgrade"]["previous"]["moved"], d["upgrade"]["previous"]["kept"],
 	d["upgrade"]["sessions"]["adopted"]')" "^0 2[0-2] 0$" \
 	"version 2: the old process says it moved none and kept every open session"
-like "$(cat "${PX_LOG[up]}")" "upgrade: 0 session\(s\) offered to pid $NEW, 2[0-2] kept here" \
+like "$(cat "${PX_LOG[up]}")" \
+	"upgrade: (sessions: 0 moved to pid $NEW|0 session\(s\) offered to pid $NEW), 2[0-2] kept here" \
 	"... and logs it"
 q_ok "a new connection is served" "$(px_dsn up "$C")" "select 'new'" new
 hold_end "upgrade" 20
@@ -184,7 +160,7 @@ refused() {
 	local failed rc
 	failed=$(json 'd["upgrade"]["failed"]')
 	use_binary "$2"
-	loop_start
+	loop_start "${PX_PORT[up]}"
 	hold_start 10
 	if [ "${4:-}" = stat ]; then
 		"$STAT" -s "$SOCK" --upgrade >"$T/up.out" 2>"$T/up.err"
