@@ -1,0 +1,336 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The pgktls developers
+#
+# Binary upgrade (SIGUSR2), phase 2: established sessions move to the new process
+# (issue 15). TLS on both hops, upstream verify_full; the engines are tlsrec (no kernel
+# TLS, openssl_records unset) or, under PGKTLS_TEST_KTLS=required in the kTLS VM, kTLS.
+#   1. A COPY TO STDOUT and a COPY FROM STDIN (PGKTLS_MOVE_COPY_MB each, default 200, 32
+#      under PGKTLS_TEST_SLOW=1) are paused a fifth of the way, the binary is upgraded,
+#      both go on and arrive byte for byte; both sessions were handed over and adopted,
+#      a client connecting in a tight loop meanwhile sees no error, the old process exits 0.
+#   2. 200 idle sessions (PGKTLS_MOVE_IDLE) move: each shows up in the new process's stats with its client
+#      address, byte counts and engines, each runs a query after; the old process exits 0
+#      at once (nothing to drain).
+#   3. A new process that refuses every session (PGKTLS_TEST_HANDOVER_NACK=1): they stay
+#      and drain on the old process, work, and it exits 0 after them.
+#   4. A refused takeover (PGKTLS_TEST_HANDOVER_VERSION=99): the old process serves on and
+#      every session it holds works.
+# Under kTLS: no TlsDecryptError in /proc/net/tls_stat across the whole test.
+. "$(dirname "$0")/lib.sh"
+need_cmd "$PY"
+"$PY" -c 'import psycopg2' 2>/dev/null || skip_all "psycopg2 is not installed for $PY"
+setup
+# 200 idle sessions, the COPYs and the connect loop, each with a server connection.
+pg_setup main max_connections=300
+pg_sql main "create table t (id int, payload text); grant all on t to trusty" >/dev/null
+
+STAT=${PGKTLS_BUILDDIR}/tools/pgktls-stat
+[ -x "$STAT" ] || bail "pgktls-stat not found at $STAT"
+MOVE=$PGKTLS_SRCDIR/tests/integration/upgrade-move.py
+CA=$CERTS/ca.crt
+C="sslmode=verify-full sslrootcert=$CA channel_binding=disable"
+DIRECT="host=${PG_SOCK[main]} port=${PG_PORT[main]} dbname=postgres user=postgres"
+if [ "${PGKTLS_TEST_SLOW:-0}" = 1 ]; then
+	MB=${PGKTLS_MOVE_COPY_MB:-32}
+else
+	MB=${PGKTLS_MOVE_COPY_MB:-200}
+fi
+N=${PGKTLS_MOVE_IDLE:-200}
+
+# What the hops' directions must run: kTLS where the test demands it, userspace (tlsrec:
+# openssl_records is not set) where there is no kernel TLS. With kernel TLS and
+# ktls = auto either may be right, so the engines are only shown.
+if [ "${PGKTLS_TEST_KTLS:-}" = required ]; then
+	ENGINE=kernel
+elif [ "${PGKTLS_TEST_KTLS:-}" = off ] || [ ! -r /proc/net/tls_stat ]; then
+	ENGINE=userspace
+else
+	ENGINE=
+fi
+decrypt_errors() { awk '$1 == "TlsDecryptError" { print $2 }' /proc/net/tls_stat 2>/dev/null; }
+DECRYPT0=$(decrypt_errors)
+
+j() { stat_json "$T/$1.sock" "$2"; }
+log_has() { grep -Eq -- "$2" "${PX_LOG[$1]}"; }
+count_log() { grep -Ec -- "$2" "${PX_LOG[$1]}"; }
+
+# start NAME [GENERAL-LINES]: a pgktls of our own (a child of this shell, so `wait` gives
+# its exit status) with its own stats socket and pid file.
+start() {
+	px_config "$1" "tls_certificate = \"$CERTS/proxy.crt\"
+tls_private_key = \"$CERTS/proxy.key\"
+tls_verify = \"verify_full\"
+tls_server_ca_certificate = \"$CERTS/ca.crt\"
+shutdown_timeout = 60000
+stats_socket = \"$T/$1.sock\"
+pid_file = \"$T/$1.pid\"
+${2:-}"
+	px_run "$1" -c "${PX_CONF[$1]}" || bail "pgktls $1 did not start"
+	OLD=${PX_PID[$1]}
+}
+
+# upgrade NAME: SIGUSR2 to OLD; wait for the new process; NEW is its pid.
+upgrade() {
+	local name=$1 before
+	before=$(count_log "$name" "upgrade: pid [0-9]+ is ready")
+	kill -USR2 "$OLD"
+	wait_for 60 '[ "$(count_log "$name" "upgrade: pid [0-9]+ is ready")" -gt "$before" ]'
+	ok $? "$name: SIGUSR2: the new process reports ready"
+	NEW=$(cat "$T/$name.pid")
+	ok "$([ -n "$NEW" ] && [ "$NEW" != "$OLD" ]; echo $?)" \
+		"$name: the pid file names it ($OLD -> $NEW)"
+	PX_PID[$name]=$NEW
+}
+
+# old_exits NAME SECONDS: OLD (our child) exits within SECONDS, with status 0.
+old_exits() {
+	local rc
+	if wait_for "$2" 'gone "$OLD"'; then
+		wait "$OLD"
+		rc=$?
+	else
+		rc="still running after $2 s"
+	fi
+	is "$rc" 0 "$1: the old process exits with status 0 (within $2 s)"
+}
+
+# stop_new NAME: the process an upgrade started is not our child: SIGTERM, and wait.
+stop_new() {
+	local pid=${PX_PID[$1]}
+	PX_PID[$1]=
+	kill -TERM "$pid"
+	wait_for 20 'gone "$pid"'
+	ok $? "$1: the new process stops on SIGTERM"
+}
+
+# engines NAME: the engine of every direction of every relaying connection, kernel_* as
+# kernel, each once ("userspace", "kernel", or both).
+engines() {
+	j "$1" '" ".join(sorted({h[x]["engine"].split("_")[0] for c in d["connections"]
+	if c["state"] == "relay" for h in (c["client"], c["server"]) for x in ("rx", "tx")}))'
+}
+check_engines() {
+	local got
+	got=$(engines "$1")
+	if [ -n "$ENGINE" ]; then
+		is "$got" "$ENGINE" "$2: every hop's direction runs $ENGINE"
+	else
+		pass "$2: engines $got (ktls = auto on a kernel with TLS: either may be right)"
+	fi
+}
+
+# conn_id NAME PORT: the id of the connection whose client address ends in :PORT.
+conn_id() {
+	j "$1" "' '.join(str(c['id']) for c in d['connections']
+	if (c.get('client_addr') or '').endswith(':$2'))"
+}
+
+# moved NAME ID PORT: c#ID of the old process was handed over and adopted by NEW.
+moved() {
+	like "$(grep -E "adopted: (c#[0-9]+ )?was c#$2 in pid $OLD\b" "${PX_LOG[$1]}")" \
+		"^.*c#[0-9]+ .*adopted" "$1: the new process adopted c#$2 of pid $OLD (port $3)"
+	log_has "$1" "c#$2 [^ ]*:$3: closed: handed_over"
+	ok $? "$1: ... and the old process closed c#$2 as handed_over"
+}
+
+# ---- 1. COPY in both directions, paused mid-transfer across the upgrade
+ROWS=$((MB * 1048576 / 33))
+md5_series_sha256 "$ROWS" >"$T/want.out" &
+WANT_PID=$!
+start copy
+loop_start "${PX_PORT[copy]}"
+rm -f "$T/go"
+timeout 900 "$PY" "$MOVE" copyout "${PX_PORT[copy]}" "$CA" "$ROWS" "$T/out.ready" "$T/go" \
+	"$T/out.res" &
+COUT=$!
+timeout 900 "$PY" "$MOVE" copyin "${PX_PORT[copy]}" "$CA" "$MB" "$T/in.ready" "$T/go" \
+	"$T/in.res" &
+CIN=$!
+wait_for 300 '[ -e "$T/out.ready" ] && [ -e "$T/in.ready" ]'
+ok $? "copy: a $MB MB COPY TO STDOUT and a $MB MB COPY FROM STDIN are under way"
+OUT_AT=$(sed -n 's/^bytes=\([0-9]*\) .*/\1/p' "$T/out.ready")
+OUT_PORT=$(sed -n 's/.* port=\([0-9]*\)$/\1/p' "$T/out.ready")
+IN_AT=$(sed -n 's/^bytes=\([0-9]*\) .*/\1/p' "$T/in.ready")
+IN_PORT=$(sed -n 's/.* port=\([0-9]*\)$/\1/p' "$T/in.ready")
+what="out ${OUT_AT:-?} of $((ROWS * 33)) bytes, in ${IN_AT:-?} of $((MB << 20))"
+ok "$([ "${OUT_AT:-0}" -gt 0 ] && [ "$OUT_AT" -lt $((ROWS * 33)) ] &&
+	[ "${IN_AT:-0}" -gt 0 ] && [ "$IN_AT" -lt $((MB << 20)) ]; echo $?)" \
+	"copy: both in flight at the upgrade ($what)"
+OUT_ID=$(conn_id copy "$OUT_PORT")
+IN_ID=$(conn_id copy "$IN_PORT")
+ok "$([[ "$OUT_ID" =~ ^[0-9]+$ ]] && [[ "$IN_ID" =~ ^[0-9]+$ ]]; echo $?)" \
+	"copy: the old process's stats list both (c#$OUT_ID out, c#$IN_ID in)"
+check_engines copy "copy, before"
+upgrade copy
+touch "$T/go"
+wait "$COUT"
+wait "$CIN"
+wait "$WANT_PID"
+is "$(cat "$T/out.res")" "bytes=$((ROWS * 33)) sha256=$(cat "$T/want.out")" \
+	"copy: COPY TO STDOUT completes, every byte as PostgreSQL sent it"
+read -r _ rows _ sum <"$T/in.res"
+sent=$(sed -n 's/^COPY [0-9]* bytes=\([0-9]*\) sha256=.*/\1/p' "$T/in.res")
+ok "$([ "${sent:-0}" -ge $((MB << 20)) ]; echo $?)" \
+	"copy: COPY FROM STDIN completes (${sent:-no} bytes)" || diag "$(cat "$T/in.res")"
+direct=$(timeout 300 "$PGBIN/psql" -X -d "$DIRECT" -c "copy t to stdout" | sha256sum |
+	cut -d' ' -f1)
+is "sha256=$direct" "${sum:-none}" "copy: the table holds exactly the bytes sent ($rows rows)"
+moved copy "$OUT_ID" "$OUT_PORT"
+moved copy "$IN_ID" "$IN_PORT"
+like "$(cat "${PX_LOG[copy]}")" \
+	"upgrade: sessions: [0-9]+ moved to pid $NEW, [0-9]+ kept here to drain" \
+	"copy: the old process logs what moved"
+like "$(cat "${PX_LOG[copy]}")" \
+	"upgrade: pid $OLD offered [0-9]+ session\(s\); ([2-9]|[1-9][0-9]+) adopted" \
+	"copy: ... and the new one what it adopted"
+ok "$([ "$(j copy 'd["upgrade"]["sessions"]["adopted"]')" -ge 2 ]; echo $?)" \
+	"copy: the new process's stats count them adopted"
+old_exits copy 60
+wait_for 15 '[ "$(j copy "d[\"upgrade\"][\"previous\"][\"running\"]")" = False ]'
+ok $? "copy: ... and the new process's stats say it is gone"
+ok "$([ "$(j copy 'd["upgrade"]["previous"]["moved"]')" -ge 2 ]; echo $?)" \
+	"copy: previous.moved counts both COPY sessions"
+loop_stop "copy"
+q_ok "copy: the new process serves a new connection" "$(px_dsn copy "$C")" "select 'new'" new
+stop_new copy
+
+# ---- 2. $N idle sessions move, and each runs a query after
+start idle
+loop_start "${PX_PORT[idle]}"
+rm -f "$T/go"
+timeout 900 "$PY" "$MOVE" idle "${PX_PORT[idle]}" "$CA" "$N" "$T/idle.ready" "$T/go" \
+	"$T/idle.res" &
+IDLE=$!
+wait_for 600 '[ -e "$T/idle.ready" ]'
+is "$(grep -c '^port=' "$T/idle.ready")" "$N" "idle: $N sessions open, each ran a query"
+"$STAT" -s "$T/idle.sock" --json >"$T/idle.before.json"
+check_engines idle "idle, before"
+upgrade idle
+# The $N (and whatever the loop had open) moved: nothing is left to drain.
+old_exits idle 15
+wait_for 15 'log_has idle "upgrade: pid $OLD offered [0-9]+ session\(s\); [0-9]+ adopted"'
+ok $? "idle: the new process logs the end of the sessions"
+"$STAT" -s "$T/idle.sock" --json >"$T/idle.after.json"
+# Each of the $N: adopted under a new id the log names, listed by the new process in
+# relay with the same client address, its byte counts carried over and the same engines.
+"$PY" - "$T/idle.before.json" "$T/idle.after.json" "$T/idle.ready" "${PX_LOG[idle]}" "$OLD" \
+	>"$T/idle.check" <<'PYEOF'
+import json, re, sys
+before, after = (json.load(open(f)) for f in sys.argv[1:3])
+ports = [l.split("=")[1].strip() for l in open(sys.argv[3]) if l.startswith("port=")]
+new_of = {}
+for line in open(sys.argv[4], errors="replace"):
+    m = re.search(r"adopted: (?:c#\d+ )?was c#(\d+) in pid %s\b" % sys.argv[5], line)
+    if m:
+        new_of[int(m.group(1))] = int(re.search(r"c#(\d+)", line).group(1))
+def by_port(doc):
+    return {c["client_addr"].rsplit(":", 1)[1]: c for c in doc["connections"]
+            if c.get("client_addr")}
+def engines(c):
+    return [c[h][x]["engine"] for h in ("client", "server") for x in ("rx", "tx")]
+b, a = by_port(before), by_port(after)
+good, bad = 0, []
+for p in ports:
+    o, n = b.get(p), a.get(p)
+    why = (not o and "not in the old stats" or not n and "not in the new stats"
+           or new_of.get(o["id"]) is None and "no adopted line for c#%d" % o["id"]
+           or new_of[o["id"]] != n["id"] and "adopted as c#%d, listed as c#%d"
+           % (new_of[o["id"]], n["id"])
+           or n["state"] != "relay" and "state " + n["state"]
+           or n["bytes"] != o["bytes"] and "bytes %s, were %s" % (n["bytes"], o["bytes"])
+           or engines(n) != engines(o) and "engines %s, were %s" % (engines(n), engines(o))
+           or None)
+    if why:
+        bad.append("port %s: %s" % (p, why))
+    else:
+        good += 1
+print("good=%d" % good)
+print("\n".join(bad[:5]))
+PYEOF
+is "$(head -n1 "$T/idle.check")" "good=$N" \
+	"idle: all $N adopted, listed in relay with their address, byte counts and engines" ||
+	diag "$(cat "$T/idle.check")"
+check_engines idle "idle, after"
+adopted=$(j idle 'd["upgrade"]["sessions"]["adopted"]')
+ok "$([ "${adopted:-0}" -ge "$N" ]; echo $?)" "idle: the new process's stats count $adopted adopted"
+is "$(j idle 'd["upgrade"]["previous"]["moved"], d["upgrade"]["previous"]["draining"],
+	d["upgrade"]["previous"]["running"]')" "$adopted 0 False" \
+	"idle: ... previous moved $adopted, draining 0, not running"
+like "$(cat "${PX_LOG[idle]}")" \
+	"upgrade: sessions: $adopted moved to pid $NEW, [0-9]+ kept here to drain" \
+	"idle: the old process logs $adopted moved"
+is "$(count_log idle ": closed: handed_over")" "$adopted" \
+	"idle: ... and closed each as handed_over"
+touch "$T/go"
+wait "$IDLE"
+is "$(head -n1 "$T/idle.res")" "before=$N after=$N errors=0" \
+	"idle: each of the $N ran a query after the upgrade" || diag "$(cat "$T/idle.res")"
+loop_stop "idle"
+stop_new idle
+
+# ---- 3. the new process refuses every session: they stay and drain on the old one
+cat >"$T/nack.sh" <<EOF
+#!/bin/sh
+PGKTLS_TEST_HANDOVER_NACK=1 exec "$PGKTLS_BIN" "\$@"
+EOF
+chmod +x "$T/nack.sh"
+start nack "upgrade_binary = \"$T/nack.sh\""
+rm -f "$T/go"
+timeout 900 "$PY" "$MOVE" idle "${PX_PORT[nack]}" "$CA" 20 "$T/nack.ready" "$T/go" \
+	"$T/nack.res" &
+HOLD=$!
+wait_for 120 '[ -e "$T/nack.ready" ]'
+ok $? "nack: 20 sessions open"
+upgrade nack
+wait_for 15 '[ "$(j nack "d[\"upgrade\"][\"previous\"][\"kept\"]")" = 20 ]'
+ok $? "nack: the new process's stats see the old one keep the 20"
+is "$(j nack 'd["upgrade"]["previous"]["moved"], d["upgrade"]["previous"]["kept"],
+	d["upgrade"]["previous"]["draining"], d["upgrade"]["sessions"]["adopted"]')" \
+	"0 20 20 0" "nack: previous moved 0, kept 20, draining 20; adopted 0"
+like "$(cat "${PX_LOG[nack]}")" "upgrade: sessions: 0 moved to pid $NEW, 20 kept here to drain" \
+	"nack: the old process logs that it keeps them"
+ok "$(kill -0 "$OLD"; echo $?)" "nack: the old process still runs"
+q_ok "nack: the new process serves a new connection" "$(px_dsn nack "$C")" "select 'n'" n
+touch "$T/go"
+wait "$HOLD"
+is "$(head -n1 "$T/nack.res")" "before=20 after=20 errors=0" \
+	"nack: each of the 20 ran a query after the upgrade, on the old process" ||
+	diag "$(cat "$T/nack.res")"
+old_exits nack 30
+is "$(count_log nack ": closed: handed_over")" 0 "nack: no session was closed as handed_over"
+stop_new nack
+
+# ---- 4. a refused takeover: the old process serves on, every session intact
+cat >"$T/v99.sh" <<EOF
+#!/bin/sh
+PGKTLS_TEST_HANDOVER_VERSION=99 exec "$PGKTLS_BIN" "\$@"
+EOF
+chmod +x "$T/v99.sh"
+start ref "upgrade_binary = \"$T/v99.sh\""
+rm -f "$T/go"
+timeout 900 "$PY" "$MOVE" idle "${PX_PORT[ref]}" "$CA" 20 "$T/ref.ready" "$T/go" \
+	"$T/ref.res" &
+HOLD=$!
+wait_for 120 '[ -e "$T/ref.ready" ]'
+ok $? "refused: 20 sessions open"
+kill -USR2 "$OLD"
+wait_log ref "upgrade failed, pid $OLD keeps serving: it refused the takeover \(version" 40
+ok $? "refused: version 99: the takeover is refused, the old process says it keeps serving"
+is "$(cat "$T/ref.pid") $(j ref 'd["pid"], d["upgrade"]["failed"],
+	d["upgrade"]["sessions"]["handed_over"]')" "$OLD $OLD 1 0" \
+	"refused: the pid file and the stats still name it; one failure, nothing handed over"
+q_ok "refused: a new connection is served" "$(px_dsn ref "$C")" "select 'r'" r
+touch "$T/go"
+wait "$HOLD"
+is "$(head -n1 "$T/ref.res")" "before=20 after=20 errors=0" \
+	"refused: each of the 20 ran a query after" || diag "$(cat "$T/ref.res")"
+
+# ---- kTLS: not one record failed to decrypt, before or after a move
+if [ -n "$DECRYPT0" ]; then
+	is "$(decrypt_errors)" "$DECRYPT0" "/proc/net/tls_stat: TlsDecryptError unchanged"
+else
+	skip 1 "no /proc/net/tls_stat here (no kernel TLS)"
+fi
+
+done_testing
