@@ -6,9 +6,11 @@
 # (issue 15). TLS on both hops, upstream verify_full; the engines are tlsrec (no kernel
 # TLS, openssl_records unset) or, under PGKTLS_TEST_KTLS=required in the kTLS VM, kTLS.
 #   1. A COPY TO STDOUT and a COPY FROM STDIN (PGKTLS_MOVE_COPY_MB each, default 200, 32
-#      under PGKTLS_TEST_SLOW=1) are paused a fifth of the way, the binary is upgraded,
-#      both go on and arrive byte for byte; both sessions were handed over and adopted,
-#      a client connecting in a tight loop meanwhile sees no error, the old process exits 0.
+#      under PGKTLS_TEST_SLOW=1) a fifth of the way, the first paused (its client reads
+#      nothing: pgktls's buffers are full), the second sending at 10 MB/s: the binary is
+#      upgraded, both go on and arrive byte for byte; both sessions were handed over and
+#      adopted, a client connecting in a tight loop meanwhile sees no error, and the old
+#      process exits 0.
 #   2. 200 idle sessions (PGKTLS_MOVE_IDLE) move: each shows up in the new process's stats with its client
 #      address, byte counts and engines, each runs a query after; the old process exits 0
 #      at once (nothing to drain).
@@ -140,11 +142,10 @@ md5_series_sha256 "$ROWS" >"$T/want.out" &
 WANT_PID=$!
 start copy
 loop_start "${PX_PORT[copy]}"
-rm -f "$T/go"
-timeout 900 "$PY" "$MOVE" copyout "${PX_PORT[copy]}" "$CA" "$ROWS" "$T/out.ready" "$T/go" \
-	"$T/out.res" &
+timeout 900 "$PY" "$MOVE" copyout "${PX_PORT[copy]}" "$CA" "$ROWS" "$T/out.ready" \
+	"$T/out.go" "$T/out.res" &
 COUT=$!
-timeout 900 "$PY" "$MOVE" copyin "${PX_PORT[copy]}" "$CA" "$MB" "$T/in.ready" "$T/go" \
+timeout 900 "$PY" "$MOVE" copyin "${PX_PORT[copy]}" "$CA" "$MB" "$T/in.ready" "$T/in.go" \
 	"$T/in.res" &
 CIN=$!
 wait_for 300 '[ -e "$T/out.ready" ] && [ -e "$T/in.ready" ]'
@@ -163,7 +164,14 @@ ok "$([[ "$OUT_ID" =~ ^[0-9]+$ ]] && [[ "$IN_ID" =~ ^[0-9]+$ ]]; echo $?)" \
 	"copy: the old process's stats list both (c#$OUT_ID out, c#$IN_ID in)"
 check_engines copy "copy, before"
 upgrade copy
-touch "$T/go"
+ok "$([ ! -e "$T/out.res" ] && [ ! -e "$T/in.res" ]; echo $?)" \
+	"copy: neither COPY has ended at the commit"
+# The paused reader goes on at once: a session whose buffers are too full to move now
+# moves on a later pass of the offer, as they drain. The sender keeps its slow pace until
+# the new process has the end of the offer (and its verdict on every session).
+touch "$T/out.go"
+wait_for 30 'log_has copy "upgrade: pid $OLD offered [0-9]+ session"'
+touch "$T/in.go"
 wait "$COUT"
 wait "$CIN"
 wait "$WANT_PID"

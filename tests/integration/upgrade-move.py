@@ -11,8 +11,10 @@ so the binary upgrade happens while it is in a known state, and writes its verdi
       reading) after a fifth of it. READY gets "bytes=N port=P" (what arrived so far, our
       TCP port); OUT gets "bytes=N sha256=HEX" or "error ...".
   copyin PORT CA MB READY GO OUT
-      COPY t FROM STDIN of MB megabytes of rows "id<TAB>payload", pausing after a fifth.
-      READY as above; OUT gets "COPY rows bytes=N sha256=HEX" (of what was sent) or "error".
+      COPY t FROM STDIN of MB megabytes of rows "id<TAB>payload". After a fifth it does
+      not pause but slows down to 10 MB/s until GO, so the session is busy, not frozen,
+      whenever the upgrade comes. READY as above; OUT gets "COPY rows bytes=N sha256=HEX"
+      (of what was sent) or "error ...".
   idle PORT CA N READY GO OUT
       Open N sessions and run a query on each; READY gets one "port=P" line per session;
       after GO, a query on each again, then close. OUT: "before=N after=N errors=N" and the
@@ -75,21 +77,28 @@ class Sink:
 
 
 class Source:
-    """COPY FROM's input, made on the fly, hashed as sent, with one pause on the way."""
+    """COPY FROM's input, made on the fly, hashed as sent; from AT on, 10 MB/s until GO."""
 
-    def __init__(self, total, at, cb):
+    def __init__(self, total, at, ready, go, text):
         self.h = hashlib.sha256()
         self.n = 0
         self.rows = 0
         self.total = total
         self.at = at
-        self.cb = cb
+        self.ready, self.go, self.text = ready, go, text
+        self.told = self.fast = False
         self.buf = b""
 
     def read(self, size=-1):
-        if self.cb and self.n >= self.at:
-            cb, self.cb = self.cb, None
-            cb(self.n)
+        if not self.fast and self.n >= self.at:
+            if not self.told:
+                with open(self.ready + ".tmp", "w") as f:
+                    f.write(self.text % self.n)
+                os.rename(self.ready + ".tmp", self.ready)
+                self.told = True
+            self.fast = os.path.exists(self.go)
+            if not self.fast:
+                time.sleep(65536 / (10 << 20))
         while len(self.buf) < 65536 and self.n + len(self.buf) < self.total:
             rows = []
             for _ in range(256):
@@ -125,7 +134,7 @@ def copyin(port, ca, mb, ready, go, out):
     conn = psycopg2.connect(dsn(port, ca))
     me = local_port(conn)
     total = mb << 20
-    src = Source(total, total // 5, lambda n: pause(ready, go, "bytes=%d port=%d\n" % (n, me)))
+    src = Source(total, total // 5, ready, go, "bytes=%%d port=%d\n" % me)
     try:
         with conn.cursor() as cur:
             cur.copy_expert("copy t from stdin", src, size=65536)
