@@ -184,11 +184,12 @@ void conn_close(struct conn *c, enum conn_close_reason reason)
 			  (unsigned long long)c->s2c.bytes,
 			  (unsigned long long)(ev_now(w->loop) - c->accepted_ms));
 	/*
-	 * CONN_CLOSE_HANDED_OVER never comes here: the session goes on in the new
-	 * process, so no close_notify, no shutdown(): hop_close() only close()s
-	 * our references to sockets the new process also holds.
+	 * CONN_CLOSE_HANDED_OVER never comes here, nor a frozen connection (one the
+	 * new process may hold): the session goes on there, so no close_notify, no
+	 * shutdown(): hop_close() only close()s our references to its sockets.
 	 */
-	if (reason == CONN_CLOSE_SHUTDOWN || reason == CONN_CLOSE_KEYUPDATE) {
+	if ((reason == CONN_CLOSE_SHUTDOWN || reason == CONN_CLOSE_KEYUPDATE) &&
+	    !(c->flags & CONN_F_FROZEN)) {
 		/*
 		 * pgktls is stopping, or a peer's KeyUpdate could not be followed
 		 * (no kTLS rekeying before Linux 6.14): end cleanly where TLS is
@@ -674,6 +675,19 @@ static void on_relay_eof(void *arg, int i, struct relay_dir *d)
 
 /* ---- relay ---- */
 
+/* Wire @c's relay to its hops, directions and worker (at RELAY, or once adopted). */
+static void wire_relay(struct conn *c)
+{
+	relay_init(&c->relay, &c->client, &c->server, &c->c2s, &c->s2c, st(c), c->w->scratch,
+		   &c->w->pipes);
+	if (c->flags & CONN_F_INSPECT)
+		c->relay.inspect[1] = inspect_auth;
+	c->relay.inspect_arg = c;
+	c->relay.frame[0] = &c->c2s_frame;
+	c->relay.frame[1] = &c->s2c_frame;
+	c->relay.on_eof = on_relay_eof;
+}
+
 static void start_relay(struct conn *c)
 {
 	struct hop *failed = NULL;
@@ -683,20 +697,14 @@ static void start_relay(struct conn *c)
 		conn_set_state(c, CONN_RELAY);
 		ev_timer_stop(loop_of(c), &c->timer);
 		c->flags |= CONN_F_INSPECT;
-		relay_init(&c->relay, &c->client, &c->server, &c->c2s, &c->s2c, st(c),
-			   c->w->scratch, &c->w->pipes);
-		c->relay.inspect[1] = inspect_auth;
+		wire_relay(c);
 		c->auth.strip_plus = !hop_has_tls(&c->client) && hop_has_tls(&c->server);
-		c->relay.inspect_arg = c;
 		/* The startup packet (and anything after it) waits in c2s. */
 		c->c2s.scan = c->c2s.tail;
 		pgproto_framer_init(&c->c2s_frame, pgproto_get_u32(c->c2s.buf + c->c2s.head));
 		pgproto_framer_feed(&c->c2s_frame, c->c2s.buf + c->c2s.head,
 				    c->c2s.tail - c->c2s.head);
 		pgproto_framer_init(&c->s2c_frame, 0);
-		c->relay.frame[0] = &c->c2s_frame;
-		c->relay.frame[1] = &c->s2c_frame;
-		c->relay.on_eof = on_relay_eof;
 		clog_debug(c, "relaying to %s", c->rt->upstream_str);
 	}
 	rs = relay_run(&c->relay, loop_of(c), &failed);
@@ -1200,31 +1208,88 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *t)
 	}
 }
 
-struct conn *conn_accept(struct worker *w, int fd, const struct sockaddr *peer,
-			 socklen_t peerlen, conn_closed_cb *on_closed)
+struct conn *conn_new(struct worker *w, conn_closed_cb *on_closed)
 {
 	/* Process-wide, for log lines and the stats: unique across workers. */
 	static uint64_t next_id;
 	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+	c->on_closed = on_closed;
+	c->w = w;
+	c->rt = runtime_get(w->rt);
+	c->state = CONN_ACCEPTED;
+	c->accepted_ms = ev_now(w->loop);
+	hop_init(&c->client, -1, "client", true);
+	hop_init(&c->server, -1, "server", true);
+	relay_dir_init(&c->c2s);
+	relay_dir_init(&c->s2c);
+	ev_timer_init(&c->timer, timer_cb);
+	return c;
+}
+
+void conn_discard(struct conn *c)
+{
+	hop_close(loop_of(c), &c->client);
+	hop_close(loop_of(c), &c->server);
+	relay_dir_fini(&c->c2s);
+	relay_dir_fini(&c->s2c);
+	runtime_put(c->rt);
+	free(c);
+}
+
+bool conn_movable(const struct conn *c)
+{
+	return c->state == CONN_RELAY && !(c->flags & (CONN_F_FROZEN | CONN_F_KEPT)) &&
+	       c->client.fd >= 0 && c->server.fd >= 0 && hop_movable(&c->client) &&
+	       hop_movable(&c->server);
+}
+
+void conn_freeze(struct conn *c)
+{
+	PGKTLS_BUG_ON(c->state != CONN_RELAY);
+	c->flags |= CONN_F_FROZEN;
+	ev_io_stop(loop_of(c), &c->client.io);
+	ev_io_stop(loop_of(c), &c->server.io);
+	ev_timer_stop(loop_of(c), &c->timer);
+}
+
+void conn_thaw(struct conn *c)
+{
+	c->flags &= ~CONN_F_FROZEN;
+	c->flags |= CONN_F_KEPT;
+	/* Whatever arrived meanwhile waits in the sockets: look at both sides. */
+	c->relay.rx_ready[0] = c->relay.rx_ready[1] = true;
+	start_relay(c);
+}
+
+void conn_resume(struct conn *c)
+{
+	PGKTLS_BUG_ON(c->client.fd < 0 || c->server.fd < 0);
+	STAT_INC(st(c), conns_active);
+	c->state = CONN_RELAY;
+	ev_io_init(&c->client.io, c->client.fd, client_io_cb);
+	ev_io_init(&c->server.io, c->server.fd, server_io_cb);
+	wire_relay(c);
+	/* Bytes the old process left in the engines or the sockets: look at both sides now. */
+	start_relay(c);
+}
+
+struct conn *conn_accept(struct worker *w, int fd, const struct sockaddr *peer,
+			 socklen_t peerlen, conn_closed_cb *on_closed)
+{
+	struct conn *c = conn_new(w, on_closed);
 
 	if (!c) {
 		log_err("out of memory accepting a connection");
 		close(fd);
 		return NULL;
 	}
-	c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
-	c->on_closed = on_closed;
 	sock_addr_str(peer, peerlen, c->peer, sizeof(c->peer));
-	c->w = w;
-	c->rt = runtime_get(w->rt);
-	c->state = CONN_ACCEPTED;
-	c->accepted_ms = ev_now(w->loop);
 	hop_init(&c->client, fd, "client", true);
-	hop_init(&c->server, -1, "server", true);
-	relay_dir_init(&c->c2s);
-	relay_dir_init(&c->s2c);
 	ev_io_init(&c->client.io, fd, client_io_cb);
-	ev_timer_init(&c->timer, timer_cb);
 	sock_set_nodelay(fd);
 	STAT_INC(&w->stats, conns_accepted);
 	STAT_INC(&w->stats, conns_active);

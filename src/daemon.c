@@ -41,6 +41,7 @@
 #include "pgktls/identmap.h"
 #include "pgktls/log.h"
 #include "pgktls/sdlisten.h"
+#include "pgktls/sessmove.h"
 #include "pgktls/sock.h"
 #include "pgktls/stats.h"
 #include "pgktls/statsrv.h"
@@ -59,6 +60,13 @@
 #define UPGRADE_TIMEOUT_MS 30000
 /* Each step of the conversation, seen from the new process. */
 #define HANDOVER_STEP_MS 10000
+/*
+ * After COMMIT, how long the old process keeps offering sessions (a pass
+ * every DRAIN_POLL_MS): one still in its handshake, or with more bytes in
+ * flight than a SESSION holds, moves once it can; after that, what is left
+ * drains here.
+ */
+#define OFFER_WINDOW_MS 3000
 
 int daemon_load_config(const struct daemon *d, struct pgktls_config **out, char *err,
 		       size_t errlen)
@@ -822,8 +830,12 @@ struct mainloop {
 	uint32_t up_offered;		/* SESSIONs sent after COMMIT */
 	uint32_t up_moved;		/* of those, ACKed: the new process has them */
 	uint32_t up_kept;		/* open at COMMIT and staying here to drain */
+	struct sessmove_offer *offer;	/* version 2, after COMMIT: sessions offered */
+	uint64_t offer_until;		/* ev_now() when the passes stop */
+	bool offer_ended;		/* SESSIONS_END sent (or the new process is gone) */
 	/* New side: the old process's end while it drains (fd -1: gone). */
 	struct ev_io prev_io;
+	size_t adopt_next;		/* the worker the next SESSION goes to */
 };
 
 static void upgrade_fail(struct mainloop *m, const char *fmt, ...)
@@ -852,6 +864,7 @@ static void stop_now(struct mainloop *m, const char *why)
 }
 
 static void send_status(struct mainloop *m, uint64_t open);
+static void offer_tick(struct mainloop *m, uint64_t open);
 
 static void drain_cb(struct ev_loop *loop, struct ev_timer *t)
 {
@@ -866,8 +879,10 @@ static void drain_cb(struct ev_loop *loop, struct ev_timer *t)
 	for (size_t i = 0; i < m->d->n_workers; i++)
 		accepting |= !worker_drained(&m->d->workers[i]);
 	open = active_connections(m->d);
+	offer_tick(m, open);
 	send_status(m, open);
-	if (open == 0 && !accepting) {
+	/* Not before the offering is over: SESSIONS_END and its summary come first. */
+	if (open == 0 && !accepting && (!m->offer || m->offer_ended)) {
 		log_info("every connection has finished");
 		ev_loop_break(loop);
 		return;
@@ -1002,19 +1017,43 @@ static int send_listeners(struct mainloop *m)
 }
 
 /*
- * The session-moving hook: offer the new process every session that can
- * move and return how many were offered. Each would be frozen, exported and
- * sent from its own worker (a worker_call(): stop its ev_io and timer,
- * SESSION, keep it until SESSION_ACK closes it as CONN_CLOSE_HANDED_OVER, or
- * a NACK or EOF re-arms it to drain here; see docs/ARCHITECTURE.md). The
- * engines can export their state (hop_export()), but that freeze-and-send
- * flow is not built yet, so none is offered and every session stays to
- * drain: phase 1's behaviour.
+ * Old side, after COMMIT, each drain tick: another pass over the workers'
+ * connections while the offering window lasts; then, once every session
+ * offered is settled (closed as handed over, or relaying here again),
+ * SESSIONS_END and the summary. @open: the connections still here.
  */
-static uint32_t offer_sessions(struct mainloop *m)
+static void offer_tick(struct mainloop *m, uint64_t open)
 {
-	(void)m;
-	return 0;
+	struct sessmove_counts k;
+
+	if (!m->offer || m->offer_ended)
+		return;
+	sessmove_counts(m->offer, &k);
+	if (k.passes)
+		return;
+	if (m->up_io.fd >= 0 && open > k.unsettled && ev_now(m->loop) < m->offer_until) {
+		if (sessmove_offer_pass(m->offer, m->d->workers, m->d->n_workers) < 0)
+			log_warn("upgrade: out of memory or descriptors for an offering pass");
+		return;
+	}
+	if (k.unsettled)
+		return;
+	m->offer_ended = true;
+	m->up_offered = k.offered;
+	m->up_moved = k.moved;
+	m->up_kept = open > UINT32_MAX ? UINT32_MAX : (uint32_t)open;
+	__atomic_store_n(&stats_process.sessions_kept, (uint64_t)m->up_kept, __ATOMIC_RELAXED);
+	m->up_last_status = UINT64_MAX;	/* the next STATUS carries the new counts */
+	if (m->up_io.fd >= 0) {
+		struct handover_msg msg = { .version = m->up_version,
+					    .type = HANDOVER_SESSIONS_END };
+
+		msg.u.sessions_end.count = k.offered;
+		if (handover_send(m->up_io.fd, &msg, -1, HANDOVER_STEP_MS) < 0)
+			log_warn("upgrade: the new process did not take the end of the sessions");
+	}
+	log_info("upgrade: sessions: %u moved to pid %ld, %u kept here to drain (%u refused or "
+		 "not taken)", k.moved, (long)m->up_pid, m->up_kept, k.refused);
 }
 
 /*
@@ -1044,32 +1083,34 @@ static void upgrade_commit(struct mainloop *m, pid_t pid)
 		 "over", (long)pid, m->d->n_lsocks);
 	open = active_connections(m->d);
 	if (m->up_version >= 2) {
-		m->up_offered = offer_sessions(m);
-		msg = (struct handover_msg){ .version = m->up_version,
-					     .type = HANDOVER_SESSIONS_END };
-		msg.u.sessions_end.count = m->up_offered;
-		if (handover_send(m->up_io.fd, &msg, -1, HANDOVER_STEP_MS) < 0)
-			log_warn("upgrade: the new process did not take the end of the sessions");
+		/* Sessions move from the first drain tick on (offer_tick()). */
+		m->offer = sessmove_offer_new(m->up_io.fd, m->up_version);
+		m->offer_until = ev_now(m->loop) + OFFER_WINDOW_MS;
+		m->offer_ended = m->offer == NULL;
+		if (!m->offer)
+			log_warn("upgrade: out of memory: no session moves");
+		log_info("upgrade: offering pid %ld the %llu open session(s) that can move",
+			 (long)pid, (unsigned long long)open);
+	} else {
+		m->up_kept = open > UINT32_MAX ? UINT32_MAX : (uint32_t)open;
+		__atomic_store_n(&stats_process.sessions_kept, (uint64_t)m->up_kept,
+				 __ATOMIC_RELAXED);
+		log_info("upgrade: %u session(s) kept here to drain (the new process speaks "
+			 "handover version 1: no session moves)",
+			 m->up_kept);
 	}
-	/* What was not offered stays (an offered one counts once answered). */
-	m->up_kept = open > m->up_offered ? (uint32_t)(open - m->up_offered) : 0;
-	__atomic_store_n(&stats_process.sessions_kept, (uint64_t)m->up_kept, __ATOMIC_RELAXED);
-	log_info("upgrade: %u session(s) offered to pid %ld, %u kept here to drain%s", m->up_offered,
-		 (long)pid, m->up_kept,
-		 m->up_version >= 2 ? " (this build cannot move a session yet)"
-				    : " (the new process speaks handover version 1: no session moves)");
 	start_drain(m, "upgrade");
 }
 
 /* Old side, after COMMIT: the new process took a session or did not. */
 static void session_answer(struct mainloop *m, const struct handover_msg *msg)
 {
-	/* No session is offered yet (offer_sessions()): any answer names one we never sent. */
-	log_warn("upgrade: the new process answered %s for c#%llu, which was not offered",
+	if (m->offer && sessmove_answer(m->offer, m->d->workers, msg))
+		return;
+	log_warn("upgrade: the new process answered %s for c#%llu, which is not waiting for one",
 		 handover_type_name(msg->type),
 		 (unsigned long long)(msg->type == HANDOVER_SESSION_ACK ? msg->u.session_ack.id
 									 : msg->u.session_nack.id));
-	(void)m;
 }
 
 static void upgrade_start_version(struct mainloop *m, const char *why, uint16_t version,
@@ -1113,6 +1154,9 @@ static void up_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 				log_info("upgrade: the new process (pid %ld) closed the handover",
 					 (long)m->up_pid);
 				upgrade_close(m);
+				/* What it did not answer stays here: it can no longer take it. */
+				if (m->offer)
+					sessmove_abandon(m->offer, m->d->workers, true);
 			} else if (msg.type == HANDOVER_SESSION_ACK ||
 				   msg.type == HANDOVER_SESSION_NACK) {
 				session_answer(m, &msg);
@@ -1242,17 +1286,18 @@ static void upgrade_start(struct mainloop *m, const char *why)
 /* ---- a process started by an upgrade: news from the old one while it drains ---- */
 
 /*
- * One SESSION from the old process. Rebuilding it (the engines' import, then
- * conn_adopt() in a worker chosen round robin, which answers SESSION_ACK) is
- * not built yet: every session is refused (NACK), and the old process drains
- * it. handover_msg_fini() then closes its descriptors: the old process still
- * holds the same sockets. PGKTLS_TEST_HANDOVER_NACK forces the refusal once
- * adoption exists.
+ * One SESSION from the old process: a worker, chosen round robin, rebuilds
+ * it, answers SESSION_ACK and relays it (sessmove_adopt()), or answers
+ * SESSION_NACK and the old process keeps it. Refused here, without a
+ * worker: a hello that did not announce sessions, and
+ * PGKTLS_TEST_HANDOVER_NACK. The descriptors not taken are closed by the
+ * caller's handover_msg_fini(): the old process still holds the same sockets.
  */
-static void adopt_session(struct mainloop *m, const struct handover_msg *msg)
+static void adopt_session(struct mainloop *m, struct handover_msg *msg)
 {
 	struct handover_msg no = { .version = m->d->handover_version,
 				   .type = HANDOVER_SESSION_NACK };
+	int r;
 
 	no.u.session_nack.id = msg->u.session.id;
 	if (!m->d->handover_sessions) {
@@ -1264,13 +1309,19 @@ static void adopt_session(struct mainloop *m, const struct handover_msg *msg)
 		snprintf(no.u.session_nack.text, sizeof(no.u.session_nack.text), "%s is set",
 			 HANDOVER_ENV_TEST_NACK);
 	} else {
-		no.u.session_nack.reason = HANDOVER_N_UNSUPPORTED;
-		snprintf(no.u.session_nack.text, sizeof(no.u.session_nack.text),
-			 "this build cannot rebuild a session yet");
+		struct worker *w = &m->d->workers[m->adopt_next++ % m->d->n_workers];
+
+		r = sessmove_adopt(w, msg, m->prev_io.fd,
+				   (pid_t)stats_process.adopted_from_pid);
+		if (r == 0)
+			return;
+		no.u.session_nack.reason = HANDOVER_N_RESOURCES;
+		snprintf(no.u.session_nack.text, sizeof(no.u.session_nack.text), "%s",
+			 strerror(-r));
 	}
-	log_debug("upgrade: not adopting c#%llu of pid %llu: %s",
-		  (unsigned long long)msg->u.session.id,
-		  (unsigned long long)stats_process.adopted_from_pid, no.u.session_nack.text);
+	log_info("upgrade: not adopting c#%llu of pid %llu: %s",
+		 (unsigned long long)msg->u.session.id,
+		 (unsigned long long)stats_process.adopted_from_pid, no.u.session_nack.text);
 	if (handover_send(m->prev_io.fd, &no, -1, HANDOVER_STEP_MS) < 0)
 		log_debug("upgrade: the previous process did not take our answer");
 }
@@ -1485,6 +1536,14 @@ int daemon_run(struct daemon *d)
 	if (m.upgrade == UPGRADE_HANDING)
 		upgrade_fail(&m, "stopping");
 	upgrade_close(&m);
+	if (m.offer) {
+		/*
+		 * Sessions still frozen stay frozen: the new process may hold them
+		 * (an ACK we did not read); the stop closes ours without a word.
+		 */
+		sessmove_abandon(m.offer, d->workers, false);
+		sessmove_offer_put(m.offer);
+	}
 	if (m.prev_io.fd >= 0) {
 		ev_io_stop(m.loop, &m.prev_io);
 		close(m.prev_io.fd);

@@ -76,10 +76,10 @@ void relay_dir_free(struct relay_dir *d)
 void relay_dir_fini(struct relay_dir *d)
 {
 	relay_dir_free(d);
-	if (d->pipe[0] >= 0) {
+	if (d->pipe[0] >= 0)
 		close(d->pipe[0]);
+	if (d->pipe[1] >= 0)
 		close(d->pipe[1]);
-	}
 	d->pipe[0] = d->pipe[1] = -1;
 	d->pipe_len = 0;
 }
@@ -117,10 +117,16 @@ static int pipe_take(struct relay_pipes *p, struct relay_dir *d)
 	return 0;
 }
 
-/* @d's pipe is empty: back to the spares, or closed if there are enough. */
+/*
+ * @d's pipe is empty: back to the spares, or closed if there are enough. A
+ * pipe adopted from another process (relay_dir_import()) came without its
+ * write end: it is closed once drained.
+ */
 static void pipe_give(struct relay_pipes *p, struct relay_dir *d)
 {
-	if (p->n < RELAY_SPARE_PIPES) {
+	if (d->pipe[1] < 0) {
+		close(d->pipe[0]);
+	} else if (p->n < RELAY_SPARE_PIPES) {
 		p->fd[p->n][0] = d->pipe[0];
 		p->fd[p->n][1] = d->pipe[1];
 		p->n++;
@@ -189,7 +195,8 @@ static int splice_in(struct relay *r, int i, bool *progress)
 		d->no_pipe = true;
 		return 0;
 	}
-	if (d->pipe_len >= RELAY_PIPE_SIZE)
+	/* Full, or adopted without its write end: the source waits until it drains. */
+	if (d->pipe_len >= RELAY_PIPE_SIZE || d->pipe[1] < 0)
 		return 0;
 	n = splice(src->fd, NULL, d->pipe[1], NULL, RELAY_PIPE_SIZE - d->pipe_len,
 		   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -467,7 +474,8 @@ enum relay_status relay_run(struct relay *r, struct ev_loop *loop, struct hop **
 
 		want_read[i] = !d->done && !r->src[i]->rx_eof &&
 			       ((buf_empty && (d->pipe_len == 0 ||
-					       (splicing && d->pipe_len < RELAY_PIPE_SIZE))) ||
+					       (splicing && d->pipe_len < RELAY_PIPE_SIZE &&
+						d->pipe[1] >= 0))) ||
 				(r->inspect[i] && d->tail < RELAY_BUF_SIZE));
 		want_write[i] = !d->done &&
 				(d->scan > d->head || d->pipe_len > 0 || r->src[i]->rx_eof);

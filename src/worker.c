@@ -215,8 +215,7 @@ int worker_init(struct worker *w, unsigned idx, struct runtime *rt)
 	return 0;
 }
 
-/* conn_closed_cb: @c is closing; it leaves the worker's list. */
-static void conn_closed(struct worker *w, struct conn *c)
+void worker_untrack_conn(struct worker *w, struct conn *c)
 {
 	if (c->prev)
 		c->prev->next = c->next;
@@ -231,11 +230,15 @@ static void conn_closed(struct worker *w, struct conn *c)
 static void on_accept(void *arg, int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
 	struct worker *w = arg;
-	struct conn *c = conn_accept(w, fd, peer, peerlen, conn_closed);
+	struct conn *c = conn_accept(w, fd, peer, peerlen, worker_untrack_conn);
 
 	/* Closed already (a failed set-up)? Then it was never listed. */
-	if (!c || c->state == CONN_CLOSING)
-		return;
+	if (c && c->state != CONN_CLOSING)
+		worker_track_conn(w, c);
+}
+
+void worker_track_conn(struct worker *w, struct conn *c)
+{
 	c->prev = NULL;
 	c->next = w->conns;
 	if (w->conns)

@@ -67,6 +67,13 @@ enum conn_close_reason {
 #define CONN_F_CANCEL (1u << 4)		/* this connection carries a CancelRequest */
 #define CONN_F_PROXY_LOCAL (1u << 5)	/* PROXY header without a client: the balancer's own
 					 * connection (a health check) */
+#define CONN_F_FROZEN (1u << 6)		/* offered to a new process (binary upgrade): no event,
+					 * no I/O until it answers (conn_freeze()) */
+#define CONN_F_KEPT (1u << 7)		/* the new process refused it: it stays here, never
+					 * offered again */
+/* The flags a connection carries to a new process (the others are this process's). */
+#define CONN_F_MOVED_MASK (CONN_F_DIRECT_TLS | CONN_F_GSS_SEEN | CONN_F_SSL_SEEN | \
+			   CONN_F_INSPECT | CONN_F_PROXY_LOCAL)
 
 /*
  * conn_closed_cb - the connection is closing (from conn_close(), in the
@@ -150,6 +157,52 @@ enum conn_close_reason conn_hop_failure_reason(bool client_hop, int err);
 PGKTLS_MUSTCHECK int conn_queue_error(struct relay_dir *d, const struct hop *client,
 				      bool at_boundary, const char *sqlstate, const char *msg,
 				      const char *detail, const char *hint);
+
+/* ---- binary upgrade: a connection moves to the new process (sessmove.h) ---- */
+
+/**
+ * conn_new() - a connection with no socket yet, for conn_accept() and for an
+ * adoption (sessmove.h): its id (process-wide), @w's runtime, both hops
+ * unconnected, both directions empty. Not counted, not armed.
+ * Return: the connection, or NULL (out of memory).
+ */
+struct conn *conn_new(struct worker *w, conn_closed_cb *on_closed);
+
+/**
+ * conn_discard() - free a conn_new() connection that never started (an
+ * adoption that failed): its hops are closed without a word to the peers
+ * (their sockets are still the old process's), nothing is counted or logged.
+ */
+void conn_discard(struct conn *c);
+
+/**
+ * conn_movable() - whether @c can be offered to a new process now: relaying,
+ * both hops on an engine whose state can move (hop_movable()), not frozen,
+ * not refused by the new process before.
+ */
+bool conn_movable(const struct conn *c);
+
+/**
+ * conn_freeze() - stop @c's events (its sockets leave the worker's epoll, its
+ * timer stops), between two events, so it stays exactly as exported until
+ * conn_thaw() or conn_close(); closing a frozen connection sends nothing
+ * (no close_notify, no shutdown: the new process may hold its sockets).
+ */
+void conn_freeze(struct conn *c);
+
+/**
+ * conn_thaw() - the new process did not take frozen @c (it refused, or it
+ * is gone): relay here again, from where it stopped; never offered again.
+ */
+void conn_thaw(struct conn *c);
+
+/**
+ * conn_resume() - start a connection rebuilt from another process's state
+ * (sessmove_import()): wire its relay (inspection while authentication is
+ * still inspected) and its events, count it open. It may close at once
+ * (what the old process left undone fails here).
+ */
+void conn_resume(struct conn *c);
 
 const char *conn_state_name(enum conn_state s);
 const char *conn_close_reason_name(enum conn_close_reason r);

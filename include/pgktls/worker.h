@@ -124,6 +124,14 @@ void worker_drain(struct worker *w);
  */
 bool worker_drained(const struct worker *w);
 
+/**
+ * worker_track_conn() - keep @c in @w's list of live connections (in @w's
+ * thread): the stats see it and a stop closes it. worker_untrack_conn() is
+ * the conn_closed_cb that lets go of it; every connection of @w names it.
+ */
+void worker_track_conn(struct worker *w, struct conn *c);
+void worker_untrack_conn(struct worker *w, struct conn *c);
+
 /** worker_active() - connections @w holds now (thread-safe, approximate). */
 uint64_t worker_active(const struct worker *w);
 
