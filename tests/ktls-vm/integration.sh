@@ -33,7 +33,7 @@ if [ $# -eq 0 ]; then
 	# `make check`'s list (longest first), without t-ktls.sh: run-tests.sh runs it apart.
 	set -- $(sed -n '/^INTEGRATION_TESTS = /,/^$/s|^[[:space:]]*\(tests/integration/t-[a-z0-9-]*\.sh\).*|\1|p' \
 		"$SRC/Makefile.am" | grep -v '/t-ktls\.sh$' | grep -v '/t-ktls-fallback\.sh$' |
-		grep -v '/t-ktls-rekey\.sh$' | sed "s|^|$SRC/|")
+		grep -v '/t-ktls-rekey\.sh$' | grep -v '/t-upgrade-move\.sh$' | sed "s|^|$SRC/|")
 fi
 # Volume is t-ktls.sh's job here (256 MB each way): under the emulated CPU the load test
 # gets 100 clients for 15 s, and t-copy 16 MB instead of 100.

@@ -10,15 +10,18 @@
 # Without arguments, two boots:
 #   1. with the tls module: the kTLS unit tests, t-ktls.sh (the proof:
 #      every version and cipher, 256 MB COPYs, control records) and
-#      t-ktls-rekey.sh (KeyUpdate: rekeyed on 6.14+, a clean close before), plus, with
+#      t-ktls-rekey.sh (KeyUpdate: rekeyed on 6.14+, a clean close before),
+#      t-upgrade-move.sh (sessions with both hops in the kernel move across a binary
+#      upgrade, no TlsDecryptError; about 150 s), plus, with
 #      PGKTLS_VM_FULL_SUITE=1, the whole integration suite with
 #      `ktls = required` in every config (integration.sh);
 #   2. without the tls module (PGKTLS_VM_NO_TLS=1): t-ktls-fallback.sh.
 #
 # PGKTLS_VM_KERNEL (bookworm, trixie, sid; see prepare.sh) picks the kernel.
 # PGKTLS_VM_LIGHT=1 (tools/test's second kernel) makes t-ktls.sh's COPYs 16 MB
-# instead of 256 MB: every version, cipher, client and control record is still
-# checked, in about 3 minutes less under emulation.
+# instead of 256 MB (and t-upgrade-move.sh's 8 instead of 32, with 50 idle sessions, not
+# 200): every version, cipher, client and control record is still checked, in about
+# 3 minutes less under emulation.
 #
 # Exit status: 0 if every command passed, 1 if any failed, 77 if no VM can
 # be run here (run.sh says why).
@@ -33,6 +36,7 @@ DEFAULT_TESTS=(
 	"tests/unit/test_ktls"
 	"${LIGHT}PGKTLS_SUITE_SHOW=1 $HERE/integration.sh $SRC/tests/integration/t-ktls.sh"
 	"PGKTLS_SUITE_SHOW=1 $HERE/integration.sh $SRC/tests/integration/t-ktls-rekey.sh"
+	"${LIGHT:+PGKTLS_MOVE_COPY_MB=8 PGKTLS_MOVE_IDLE=50 }PGKTLS_SUITE_SHOW=1 $HERE/integration.sh $SRC/tests/integration/t-upgrade-move.sh"
 )
 # The whole integration suite under ktls = required takes the emulated CPU longer than
 # CI's budget for this stage (about 25 minutes on 2 cores): on request only.
