@@ -7,13 +7,13 @@
 # TLS, openssl_records unset) or, under PGKTLS_TEST_KTLS=required in the kTLS VM, kTLS.
 #   1. A COPY TO STDOUT and a COPY FROM STDIN (PGKTLS_MOVE_COPY_MB each, default 200, 32
 #      under PGKTLS_TEST_SLOW=1) a fifth of the way, the first paused (its client reads
-#      nothing: pgktls's buffers are full), the second sending at 10 MB/s: the binary is
+#      nothing: pgktls's buffers are full), the second sending slowly: the binary is
 #      upgraded, both go on and arrive byte for byte; both sessions were handed over and
 #      adopted, a client connecting in a tight loop meanwhile sees no error, and the old
 #      process exits 0.
-#   2. 200 idle sessions (PGKTLS_MOVE_IDLE) move: each shows up in the new process's stats with its client
-#      address, byte counts and engines, each runs a query after; the old process exits 0
-#      at once (nothing to drain).
+#   2. 200 idle sessions (PGKTLS_MOVE_IDLE) move: each shows up in the new process's
+#      stats with its client address, byte counts and engines, each runs a query after;
+#      the old process exits 0 at once (nothing to drain).
 #   3. A new process that refuses every session (PGKTLS_TEST_HANDOVER_NACK=1): they stay
 #      and drain on the old process, work, and it exits 0 after them.
 #   4. A refused takeover (PGKTLS_TEST_HANDOVER_VERSION=99): the old process serves on and

@@ -12,9 +12,10 @@ so the binary upgrade happens while it is in a known state, and writes its verdi
       TCP port); OUT gets "bytes=N sha256=HEX" or "error ...".
   copyin PORT CA MB READY GO OUT
       COPY t FROM STDIN of MB megabytes of rows "id<TAB>payload". After a fifth it does
-      not pause but slows down to 10 MB/s until GO, so the session is busy, not frozen,
-      whenever the upgrade comes. READY as above; OUT gets "COPY rows bytes=N sha256=HEX"
-      (of what was sent) or "error ...".
+      not pause but slows down (the rest would take 32 s at that pace) until GO, so the
+      session is busy, not frozen, whenever the upgrade comes, and still far from done.
+      READY as above; OUT gets "COPY rows bytes=N sha256=HEX" (of what was sent) or
+      "error ...".
   idle PORT CA N READY GO OUT
       Open N sessions and run a query on each; READY gets one "port=P" line per session;
       after GO, a query on each again, then close. OUT: "before=N after=N errors=N" and the
@@ -77,7 +78,7 @@ class Sink:
 
 
 class Source:
-    """COPY FROM's input, made on the fly, hashed as sent; from AT on, 10 MB/s until GO."""
+    """COPY FROM's input, made on the fly, hashed as sent; from AT on, slow until GO."""
 
     def __init__(self, total, at, ready, go, text):
         self.h = hashlib.sha256()
@@ -98,7 +99,7 @@ class Source:
                 self.told = True
             self.fast = os.path.exists(self.go)
             if not self.fast:
-                time.sleep(65536 / (10 << 20))
+                time.sleep(65536 / (self.total / 40))
         while len(self.buf) < 65536 and self.n + len(self.buf) < self.total:
             rows = []
             for _ in range(256):
