@@ -18,6 +18,8 @@
 #      and drain on the old process, work, and it exits 0 after them.
 #   4. A refused takeover (PGKTLS_TEST_HANDOVER_VERSION=99): the old process serves on and
 #      every session it holds works.
+#   5. Two sessions in their handshake at the commit: the one that reaches the relay
+#      within the offer's 3 s moves, the one that finishes later drains on the old process.
 # Under kTLS: no TlsDecryptError in /proc/net/tls_stat across the whole test. Under the
 # sanitizers: no report from any of the processes.
 . "$(dirname "$0")/lib.sh"
@@ -334,6 +336,42 @@ touch "$T/go"
 wait "$HOLD"
 is "$(head -n1 "$T/ref.res")" "before=20 after=20 errors=0" \
 	"refused: each of the 20 ran a query after" || diag "$(cat "$T/ref.res")"
+
+# ---- 5. sessions still in their handshake at the commit: one that reaches the relay
+# within the offer (3 s) moves, one that finishes its handshake after it stays and drains
+CLIENTS=$PGKTLS_SRCDIR/tests/integration/upgrade-clients.py
+start late
+"$PY" "$CLIENTS" late "${PX_PORT[late]}" "$CA" "$T/a.ready" "$T/a.go" "$T/a.out" &
+LA=$!
+"$PY" "$CLIENTS" late "${PX_PORT[late]}" "$CA" "$T/b.ready" "$T/b.go" "$T/b.out" &
+LB=$!
+wait_for 60 '[ -e "$T/a.ready" ] && [ -e "$T/b.ready" ]'
+ok $? "late: two sessions wait in their handshake (SSLRequest answered)"
+PA=$(sed -n 's/^port=//p' "$T/a.ready")
+PB=$(sed -n 's/^port=//p' "$T/b.ready")
+upgrade late
+touch "$T/a.go"
+wait_for 30 '[ -e "$T/a.out.mid" ]'
+ok $? "late: the first finishes its handshake and runs a query right after the commit"
+wait_log late "upgrade: sessions: [0-9]+ moved to pid $NEW" 15
+like "$(cat "${PX_LOG[late]}")" "upgrade: sessions: 1 moved to pid $NEW, 1 kept here to drain" \
+	"late: the old process moved one and kept the other when its offer ended"
+log_has late "c#[0-9]+ 127\.0\.0\.1:$PA: adopted: was c#[0-9]+ in pid $OLD"
+ok $? "late: ... the first was adopted (port $PA)"
+! log_has late "127\.0\.0\.1:$PB: adopted"
+ok $? "late: ... the second was not (port $PB)"
+touch "$T/b.go"
+wait_for 30 '[ -e "$T/b.out.mid" ]'
+ok $? "late: the second finishes its handshake on the old process, which no longer accepts"
+touch "$T/a.go.2" "$T/b.go.2"
+wait "$LA"
+wait "$LB"
+is "$(cat "$T/a.out") / $(cat "$T/b.out")" "one=ok two=ok / one=ok two=ok" \
+	"late: both sessions run a second query, one in each process"
+old_exits late 30
+is "$(j late 'd["upgrade"]["previous"]["moved"], d["upgrade"]["previous"]["kept"]')" "1 1" \
+	"late: the new process's stats: previous moved 1, kept 1"
+stop_new late
 
 # ---- kTLS: not one record failed to decrypt, before or after a move
 if [ -n "$DECRYPT0" ]; then

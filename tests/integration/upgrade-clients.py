@@ -11,6 +11,11 @@
       Open N sessions and run a query on each, touch READY, wait for the file
       GO, then run a query on each again and close. Writes "before=N after=N
       errors=N" (and the errors) to OUT.
+  late PORT CA READY GO OUT
+      One session that stops in its handshake: SSLRequest answered, then READY
+      gets "port=P" (our TCP port) and it waits for the file GO; then TLS,
+      startup and `select 'one'`, "one=ok" to OUT.mid; it waits for GO.2, runs
+      `select 'two'` and closes. OUT: "one=ok two=ok", or the error.
 """
 import os
 import socket
@@ -102,12 +107,52 @@ def hold(port, ca, n, ready, go, out):
             f.write(n + "\n")
 
 
+def wait_file(path):
+    deadline = time.time() + 120
+    while not os.path.exists(path):
+        if time.time() > deadline:
+            raise RuntimeError("no %s within 120 s" % path)
+        time.sleep(0.02)
+
+
+def late(port, ca, ready, go, out):
+    verdict = []
+    try:
+        s = pgwire.connect("127.0.0.1", port)
+        s.sendall(pgwire.request(pgwire.SSL_REQUEST))
+        answer = pgwire.recv_exact(s, 1)
+        if answer != b"S":
+            raise RuntimeError("SSLRequest answered %r" % answer)
+        with open(ready + ".tmp", "w") as f:
+            f.write("port=%d\n" % s.getsockname()[1])
+        os.rename(ready + ".tmp", ready)
+        wait_file(go)
+        s = pgwire.tls_wrap(s, Args(ca), alpn=False)
+        sess = pgwire.Session(s, "trusty")
+        for word, mark in (("one", out + ".mid"), ("two", None)):
+            rows, err = sess.query("select '%s'" % word)
+            if err or rows != [word]:
+                raise RuntimeError("select '%s': %r %r" % (word, rows, err))
+            verdict.append("%s=ok" % word)
+            if mark:
+                with open(mark, "w") as f:
+                    f.write(" ".join(verdict) + "\n")
+                wait_file(go + ".2")
+        close_session(s)
+    except Exception as e:  # noqa: BLE001
+        verdict.append("%s: %s" % (type(e).__name__, e))
+    with open(out, "w") as f:
+        f.write(" ".join(verdict) + "\n")
+
+
 def main():
     if sys.argv[1] == "loop":
         loop(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
     elif sys.argv[1] == "hold":
         hold(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6],
              sys.argv[7])
+    elif sys.argv[1] == "late":
+        late(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6])
     else:
         sys.exit("usage: see the docstring")
 
