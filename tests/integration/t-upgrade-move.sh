@@ -131,15 +131,16 @@ conn_id() {
 	if (c.get('client_addr') or '').endswith(':$2'))"
 }
 
-# moved NAME ID PORT: c#ID of the old process was handed over and adopted by NEW.
+# moved NAME ID PORT: c#ID of the old process (client port PORT) was handed over and
+# adopted by NEW, under a new id with the same client.
 moved() {
-	like "$(grep -E "adopted: (c#[0-9]+ )?was c#$2 in pid $OLD\b" "${PX_LOG[$1]}")" \
-		"^.*c#[0-9]+ .*adopted" "$1: the new process adopted c#$2 of pid $OLD (port $3)"
+	log_has "$1" "c#[0-9]+ [^ ]*:$3: adopted: was c#$2 in pid $OLD "
+	ok $? "$1: the new process adopted c#$2 of pid $OLD (port $3)"
 	log_has "$1" "c#$2 [^ ]*:$3: closed: handed_over"
 	ok $? "$1: ... and the old process closed c#$2 as handed_over"
 }
 
-# ---- 1. COPY in both directions, paused mid-transfer across the upgrade
+# ---- 1. a COPY each way across the upgrade: one paused mid-transfer, one still sending
 ROWS=$((MB * 1048576 / 33))
 md5_series_sha256 "$ROWS" >"$T/want.out" &
 WANT_PID=$!
@@ -206,7 +207,7 @@ loop_stop "copy"
 q_ok "copy: the new process serves a new connection" "$(px_dsn copy "$C")" "select 'new'" new
 stop_new copy
 
-# ---- 2. $N idle sessions move, and each runs a query after
+# ---- 2. idle sessions (N of them) move, and each runs a query after
 start idle
 loop_start "${PX_PORT[idle]}"
 rm -f "$T/go"
