@@ -1105,8 +1105,12 @@ static void upgrade_commit(struct mainloop *m, pid_t pid)
 /* Old side, after COMMIT: the new process took a session or did not. */
 static void session_answer(struct mainloop *m, const struct handover_msg *msg)
 {
-	if (m->offer && sessmove_answer(m->offer, m->d->workers, msg))
+	if (m->offer && sessmove_answer(m->offer, m->d->workers, msg)) {
+		/* STATUS says it on the next drain tick (a moved session closes here). */
+		if (msg->type == HANDOVER_SESSION_ACK)
+			m->up_moved++;
 		return;
+	}
 	log_warn("upgrade: the new process answered %s for c#%llu, which is not waiting for one",
 		 handover_type_name(msg->type),
 		 (unsigned long long)(msg->type == HANDOVER_SESSION_ACK ? msg->u.session_ack.id

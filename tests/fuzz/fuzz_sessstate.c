@@ -10,25 +10,33 @@
  * differently, shows here).
  *
  * The same for what moves beside the hops: relay_dir_import(),
- * pgproto_framer_import(), authinspect_import().
+ * pgproto_framer_import(), authinspect_import(); and for a whole
+ * connection's SESSION payload, sessmove_import(), with descriptors.
  *
- * Input: byte 0 % 6 picks the reader (0 tlsrec, 1 hop, 2 keysched, 3 relay
- * direction, 4 framer, 5 authinspect); the rest is the TLV list, passed in
- * a buffer of exactly its size.
+ * Input: byte 0 % 7 picks the reader (0 tlsrec, 1 hop, 2 keysched, 3 relay
+ * direction, 4 framer, 5 authinspect, 6 connection: then byte 1 % 5 is the
+ * descriptor count, each one /dev/null); the rest is the TLV list, passed
+ * in a buffer of exactly its size.
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pgktls/authinspect.h"
+#include "pgktls/conn.h"
+#include "pgktls/handover.h"
 #include "pgktls/hop.h"
 #include "pgktls/keysched.h"
 #include "pgktls/pgproto.h"
 #include "pgktls/relay.h"
+#include "pgktls/sessmove.h"
 #include "pgktls/tlsrec.h"
 #include "pgktls/tlv.h"
+#include "pgktls/worker.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -42,6 +50,76 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	} while (0)
 
 #define OUT_CAP (160u * 1024u)
+
+/* conn_discard() reaches the loop only for a hop in epoll: never here. */
+static struct worker fuzz_worker;
+
+/* A blank connection, as conn_new() makes one (no runtime: nothing here needs one). */
+static struct conn *blank_conn(void)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		abort();
+	c->w = &fuzz_worker;
+	hop_init(&c->client, -1, "client", true);
+	hop_init(&c->server, -1, "server", true);
+	relay_dir_init(&c->c2s);
+	relay_dir_init(&c->s2c);
+	return c;
+}
+
+/* @n descriptors on /dev/null, standing in for the sockets and pipes SCM_RIGHTS brings. */
+static void null_fds(int *fds, unsigned n)
+{
+	for (unsigned i = 0; i < HANDOVER_SESSION_FDS; i++)
+		fds[i] = i < n ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
+}
+
+static void close_fds(int *fds)
+{
+	for (unsigned i = 0; i < HANDOVER_SESSION_FDS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/*
+ * A connection's payload: refused cleanly, or accepted and then exported,
+ * imported and exported again to the same bytes with the same descriptors.
+ */
+static void check_conn(const uint8_t *in, size_t len, unsigned n_fds, uint8_t *a, uint8_t *b)
+{
+	static uint8_t big_a[HANDOVER_SESSION_MAX], big_b[HANDOVER_SESSION_MAX];
+	struct conn *c = blank_conn(), *d;
+	int fds[HANDOVER_SESSION_FDS], out[HANDOVER_SESSION_FDS];
+	size_t la, lb;
+	uint8_t na, nb;
+	char why[HANDOVER_TEXT_MAX + 1];
+
+	(void)a;
+	(void)b;
+	null_fds(fds, n_fds);
+	if (sessmove_import(c, in, len, fds, (uint8_t)n_fds, why, sizeof(why)) == 0) {
+		FUZZ_CHECK(why[0] == '\0');
+		for (unsigned i = 0; i < n_fds; i++)
+			FUZZ_CHECK(fds[i] == -1);
+		c->state = CONN_RELAY;
+		if (sessmove_export(c, big_a, sizeof(big_a), &la, out, &na) == 0) {
+			FUZZ_CHECK(na == n_fds);
+			d = blank_conn();
+			null_fds(fds, na);
+			FUZZ_CHECK(sessmove_import(d, big_a, la, fds, na, why, sizeof(why)) == 0);
+			d->state = CONN_RELAY;
+			FUZZ_CHECK(sessmove_export(d, big_b, sizeof(big_b), &lb, out, &nb) == 0);
+			FUZZ_CHECK(la == lb && na == nb && !memcmp(big_a, big_b, la));
+			conn_discard(d);
+		}
+	} else {
+		FUZZ_CHECK(why[0] != '\0');
+	}
+	conn_discard(c);
+	close_fds(fds);
+}
 
 /* Export what was imported, twice removed: both exports must be equal. */
 static void check_tlsrec(const struct tlsrec *t, uint8_t *a, uint8_t *b)
@@ -150,7 +228,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!in)
 		return 0;
 	memcpy(in, data + 1, len);
-	switch (data[0] % 6) {
+	if (data[0] % 7 == 6) {
+		if (len >= 1)
+			check_conn(in + 1, len - 1, 1 + in[0] % HANDOVER_SESSION_FDS, a, b);
+		free(in);
+		return 0;
+	}
+	switch (data[0] % 7) {
 	case 0: {
 		struct tlsrec *t = NULL;
 
@@ -184,7 +268,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	default:
-		other_state(data[0] % 6, in, len, a, b);
+		other_state(data[0] % 7, in, len, a, b);
 		break;
 	}
 	free(in);

@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -108,6 +109,26 @@ static void dup_fds(const int *fds, int *out, unsigned n)
 	}
 }
 
+/*
+ * PGKTLS_SESSMOVE_SEED=FILE: write this payload as a fuzz_sessstate input
+ * (selector 6, descriptor count) to FILE: how tests/fuzz/corpus/sessstate's
+ * connection seed was made.
+ */
+static void write_seed(const uint8_t *p, size_t len, uint8_t n)
+{
+	const char *path = getenv("PGKTLS_SESSMOVE_SEED");
+	uint8_t head[2] = { 6, (uint8_t)(n - 1) };
+	FILE *f;
+
+	if (!path)
+		return;
+	f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(head, 1, 2, f), 2);
+	ck_assert_uint_eq(fwrite(p, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
 static bool fd_open(int fd)
 {
 	return fcntl(fd, F_GETFD) != -1;
@@ -124,6 +145,7 @@ START_TEST(test_round_trip)
 	ck_assert(conn_movable(c));
 	ck_assert_int_eq(sessmove_export(c, payload, sizeof(payload), &len, fds, &n), 0);
 	ck_assert_uint_eq(n, 3);	/* client, server, s2c's pipe (c2s has none) */
+	write_seed(payload, len, n);
 	ck_assert_int_eq(fds[0], c->client.fd);
 	ck_assert_int_eq(fds[1], c->server.fd);
 	ck_assert_int_eq(fds[2], c->s2c.pipe[0]);
