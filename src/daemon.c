@@ -1089,8 +1089,8 @@ static void upgrade_commit(struct mainloop *m, pid_t pid)
 		m->offer_ended = m->offer == NULL;
 		if (!m->offer)
 			log_warn("upgrade: out of memory: no session moves");
-		log_info("upgrade: offering pid %ld the %llu open session(s) that can move",
-			 (long)pid, (unsigned long long)open);
+		log_info("upgrade: %llu open session(s); offering pid %ld those that can move",
+			 (unsigned long long)open, (long)pid);
 	} else {
 		m->up_kept = open > UINT32_MAX ? UINT32_MAX : (uint32_t)open;
 		__atomic_store_n(&stats_process.sessions_kept, (uint64_t)m->up_kept,

@@ -104,6 +104,7 @@ static cJSON *render_hop(const struct statsnap_hop *h)
 		h->remote_len ? sock_addr_str((const struct sockaddr *)&h->remote, h->remote_len,
 					      addr, sizeof(addr))
 			      : NULL);
+	cJSON_AddStringToObject(o, "record_layer", h->record_layer ? h->record_layer : "plain");
 	put_bool(o, "tls", h->tls);
 	put_str(o, "version", h->version);
 	put_str(o, "cipher", h->cipher);

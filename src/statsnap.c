@@ -88,6 +88,7 @@ static void copy_hop(struct statsnap_hop *o, const struct hop *h)
 	}
 	/* The TLS facts come from the hop, whichever engine holds them. */
 	hop_info(h, &info);
+	o->record_layer = info.engine;
 	o->tls = info.tls;
 	o->tls_done = info.tls_done;
 	snprintf(o->version, sizeof(o->version), "%s", info.version);

@@ -38,6 +38,7 @@ struct worker;
 struct statsnap_hop {
 	bool open;			/* the hop has a socket */
 	bool is_tcp;			/* false: unix socket (no kTLS, no sock_diag) */
+	const char *record_layer;	/* the hop engine's name (hop.h): static */
 	bool tls;			/* an SSL exists on this hop */
 	bool tls_done;			/* ... and its handshake is complete */
 	char version[16];		/* "TLSv1.3" */

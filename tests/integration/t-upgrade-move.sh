@@ -115,11 +115,19 @@ engines() {
 	j "$1" '" ".join(sorted({h[x]["engine"].split("_")[0] for c in d["connections"]
 	if c["state"] == "relay" for h in (c["client"], c["server"]) for x in ("rx", "tx")}))'
 }
+# layers NAME: the record layer of every hop of every relaying connection, each once.
+layers() {
+	j "$1" '" ".join(sorted({h["record_layer"] for c in d["connections"]
+	if c["state"] == "relay" for h in (c["client"], c["server"])}))'
+}
 check_engines() {
 	local got
 	got=$(engines "$1")
 	if [ -n "$ENGINE" ]; then
 		is "$got" "$ENGINE" "$2: every hop's direction runs $ENGINE"
+		is "$(layers "$1")" "$([ "$ENGINE" = kernel ] && echo ktls || echo tlsrec)" \
+			"$2: ... and every hop's record layer is $([ "$ENGINE" = kernel ] &&
+				echo ktls || echo tlsrec)"
 	else
 		pass "$2: engines $got (ktls = auto on a kernel with TLS: either may be right)"
 	fi

@@ -89,6 +89,7 @@ void statdoc_snapshot(struct statsnap *s, bool kernel_view)
 	snprintf(c->client.sni, sizeof(c->client.sni), "db.example");
 	snprintf(c->client.peer_subject, sizeof(c->client.peer_subject), "/CN=alice \"x\"");
 	c->client.peer_verified = true;
+	c->client.record_layer = "ktls";
 	c->client.ktls.rx = c->client.ktls.tx = KTLS_ENGINE_KERNEL;
 	set_in(&c->client.local, &c->client.local_len, "127.0.0.1", 6432);
 	set_in(&c->client.remote, &c->client.remote_len, "127.0.0.1", 40000);
@@ -104,6 +105,7 @@ void statdoc_snapshot(struct statsnap *s, bool kernel_view)
 		c->client.kernel_why = "pgktls lacks CAP_NET_ADMIN";
 	}
 	c->server.open = c->server.is_tcp = c->server.tls = c->server.tls_done = true;
+	c->server.record_layer = "tlsrec";
 	snprintf(c->server.version, sizeof(c->server.version), "TLSv1.3");
 	snprintf(c->server.cipher, sizeof(c->server.cipher), "TLS_AES_256_GCM_SHA384");
 	c->server.ktls.rx = c->server.ktls.tx = KTLS_ENGINE_USERSPACE;
@@ -118,6 +120,8 @@ void statdoc_snapshot(struct statsnap *s, bool kernel_view)
 	snprintf(c->client_addr, sizeof(c->client_addr), "[::1]:40001");
 	snprintf(c->upstream_addr, sizeof(c->upstream_addr), "127.0.0.1:5432");
 	c->client.open = c->client.is_tcp = c->client.tls = true;	/* handshake running */
+	c->client.record_layer = "openssl";
+	c->server.record_layer = "plain";
 	c->client.kernel_err = -ENODATA;
 	c->client.kernel_why = "not offloaded";
 	c->server.kernel_err = -ENODATA;

@@ -82,6 +82,9 @@ START_TEST(test_render_all)
 	ck_assert_str_eq(jstr(doc, "connections.0.client.peer_subject"), "/CN=alice \"x\"");
 	ck_assert(cJSON_IsTrue(jget(doc, "connections.0.client.peer_verified")));
 	ck_assert(cJSON_IsFalse(jget(doc, "connections.0.server.peer_verified")));
+	ck_assert_str_eq(cJSON_GetStringValue(jget(doc, "connections.0.client.record_layer")), "ktls");
+	ck_assert_str_eq(cJSON_GetStringValue(jget(doc, "connections.0.server.record_layer")),
+			 "tlsrec");
 	ck_assert_str_eq(jstr(doc, "connections.0.client.rx.engine"), "kernel_sw");
 	ck_assert_str_eq(jstr(doc, "connections.0.client.tx.engine"), "kernel_nic");
 	ck_assert(cJSON_IsNull(jget(doc, "connections.0.client.rx.reason")));
