@@ -75,6 +75,24 @@ ${2:-}"
 	OLD=${PX_PID[$1]}
 }
 
+# start_knob NAME KNOB=VALUE: start instance NAME whose upgrades run the new binary with a
+# test knob of the new process (a wrapper script as upgrade_binary).
+start_knob() {
+	printf '#!/bin/sh\n%s exec "%s" "$@"\n' "$2" "$PGKTLS_BIN" >"$T/$1.sh"
+	chmod +x "$T/$1.sh"
+	start "$1" "upgrade_binary = \"$T/$1.sh\""
+}
+
+# hold_idle NAME COUNT: COUNT idle sessions on instance NAME, each having run a query
+# (upgrade-move.py idle; they run another once $T/go exists); HOLD is the client's pid.
+hold_idle() {
+	rm -f "$T/go"
+	timeout 900 "$PY" "$MOVE" idle "${PX_PORT[$1]}" "$CA" "$2" "$T/$1.ready" "$T/go" \
+		"$T/$1.res" &
+	HOLD=$!
+	wait_for 600 "[ -e '$T/$1.ready' ]"
+}
+
 # upgrade NAME: SIGUSR2 to OLD; wait for the new process; NEW is its pid.
 upgrade() {
 	local name=$1 before
@@ -218,11 +236,8 @@ stop_new copy
 # ---- 2. idle sessions (N of them) move, and each runs a query after
 start idle
 loop_start "${PX_PORT[idle]}"
-rm -f "$T/go"
-timeout 900 "$PY" "$MOVE" idle "${PX_PORT[idle]}" "$CA" "$N" "$T/idle.ready" "$T/go" \
-	"$T/idle.res" &
-IDLE=$!
-wait_for 600 '[ -e "$T/idle.ready" ]'
+hold_idle idle "$N"
+IDLE=$HOLD
 is "$(grep -c '^port=' "$T/idle.ready")" "$N" "idle: $N sessions open, each ran a query"
 "$STAT" -s "$T/idle.sock" --json >"$T/idle.before.json"
 check_engines idle "idle, before"
@@ -290,17 +305,8 @@ loop_stop "idle"
 stop_new idle
 
 # ---- 3. the new process refuses every session: they stay and drain on the old one
-cat >"$T/nack.sh" <<EOF
-#!/bin/sh
-PGKTLS_TEST_HANDOVER_NACK=1 exec "$PGKTLS_BIN" "\$@"
-EOF
-chmod +x "$T/nack.sh"
-start nack "upgrade_binary = \"$T/nack.sh\""
-rm -f "$T/go"
-timeout 900 "$PY" "$MOVE" idle "${PX_PORT[nack]}" "$CA" 20 "$T/nack.ready" "$T/go" \
-	"$T/nack.res" &
-HOLD=$!
-wait_for 120 '[ -e "$T/nack.ready" ]'
+start_knob nack PGKTLS_TEST_HANDOVER_NACK=1
+hold_idle nack 20
 ok $? "nack: 20 sessions open"
 upgrade nack
 wait_for 15 '[ "$(j nack "d[\"upgrade\"][\"previous\"][\"kept\"]")" = 20 ]'
@@ -322,17 +328,8 @@ is "$(count_log nack ": closed: handed_over")" 0 "nack: no session was closed as
 stop_new nack
 
 # ---- 4. a refused takeover: the old process serves on, every session intact
-cat >"$T/v99.sh" <<EOF
-#!/bin/sh
-PGKTLS_TEST_HANDOVER_VERSION=99 exec "$PGKTLS_BIN" "\$@"
-EOF
-chmod +x "$T/v99.sh"
-start ref "upgrade_binary = \"$T/v99.sh\""
-rm -f "$T/go"
-timeout 900 "$PY" "$MOVE" idle "${PX_PORT[ref]}" "$CA" 20 "$T/ref.ready" "$T/go" \
-	"$T/ref.res" &
-HOLD=$!
-wait_for 120 '[ -e "$T/ref.ready" ]'
+start_knob ref PGKTLS_TEST_HANDOVER_VERSION=99
+hold_idle ref 20
 ok $? "refused: 20 sessions open"
 kill -USR2 "$OLD"
 wait_log ref "upgrade failed, pid $OLD keeps serving: it refused the takeover \(version" 40
