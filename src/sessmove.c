@@ -27,6 +27,7 @@
 #include "pgktls/pgproto.h"
 #include "pgktls/relay.h"
 #include "pgktls/stats.h"
+#include "pgktls/tls.h"
 #include "pgktls/tlv.h"
 #include "pgktls/worker.h"
 
@@ -51,6 +52,8 @@ enum {
 	SM_TAG_C2S_FRAME = 9 | TLV_MANDATORY,	/* pgproto_framer_export() */
 	SM_TAG_S2C_FRAME = 10 | TLV_MANDATORY,
 	SM_TAG_AUTH = 11 | TLV_MANDATORY,	/* authinspect_export() */
+	/* Optional: for the stats only. */
+	SM_TAG_IDENTITY = 12,			/* the upstream identity's subject (identmap) */
 };
 
 #define SM_PIPE_C2S (1u << 0)
@@ -135,6 +138,9 @@ int sessmove_export(const struct conn *c, uint8_t *buf, size_t cap, size_t *len,
 	put_list(&w, SM_TAG_C2S_FRAME, export_framer, &c->c2s_frame);
 	put_list(&w, SM_TAG_S2C_FRAME, export_framer, &c->s2c_frame);
 	r = put_list(&w, SM_TAG_AUTH, export_auth, &c->auth);
+	if (!r && c->identity)
+		r = tlv_put(&w, SM_TAG_IDENTITY, c->identity->subject,
+			    strnlen(c->identity->subject, sizeof(c->identity->subject)));
 	if (!r)
 		r = tlv_writer_err(&w);
 	if (r) {
@@ -209,11 +215,29 @@ static int import_dir(struct relay_dir *d, int *pipe_fd, const uint8_t *payload,
 	return 0;
 }
 
+/*
+ * The identity this process's runtime has for @subject: what the stats show
+ * as upstream_identity. Not found (the map changed): none is shown.
+ */
+static const struct tls_identity *find_identity(const struct conn *c, const uint8_t *subject,
+						size_t len)
+{
+	if (!c->rt)
+		return NULL;
+	for (size_t i = 0; i < c->rt->tls.n_identities; i++) {
+		const struct tls_identity *id = &c->rt->tls.identities[i];
+
+		if (strlen(id->subject) == len && !memcmp(id->subject, subject, len))
+			return id;
+	}
+	return NULL;
+}
+
 int sessmove_import(struct conn *c, const uint8_t *payload, size_t len, int *fds, uint8_t n_fds,
 		    char *why, size_t whylen)
 {
 	enum { F_PEER, F_FLAGS, F_ACCEPTED, F_PIPES, F_CLIENT, F_SERVER, F_C2S, F_S2C,
-	       F_C2S_FRAME, F_S2C_FRAME, F_AUTH, F_N };
+	       F_C2S_FRAME, F_S2C_FRAME, F_AUTH, F_IDENTITY, F_N };
 	struct tlv_field f[F_N] = {
 		[F_PEER] = { .tag = SM_TAG_PEER, .min_len = 1, .max_len = SOCK_ADDR_STRLEN - 1,
 			     .required = true },
@@ -235,6 +259,8 @@ int sessmove_import(struct conn *c, const uint8_t *payload, size_t len, int *fds
 				  .required = true, .repeat = true },
 		[F_AUTH] = { .tag = SM_TAG_AUTH, .min_len = 1, .max_len = TLV_MAX_VALUE,
 			     .required = true, .repeat = true },
+		[F_IDENTITY] = { .tag = SM_TAG_IDENTITY, .min_len = 1,
+				 .max_len = sizeof(((struct tls_identity *)0)->subject) - 1 },
 	};
 	int pipe_fd[2] = { -1, -1 };
 	unsigned want = 2;
@@ -306,6 +332,8 @@ int sessmove_import(struct conn *c, const uint8_t *payload, size_t len, int *fds
 	}
 	if (r)
 		snprintf(why, whylen, "protocol state: %s", strerror(-r));
+	else if (f[F_IDENTITY].seen)
+		c->identity = find_identity(c, f[F_IDENTITY].val, f[F_IDENTITY].len);
 out:
 	/* A pipe the conn did not take goes back to the caller's list, to be closed there. */
 	if (pipes & SM_PIPE_C2S)

@@ -20,6 +20,7 @@
 #include "pgktls/pgproto.h"
 #include "pgktls/relay.h"
 #include "pgktls/sessmove.h"
+#include "pgktls/tls.h"
 #include "pgktls/tlv.h"
 #include "pgktls/worker.h"
 
@@ -35,6 +36,9 @@
 
 static uint8_t payload[HANDOVER_SESSION_MAX], again[HANDOVER_SESSION_MAX];
 static struct worker fake_worker;	/* only its loop: conn_discard() stops nothing on it */
+/* The new process's runtime, as far as the upstream identity goes (tls_server_identity_map). */
+static struct tls_identity identities[2];
+static struct runtime fake_rt = { .tls = { .identities = identities, .n_identities = 2 } };
 
 /* A blank connection as conn_new() makes one, without a runtime. */
 static struct conn *blank(void)
@@ -138,11 +142,16 @@ START_TEST(test_round_trip)
 {
 	int peers[2], fds[HANDOVER_SESSION_FDS], got[HANDOVER_SESSION_FDS], kept[3];
 	struct conn *c = relaying(peers), *d = blank();
+	struct tls_identity old_identity = { .subject = "CN=app,O=example" };
 	size_t len, len2;
 	uint8_t n, n2;
 	char why[200], rd[1000];
 
 	ck_assert(conn_movable(c));
+	snprintf(identities[0].subject, sizeof(identities[0].subject), "CN=other");
+	snprintf(identities[1].subject, sizeof(identities[1].subject), "CN=app,O=example");
+	c->identity = &old_identity;
+	d->rt = &fake_rt;
 	ck_assert_int_eq(sessmove_export(c, payload, sizeof(payload), &len, fds, &n), 0);
 	ck_assert_uint_eq(n, 3);	/* client, server, s2c's pipe (c2s has none) */
 	write_seed(payload, len, n);
@@ -175,6 +184,8 @@ START_TEST(test_round_trip)
 	ck_assert_uint_eq(d->c2s_frame.left, c->c2s_frame.left);
 	ck_assert_uint_eq(d->c2s_frame.last_type, 'Q');
 	ck_assert(d->auth.strip_plus && d->auth.stripped == 1 && !d->auth.done);
+	/* The upstream identity, found again by subject in the new runtime (for the stats). */
+	ck_assert_ptr_eq(d->identity, &identities[1]);
 	/* The same state, once more: the very same bytes. */
 	d->state = CONN_RELAY;
 	ck_assert_int_eq(sessmove_export(d, again, sizeof(again), &len2, fds, &n2), 0);
@@ -189,6 +200,7 @@ START_TEST(test_round_trip)
 	c->flags |= CONN_F_KEPT;
 	ck_assert(!conn_movable(c));
 	ck_assert_int_eq(sessmove_export(c, again, sizeof(again), &len2, fds, &n2), -EOPNOTSUPP);
+	d->rt = NULL;	/* not a reference */
 	drop(d);
 	for (unsigned i = 0; i < n; i++)
 		ck_assert(!fd_open(kept[i]));
