@@ -314,6 +314,8 @@ struct adoption {
 static uint16_t talk_version = HANDOVER_VERSION;
 /* New side: HANDOVER_ENV_TEST_NACK was set (read once, before any worker runs). */
 static bool test_nack;
+/* New side: HANDOVER_ENV_TEST_CRASH=session: die at the first SESSION, unanswered. */
+static bool test_crash_session;
 
 void daemon_handover_refuse(const char *why)
 {
@@ -357,7 +359,8 @@ static int adopt_receive(int fd, struct adoption *ad)
 {
 	const char *knob = getenv(HANDOVER_ENV_TEST_VERSION);
 	unsigned only = knob ? (unsigned)strtoul(knob, NULL, 10) : 0;
-	bool crash = getenv(HANDOVER_ENV_TEST_CRASH) != NULL;
+	const char *crash_at = getenv(HANDOVER_ENV_TEST_CRASH);
+	bool crash = crash_at && strcmp(crash_at, "session") != 0;
 	struct handover_msg m;
 	uint32_t expected;
 	bool speak;
@@ -365,6 +368,7 @@ static int adopt_receive(int fd, struct adoption *ad)
 
 	/* A knob is for this process only, not for the one a later upgrade starts. */
 	test_nack = getenv(HANDOVER_ENV_TEST_NACK) != NULL;
+	test_crash_session = crash_at && !crash;
 	unsetenv(HANDOVER_ENV_TEST_VERSION);
 	unsetenv(HANDOVER_ENV_TEST_CRASH);
 	unsetenv(HANDOVER_ENV_TEST_NACK);
@@ -1304,6 +1308,11 @@ static void adopt_session(struct mainloop *m, struct handover_msg *msg)
 	int r;
 
 	no.u.session_nack.id = msg->u.session.id;
+	if (test_crash_session) {
+		log_err("upgrade: %s=session is set: crashing with a session offered, unanswered",
+			HANDOVER_ENV_TEST_CRASH);
+		abort();
+	}
 	if (!m->d->handover_sessions) {
 		no.u.session_nack.reason = HANDOVER_N_MALFORMED;
 		snprintf(no.u.session_nack.text, sizeof(no.u.session_nack.text),

@@ -97,7 +97,9 @@
 /*
  * Test knobs, read by the new process only: the protocol version it
  * pretends to speak (the only one it then accepts: forces a refusal), a
- * crash right after it took the listeners (the worst moment to die), and a
+ * crash right after it took the listeners (the worst moment to die before
+ * READY; with the value "session": at the first SESSION offered, unanswered,
+ * after COMMIT, so the old process must take back what it froze), and a
  * SESSION_NACK for every session offered (each then drains on the old
  * process). Not for production; documented in docs/ARCHITECTURE.md.
  */

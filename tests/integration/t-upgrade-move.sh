@@ -20,6 +20,8 @@
 #      every session it holds works.
 #   5. Two sessions in their handshake at the commit: the one that reaches the relay
 #      within the offer's 3 s moves, the one that finishes later drains on the old process.
+#   6. A new process that dies at the first session offered (PGKTLS_TEST_HANDOVER_CRASH=
+#      session), after the commit: the old process relays every frozen session again.
 # Under kTLS: no TlsDecryptError in /proc/net/tls_stat across the whole test. Under the
 # sanitizers: no report from any of the processes.
 . "$(dirname "$0")/lib.sh"
@@ -378,6 +380,27 @@ old_exits late 30
 is "$(j late 'd["upgrade"]["previous"]["moved"], d["upgrade"]["previous"]["kept"]')" "1 1" \
 	"late: the new process's stats: previous moved 1, kept 1"
 stop_new late
+
+# ---- 6. the new process dies with sessions offered (unanswered): the old one relays them again
+start_knob crash PGKTLS_TEST_HANDOVER_CRASH=session
+hold_idle crash 20
+ok $? "crash: 20 sessions open"
+upgrade crash
+wait_log crash "upgrade: the new process \(pid $NEW\) closed the handover" 30
+ok $? "crash: the new process died at the first session offered, unanswered"
+wait_log crash "upgrade: sessions: 0 moved to pid $NEW, 20 kept here to drain" 15
+ok $? "crash: the old process took back every session it had frozen, and says so"
+# Frozen and offered before it died, or (a pass still sending) refused by the closed socket.
+back="did not take it \(gone: the new process went away\)|could not offer it to the new process"
+is "$(count_log crash "$back")" 20 "crash: ... each one logged as taken back"
+touch "$T/go"
+wait "$HOLD"
+is "$(head -n1 "$T/crash.res")" "before=20 after=20 errors=0" \
+	"crash: each of the 20 ran a query after, on the old process" ||
+	diag "$(cat "$T/crash.res")"
+old_exits crash 30
+is "$(count_log crash ": closed: handed_over")" 0 "crash: no session was closed as handed_over"
+PX_PID[crash]=
 
 # ---- kTLS: not one record failed to decrypt, before or after a move
 if [ -n "$DECRYPT0" ]; then
