@@ -201,6 +201,8 @@ static int import_dir(struct relay_dir *d, int *pipe_fd, const uint8_t *payload,
 	if (r)
 		return r;
 	r = relay_dir_import(d, list, n);
+	/* Bytes in flight may be an authentication exchange (a cleartext password). */
+	OPENSSL_cleanse(list, n);
 	free(list);
 	if (r)
 		return r;
