@@ -285,6 +285,11 @@ int sessmove_import(struct conn *c, const uint8_t *payload, size_t len, int *fds
 		snprintf(why, whylen, "unknown connection flags");
 		return -EBADMSG;
 	}
+	/* A string, as exported: a NUL inside would cut it (and the next export) short. */
+	if (memchr(f[F_PEER].val, '\0', f[F_PEER].len)) {
+		snprintf(why, whylen, "a malformed client address");
+		return -EBADMSG;
+	}
 	want += !!(pipes & SM_PIPE_C2S) + !!(pipes & SM_PIPE_S2C);
 	if (n_fds != want) {
 		snprintf(why, whylen, "%u descriptors where the state names %u", n_fds, want);

@@ -245,6 +245,19 @@ START_TEST(test_refused)
 				close(got[i]);
 	}
 
+	/* A client address with a NUL inside (found by fuzz_sessstate): refused, not cut short. */
+	memcpy(again, payload, len);
+	ck_assert_uint_eq(again[0] | again[1] << 8, 1 | TLV_MANDATORY);	/* the first TLV: PEER */
+	again[TLV_HDR + 3] = '\0';
+	dup_fds(fds, got, n);
+	d = blank();
+	ck_assert_int_eq(sessmove_import(d, again, len, got, n, why, sizeof(why)), -EBADMSG);
+	ck_assert_str_eq(why, "a malformed client address");
+	drop(d);
+	for (unsigned i = 0; i < n; i++)
+		if (got[i] >= 0)
+			close(got[i]);
+
 	/* A mandatory field this binary does not know: unsupported, not guessed. */
 	memcpy(again, payload, len);
 	tlv_writer_init(&w, again + len, sizeof(again) - len);
