@@ -1180,8 +1180,6 @@ int hop_export(const struct hop *h, struct tlv_writer *w)
 {
 	struct tlv_writer sw;
 	uint8_t flags = 0;
-	uint8_t *state;
-	size_t cap;
 	int r;
 
 	if (!hop_movable(h))
@@ -1194,22 +1192,9 @@ int hop_export(const struct hop *h, struct tlv_writer *w)
 	flags |= h->wr_wants_read ? HOP_F_WR_WANTS_READ : 0;
 	tlv_put(w, HOP_TAG_ENGINE, h->eng->name, strlen(h->eng->name));
 	tlv_put_u8(w, HOP_TAG_FLAGS, flags);
-	/*
-	 * The engine's list can outgrow one TLV value (tlsrec's read-ahead
-	 * alone is 66 KB): it is written apart, then carried in chunks.
-	 */
-	if (tlv_writer_err(w))
-		return tlv_writer_err(w);
-	cap = w->cap - w->len;
-	state = malloc(cap ? cap : 1);
-	if (!state)
-		return -ENOMEM;
-	tlv_writer_init(&sw, state, cap);
-	r = h->eng->export(h, &sw);
-	if (!r)
-		r = tlv_put_chunked(w, HOP_TAG_STATE, state, sw.len);
-	OPENSSL_cleanse(state, sw.len);
-	free(state);
+	/* The engine's list can outgrow one TLV value (tlsrec's read-ahead alone is 66 KB). */
+	tlv_chunked_begin(w, &sw);
+	r = tlv_chunked_end(w, &sw, HOP_TAG_STATE, h->eng->export(h, &sw));
 	if (r)
 		return r;
 	if (h->summary)

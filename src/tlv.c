@@ -100,6 +100,54 @@ int tlv_put_chunked(struct tlv_writer *w, uint16_t tag, const void *val, size_t 
 	return w->err;
 }
 
+/*
+ * The value is written past room for the most chunk headers it could need
+ * (one per TLV_MAX_VALUE bytes of the free tail, plus one), so that
+ * tlv_chunked_end() can slide each chunk down behind its header: every
+ * move goes to a lower address, and a header never lands on bytes not yet
+ * moved.
+ */
+void tlv_chunked_begin(struct tlv_writer *w, struct tlv_writer *sub)
+{
+	size_t room = w->cap - w->len;
+	size_t headers = TLV_HDR * (room / TLV_MAX_VALUE + 1);
+
+	if (w->err || !w->buf || headers > room) {
+		tlv_writer_init(sub, w->buf ? w->buf + w->len : NULL, 0);
+		sub->err = w->err;
+		return;
+	}
+	tlv_writer_init(sub, w->buf + w->len + headers, room - headers);
+}
+
+int tlv_chunked_end(struct tlv_writer *w, struct tlv_writer *sub, uint16_t tag, int status)
+{
+	const uint8_t *src = sub->buf;
+	uint8_t *out = w->buf ? w->buf + w->len : NULL;
+	size_t left = sub->len;
+	int r = w->err ? w->err : status ? status : sub->err;
+
+	if (r)
+		fail(w, r);
+	while (!r && left > 0) {
+		size_t k = left > TLV_MAX_VALUE ? TLV_MAX_VALUE : left;
+
+		put_le(out, tag, 2);
+		put_le(out + 2, k, 2);
+		memmove(out + TLV_HDR, src, k);
+		out += TLV_HDR + k;
+		src += k;
+		left -= k;
+	}
+	if (!r)
+		w->len = (size_t)(out - w->buf);
+	/* From the new end to the end of what the value's writer wrote. */
+	if (sub->len)
+		explicit_bzero(out, (size_t)(sub->buf + sub->len - out));
+	sub->len = 0;
+	return r;
+}
+
 long tlv_begin(struct tlv_writer *w, uint16_t tag)
 {
 	size_t at = w->len;

@@ -112,6 +112,35 @@ int tlv_put_u64(struct tlv_writer *w, uint16_t tag, uint64_t v);
 int tlv_put_chunked(struct tlv_writer *w, uint16_t tag, const void *val, size_t len);
 
 /**
+ * tlv_chunked_begin() - open a value of @w that may outgrow one TLV (a
+ * nested list of any length), written in place, with no copy buffer.
+ * @w: the writer
+ * @sub: out: a writer for the value, on the free tail of @w's buffer
+ *
+ * Write the value with @sub, then close it with tlv_chunked_end(), which
+ * lays it out as tlv_put_chunked() would. Nothing else may be put in @w
+ * in between. Pairs nest: a value's writer may open its own.
+ */
+void tlv_chunked_begin(struct tlv_writer *w, struct tlv_writer *sub);
+
+/**
+ * tlv_chunked_end() - close the value tlv_chunked_begin() opened, as TLVs
+ * of @tag (none when it is empty).
+ * @w: the writer
+ * @sub: the value's writer
+ * @tag: the tag of each chunk
+ * @status: 0, or the failure that stopped the value's writer (it sticks in
+ *	@w, as a put's would)
+ *
+ * What the value leaves in @w's buffer past the new end (all of it on a
+ * failure) is wiped: it may be keys.
+ *
+ * Return: 0, or the failure (@w's earlier one, @status, or @sub's), also
+ * sticky in @w.
+ */
+int tlv_chunked_end(struct tlv_writer *w, struct tlv_writer *sub, uint16_t tag, int status);
+
+/**
  * tlv_begin() - open a nested list under @tag: the puts that follow, up to
  * tlv_end(), form its value.
  * Return: the offset tlv_end() needs, or a negative errno (also sticky).

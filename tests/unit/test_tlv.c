@@ -119,6 +119,98 @@ START_TEST(test_nested_and_chunked)
 }
 END_TEST
 
+/* Bytes [from, to) of @buf are all zero. */
+static bool zeroed(const uint8_t *buf, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		if (buf[i])
+			return false;
+	return true;
+}
+
+/*
+ * A value written in place (tlv_chunked_begin/end) reads back as
+ * tlv_put_chunked() of the same bytes would, nested two deep, and leaves no
+ * stale copy of itself past the end; a failed value changes nothing and is
+ * wiped.
+ */
+START_TEST(test_chunked_in_place)
+{
+	static uint8_t big[2 * TLV_MAX_VALUE + 77], buf[sizeof(big) + 256], ref[sizeof(buf)];
+	static uint8_t in_ref[sizeof(buf)], mid_ref[sizeof(buf)];
+	struct tlv_writer w, sub, inner, rw;
+	size_t start, in_len;
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 13 + i / 509 + 1);
+	/* The reference: the same three lists, each written apart and copied in chunks. */
+	tlv_writer_init(&rw, in_ref, sizeof(in_ref));
+	ck_assert_int_eq(tlv_put_u32(&rw, 5, 42), 0);
+	ck_assert_int_eq(tlv_put_chunked(&rw, 6, big, sizeof(big)), 0);
+	in_len = rw.len;
+	tlv_writer_init(&rw, mid_ref, sizeof(mid_ref));
+	ck_assert_int_eq(tlv_put_u16(&rw, 1, 7), 0);
+	ck_assert_int_eq(tlv_put_chunked(&rw, 2, in_ref, in_len), 0);
+	tlv_writer_init(&w, ref, sizeof(ref));
+	ck_assert_int_eq(tlv_put_u8(&w, 9, 1), 0);
+	ck_assert_int_eq(tlv_put_chunked(&w, 20, mid_ref, rw.len), 0);
+	ck_assert_int_eq(tlv_put_u8(&w, 9, 2), 0);
+	ck_assert_int_eq(tlv_writer_err(&w), 0);
+	start = w.len;
+
+	/* In place, two deep. */
+	memset(buf, 0, sizeof(buf));
+	tlv_writer_init(&w, buf, sizeof(buf));
+	ck_assert_int_eq(tlv_put_u8(&w, 9, 1), 0);
+	tlv_chunked_begin(&w, &sub);
+	ck_assert_int_eq(tlv_put_u16(&sub, 1, 7), 0);
+	tlv_chunked_begin(&sub, &inner);
+	ck_assert_int_eq(tlv_put_u32(&inner, 5, 42), 0);
+	ck_assert_int_eq(tlv_put_chunked(&inner, 6, big, sizeof(big)), 0);
+	ck_assert_int_eq(tlv_chunked_end(&sub, &inner, 2, 0), 0);
+	ck_assert_int_eq(tlv_chunked_end(&w, &sub, 20, 0), 0);
+	ck_assert_int_eq(tlv_put_u8(&w, 9, 2), 0);
+	ck_assert_int_eq(tlv_writer_err(&w), 0);
+	ck_assert_uint_eq(w.len, start);
+	ck_assert_mem_eq(buf, ref, w.len);
+	ck_assert(zeroed(buf, w.len, sizeof(buf)));
+
+	/* An empty value: no TLV at all. */
+	tlv_writer_init(&w, buf, sizeof(buf));
+	tlv_chunked_begin(&w, &sub);
+	ck_assert_int_eq(tlv_chunked_end(&w, &sub, 20, 0), 0);
+	ck_assert_uint_eq(w.len, 0);
+
+	/* The value's writer failed: @w keeps its length, sticks, and the value is wiped. */
+	memset(buf, 0, sizeof(buf));
+	tlv_writer_init(&w, buf, sizeof(buf));
+	ck_assert_int_eq(tlv_put_u8(&w, 9, 1), 0);
+	start = w.len;
+	tlv_chunked_begin(&w, &sub);
+	ck_assert_int_eq(tlv_put(&sub, 3, big, 5000), 0);
+	ck_assert_int_eq(tlv_chunked_end(&w, &sub, 20, -EOPNOTSUPP), -EOPNOTSUPP);
+	ck_assert_uint_eq(w.len, start);
+	ck_assert_int_eq(tlv_writer_err(&w), -EOPNOTSUPP);
+	ck_assert(zeroed(buf, start, sizeof(buf)));
+	ck_assert_int_eq(tlv_put_u8(&w, 9, 2), -EOPNOTSUPP);
+
+	/* The value outgrew the buffer: -ENOSPC, sticky, wiped. */
+	memset(buf, 0, sizeof(buf));
+	tlv_writer_init(&w, buf, sizeof(big) / 2);
+	tlv_chunked_begin(&w, &sub);
+	ck_assert_int_eq(tlv_put_chunked(&sub, 3, big, sizeof(big)), -ENOSPC);
+	ck_assert_int_eq(tlv_chunked_end(&w, &sub, 20, 0), -ENOSPC);
+	ck_assert_uint_eq(w.len, 0);
+	ck_assert_int_eq(tlv_writer_err(&w), -ENOSPC);
+	ck_assert(zeroed(buf, 0, sizeof(buf)));
+
+	/* A writer that had already failed: the value writes nothing. */
+	tlv_chunked_begin(&w, &sub);
+	ck_assert_int_eq(tlv_put_u8(&sub, 1, 1), -ENOSPC);
+	ck_assert_int_eq(tlv_chunked_end(&w, &sub, 20, 0), -ENOSPC);
+}
+END_TEST
+
 START_TEST(test_malformed)
 {
 	uint8_t buf[64];
@@ -175,6 +267,7 @@ static Suite *tlv_suite(void)
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_writer_full);
 	tcase_add_test(tc, test_nested_and_chunked);
+	tcase_add_test(tc, test_chunked_in_place);
 	tcase_add_test(tc, test_malformed);
 	suite_add_tcase(s, tc);
 	return s;
