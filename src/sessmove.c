@@ -38,7 +38,7 @@
  * one refuses the session (NACK unsupported) rather than guess; the old
  * process then keeps it. The lists of the hops and the relay directions can
  * outgrow one TLV value (a tlsrec hop's read-ahead alone is 66 KB), so they
- * are written apart and carried in chunks (tlv_put_chunked()).
+ * are written in place and carried in chunks (tlv_chunked_begin()).
  */
 enum {
 	SM_TAG_PEER = 1 | TLV_MANDATORY,	/* the client's address, as logged */
@@ -82,26 +82,13 @@ static int export_auth(const void *obj, struct tlv_writer *w)
 	return authinspect_export(obj, w);
 }
 
-/* @fn's list of @obj under @tag, in as many TLVs as it needs; wiped scratch (keys). */
+/* @fn's list of @obj under @tag, in as many TLVs as it needs; a failure sticks in @w. */
 static int put_list(struct tlv_writer *w, uint16_t tag, export_fn *fn, const void *obj)
 {
-	size_t cap = w->cap - w->len;
 	struct tlv_writer sw;
-	uint8_t *tmp;
-	int r;
 
-	if (tlv_writer_err(w))
-		return tlv_writer_err(w);
-	tmp = malloc(cap ? cap : 1);
-	if (!tmp)
-		return -ENOMEM;
-	tlv_writer_init(&sw, tmp, cap);
-	r = fn(obj, &sw);
-	if (!r)
-		r = tlv_put_chunked(w, tag, tmp, sw.len);
-	OPENSSL_cleanse(tmp, sw.len);
-	free(tmp);
-	return r;
+	tlv_chunked_begin(w, &sw);
+	return tlv_chunked_end(w, &sw, tag, fn(obj, &sw));
 }
 
 int sessmove_export(const struct conn *c, uint8_t *buf, size_t cap, size_t *len, int *fds,
@@ -363,6 +350,7 @@ struct offered {
 	bool release;			/* sessmove_abandon() without thaw: leave the conn be */
 	uint32_t reason;		/* NACK: enum handover_nack, 0 = the new process went away */
 	char text[HANDOVER_TEXT_MAX + 1];
+	struct offered *next;		/* in its bucket of the offer's table */
 };
 
 struct sessmove_offer {
@@ -370,9 +358,14 @@ struct sessmove_offer {
 	uint16_t version;		/* the conversation's */
 	unsigned refs;			/* atomic */
 	bool gone;			/* atomic: the new process went away */
-	pthread_mutex_t lock;		/* guards table */
-	struct offered **table;		/* waiting for an answer */
-	size_t n, cap;
+	pthread_mutex_t lock;		/* guards the table */
+	/*
+	 * The connections offered and waiting for an answer, by id: every answer
+	 * looks one up, and tens of thousands may be waiting at once.
+	 */
+	struct offered **buckets;	/* 1 << bits chains, or NULL */
+	unsigned bits;
+	size_t n;
 	/* Atomic counters (struct sessmove_counts). */
 	uint32_t offered, moved, refused, unsettled, passes;
 };
@@ -395,7 +388,7 @@ void sessmove_offer_put(struct sessmove_offer *o)
 	if (!o || __atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	pthread_mutex_destroy(&o->lock);
-	free(o->table);
+	free(o->buckets);
 	free(o);
 }
 
@@ -417,22 +410,50 @@ static void add32(uint32_t *v, int32_t d)
 	__atomic_add_fetch(v, (uint32_t)d, __ATOMIC_ACQ_REL);
 }
 
+/* Fibonacci hashing: the ids count up, the top bits of the product spread them. */
+static size_t bucket_of(uint64_t id, unsigned bits)
+{
+	return (size_t)((id * 0x9e3779b97f4a7c15ull) >> (64 - bits));
+}
+
+/* Spread the table over 1 << @bits chains. Return: 0 or -ENOMEM (the table is as it was). */
+static int rehash(struct sessmove_offer *o, unsigned bits)
+{
+	struct offered **b = calloc((size_t)1 << bits, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; o->buckets && i < (size_t)1 << o->bits; i++) {
+		for (struct offered *of = o->buckets[i], *next; of; of = next) {
+			size_t k = bucket_of(of->id, bits);
+
+			next = of->next;
+			of->next = b[k];
+			b[k] = of;
+		}
+	}
+	free(o->buckets);
+	o->buckets = b;
+	o->bits = bits;
+	return 0;
+}
+
 static int track(struct sessmove_offer *o, struct offered *of)
 {
+	size_t k;
 	int r = 0;
 
 	pthread_mutex_lock(&o->lock);
-	if (o->n == o->cap) {
-		size_t cap = o->cap ? 2 * o->cap : 64;
-		struct offered **t = realloc(o->table, cap * sizeof(*t));
-
-		if (!t)
-			r = -ENOMEM;
-		else
-			o->table = t, o->cap = cap;
+	/* Grown at one entry per chain; a table that cannot grow takes it in a longer chain. */
+	if (!o->buckets || o->n >= (size_t)1 << o->bits)
+		r = rehash(o, o->buckets ? o->bits + 1 : 6);
+	if (o->buckets) {
+		k = bucket_of(of->id, o->bits);
+		of->next = o->buckets[k];
+		o->buckets[k] = of;
+		o->n++;
+		r = 0;
 	}
-	if (!r)
-		o->table[o->n++] = of;
 	pthread_mutex_unlock(&o->lock);
 	return r;
 }
@@ -443,11 +464,15 @@ static struct offered *untrack(struct sessmove_offer *o, uint64_t id)
 	struct offered *of = NULL;
 
 	pthread_mutex_lock(&o->lock);
-	for (size_t i = 0; i < o->n; i++) {
-		if (o->table[i]->id == id) {
-			of = o->table[i];
-			o->table[i] = o->table[--o->n];
-			break;
+	if (o->buckets) {
+		struct offered **p = &o->buckets[bucket_of(id, o->bits)];
+
+		while (*p && (*p)->id != id)
+			p = &(*p)->next;
+		if (*p) {
+			of = *p;
+			*p = of->next;
+			o->n--;
 		}
 	}
 	pthread_mutex_unlock(&o->lock);
@@ -637,25 +662,30 @@ bool sessmove_answer(struct sessmove_offer *o, struct worker *workers,
 
 void sessmove_abandon(struct sessmove_offer *o, struct worker *workers, bool thaw)
 {
-	struct offered **t;
-	size_t n = 0;
+	struct offered **b;
+	size_t n_buckets;
 
 	__atomic_store_n(&o->gone, true, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&o->lock);
-	t = o->table;
-	n = o->n;
-	o->table = NULL;
-	o->n = o->cap = 0;
+	b = o->buckets;
+	n_buckets = b ? (size_t)1 << o->bits : 0;
+	o->buckets = NULL;
+	o->bits = 0;
+	o->n = 0;
 	pthread_mutex_unlock(&o->lock);
-	for (size_t i = 0; i < n; i++) {
-		t[i]->ack = false;
-		t[i]->release = !thaw;
-		t[i]->reason = 0;
-		snprintf(t[i]->text, sizeof(t[i]->text), "the new process went away");
-		add32(&o->refused, 1);
-		worker_call(&workers[t[i]->widx], &t[i]->call);
+	for (size_t i = 0; i < n_buckets; i++) {
+		for (struct offered *of = b[i], *next; of; of = next) {
+			/* Once posted, @of is its worker's (answer_fn() frees it). */
+			next = of->next;
+			of->ack = false;
+			of->release = !thaw;
+			of->reason = 0;
+			snprintf(of->text, sizeof(of->text), "the new process went away");
+			add32(&o->refused, 1);
+			worker_call(&workers[of->widx], &of->call);
+		}
 	}
-	free(t);
+	free(b);
 }
 
 void sessmove_counts(const struct sessmove_offer *o, struct sessmove_counts *out)
