@@ -95,6 +95,14 @@ hold_idle() {
 	wait_for 600 "[ -e '$T/$1.ready' ]"
 }
 
+# release_held NAME COUNT DESCRIPTION: the sessions hold_idle opened on NAME run their next
+# query; check that each of the COUNT did, with no error.
+release_held() {
+	touch "$T/go"
+	wait "$HOLD"
+	is "$(head -n1 "$T/$1.res")" "before=$2 after=$2 errors=0" "$3" || diag "$(cat "$T/$1.res")"
+}
+
 # upgrade NAME: SIGUSR2 to OLD; wait for the new process; NEW is its pid.
 upgrade() {
 	local name=$1 before
@@ -239,7 +247,6 @@ stop_new copy
 start idle
 loop_start "${PX_PORT[idle]}"
 hold_idle idle "$N"
-IDLE=$HOLD
 is "$(grep -c '^port=' "$T/idle.ready")" "$N" "idle: $N sessions open, each ran a query"
 "$STAT" -s "$T/idle.sock" --json >"$T/idle.before.json"
 check_engines idle "idle, before"
@@ -299,10 +306,7 @@ like "$(cat "${PX_LOG[idle]}")" \
 	"idle: the old process logs $adopted moved"
 is "$(count_log idle ": closed: handed_over")" "$adopted" \
 	"idle: ... and closed each as handed_over"
-touch "$T/go"
-wait "$IDLE"
-is "$(head -n1 "$T/idle.res")" "before=$N after=$N errors=0" \
-	"idle: each of the $N ran a query after the upgrade" || diag "$(cat "$T/idle.res")"
+release_held idle "$N" "idle: each of the $N ran a query after the upgrade"
 loop_stop "idle"
 stop_new idle
 
@@ -320,11 +324,7 @@ like "$(cat "${PX_LOG[nack]}")" "upgrade: sessions: 0 moved to pid $NEW, 20 kept
 	"nack: the old process logs that it keeps them"
 ok "$(kill -0 "$OLD"; echo $?)" "nack: the old process still runs"
 q_ok "nack: the new process serves a new connection" "$(px_dsn nack "$C")" "select 'n'" n
-touch "$T/go"
-wait "$HOLD"
-is "$(head -n1 "$T/nack.res")" "before=20 after=20 errors=0" \
-	"nack: each of the 20 ran a query after the upgrade, on the old process" ||
-	diag "$(cat "$T/nack.res")"
+release_held nack 20 "nack: each of the 20 ran a query after the upgrade, on the old process"
 old_exits nack 30
 is "$(count_log nack ": closed: handed_over")" 0 "nack: no session was closed as handed_over"
 stop_new nack
@@ -340,10 +340,7 @@ is "$(cat "$T/ref.pid") $(j ref 'd["pid"], d["upgrade"]["failed"],
 	d["upgrade"]["sessions"]["handed_over"]')" "$OLD $OLD 1 0" \
 	"refused: the pid file and the stats still name it; one failure, nothing handed over"
 q_ok "refused: a new connection is served" "$(px_dsn ref "$C")" "select 'r'" r
-touch "$T/go"
-wait "$HOLD"
-is "$(head -n1 "$T/ref.res")" "before=20 after=20 errors=0" \
-	"refused: each of the 20 ran a query after" || diag "$(cat "$T/ref.res")"
+release_held ref 20 "refused: each of the 20 ran a query after"
 
 # ---- 5. sessions still in their handshake at the commit: one that reaches the relay
 # within the offer (3 s) moves, one that finishes its handshake after it stays and drains
@@ -395,11 +392,7 @@ ok $? "crash: the old process took back every session it had frozen, and says so
 back=$(count_log crash "did not take it \(gone: the new process went away\)")
 ok "$([ "$back" -ge 1 ] && [ "$back" -le 20 ]; echo $?)" \
 	"crash: ... the $back frozen and unanswered are relayed again (logged as taken back)"
-touch "$T/go"
-wait "$HOLD"
-is "$(head -n1 "$T/crash.res")" "before=20 after=20 errors=0" \
-	"crash: each of the 20 ran a query after, on the old process" ||
-	diag "$(cat "$T/crash.res")"
+release_held crash 20 "crash: each of the 20 ran a query after, on the old process"
 old_exits crash 30
 is "$(count_log crash ": closed: handed_over")" 0 "crash: no session was closed as handed_over"
 PX_PID[crash]=
