@@ -22,6 +22,12 @@
 #      within the offer's 3 s moves, the one that finishes later drains on the old process.
 #   6. A new process that dies at the first session offered (PGKTLS_TEST_HANDOVER_CRASH=
 #      session), after the commit: the old process relays every frozen session again.
+#   7. Keys after a move: TLS 1.3 on both hops, send keys of 32 records each
+#      (PGKTLS_TEST_REKEY_RECORDS): a COPY each way and an idle session move mid-way. The
+#      new process goes on changing its send keys on both hops and follows (and answers)
+#      the idle client's KeyUpdate request, from the traffic secrets it was handed: the
+#      COPYs arrive byte for byte and the session runs a query. tlsrec always can; kTLS
+#      from Linux 6.14 (before, a KeyUpdate ends a session, moved or not: t-ktls-rekey).
 # Under kTLS: no TlsDecryptError in /proc/net/tls_stat across the whole test. Under the
 # sanitizers: no report from any of the processes.
 . "$(dirname "$0")/lib.sh"
@@ -396,6 +402,78 @@ release_held crash 20 "crash: each of the 20 ran a query after, on the old proce
 old_exits crash 30
 is "$(count_log crash ": closed: handed_over")" 0 "crash: no session was closed as handed_over"
 PX_PID[crash]=
+
+# ---- 7. keys after a move: the new process rekeys from the secrets it was handed
+POKE=$PGKTLS_BUILDDIR/tests/integration/tls_poke
+tstat() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat 2>/dev/null; }
+cr() { j keys "d['totals']['control_records']['$1']"; }
+kv=$(uname -r | awk -F. '{ print $1 * 1000 + $2 }')
+if [ "$ENGINE" != userspace ] && [ "$kv" -lt 6014 ]; then
+	why="Linux $(uname -r) cannot rekey kTLS (before 6.14): a KeyUpdate ends a session"
+	skip 13 "keys: $why there, moved or not (t-ktls-rekey checks that)"
+else
+	KMB=${PGKTLS_MOVE_KEYS_MB:-4}
+	# What tls_poke's COPY (600,000 rows of md5, 19.8 MB) must hash to.
+	md5_series_sha256 600000 >"$T/kwant.out" &
+	KWANT=$!
+	pg_sql main "truncate t" >/dev/null
+	# The new process inherits the environment, so its send keys seal 32 records too.
+	PGKTLS_TEST_REKEY_RECORDS=32 start keys 'tls_min_version = "TLSv1.3"
+tls_server_min_version = "TLSv1.3"'
+	mkfifo "$T/poke.in"
+	"$POKE" holdkey "${PX_PORT[keys]}" TLSv1.3 <"$T/poke.in" >"$T/poke.out" 2>&1 &
+	KPOKE=$!
+	exec 7>"$T/poke.in"
+	timeout 900 "$PY" "$MOVE" copyin "${PX_PORT[keys]}" "$CA" "$KMB" "$T/kin.ready" \
+		"$T/kin.go" "$T/kin.res" &
+	KIN=$!
+	wait_for 300 '[ -e "$T/kin.ready" ] && grep -q "^holding" "$T/poke.out"'
+	ok $? "keys: TLS 1.3, 32 records a key: a $KMB MB COPY FROM STDIN and an idle session run"
+	sent0=$(cr key_updates_sent)
+	ok "$([ "${sent0:-0}" -ge 1 ]; echo $?)" \
+		"keys: the old process changed its send keys before the move ($sent0 KeyUpdates)"
+	rx0=$(tstat TlsRxRekeyOk)
+	tx0=$(tstat TlsTxRekeyOk)
+	upgrade keys
+	wait_for 30 'log_has keys "upgrade: pid $OLD offered [0-9]+ session"'
+	touch "$T/kin.go"
+	echo go >&7
+	exec 7>&-
+	wait "$KIN"
+	wait "$KPOKE"
+	wait "$KWANT"
+	read -r _ krows _ ksum <"$T/kin.res"
+	direct=$(timeout 300 "$PGBIN/psql" -X -d "$DIRECT" -c "copy t to stdout" | sha256sum |
+		cut -d' ' -f1)
+	is "sha256=$direct" "${ksum:-none}" \
+		"keys: COPY FROM STDIN completes; the table holds exactly the bytes sent ($krows rows)"
+	poke=$(cat "$T/poke.out")
+	like "$poke" "query 3" \
+		"keys: the idle session's KeyUpdate request, after the move, is followed: it runs a query"
+	like "$poke" "sha256 $(cat "$T/kwant.out")" \
+		"keys: ... then a 19.8 MB COPY TO STDOUT arrives intact" || diag "$poke"
+	n=$(sed -n 's/^keyupdates received \([0-9]*\)$/\1/p' <<<"$poke")
+	ok "$([ "${n:-0}" -ge 10 ]; echo $?)" \
+		"keys: ... with ${n:-no} KeyUpdates of the new process's (the answer, then every 32 records)"
+	ok "$([ "$(j keys 'd["upgrade"]["sessions"]["adopted"]')" -ge 2 ]; echo $?)" \
+		"keys: the new process adopted both sessions"
+	sent=$(cr key_updates_sent)
+	ok "$([ "${sent:-0}" -ge 10 ]; echo $?)" \
+		"keys: it went on changing its send keys on both hops of the moved sessions ($sent)"
+	is "$(cr key_updates_rekeyed) $(j keys \
+		"d['totals']['connections']['closed_by_reason'].get('key_update', 0)")" \
+		"1 0" "keys: it followed the client's KeyUpdate once, and closed nothing for its key"
+	if [ "$ENGINE" = kernel ]; then
+		tx=$(($(tstat TlsTxRekeyOk) - tx0))
+		rx=$(($(tstat TlsRxRekeyOk) - rx0))
+		ok "$([ "$tx" -ge "$sent" ] && [ "$rx" -ge 1 ]; echo $?)" \
+			"keys: the kernel rekeyed: TlsTxRekeyOk +$tx, TlsRxRekeyOk +$rx"
+	else
+		pass "keys: (userspace: tlsrec changed the keys itself)"
+	fi
+	old_exits keys 60
+	stop_new keys
+fi
 
 # ---- kTLS: not one record failed to decrypt, before or after a move
 if [ -n "$DECRYPT0" ]; then

@@ -15,6 +15,10 @@
  *   keyupdate  SSL_key_update(SSL_KEY_UPDATE_REQUESTED), then `select 2`
  *   corrupt    `select 2` in a record with one ciphertext byte flipped
  *   hold       waits for a line on stdin, runs `select 3`, closes
+ *   holdkey    as hold, with SSL_key_update(SSL_KEY_UPDATE_REQUESTED) before
+ *              `select 3`, then as rekeys: a proxy that took the session
+ *              over meanwhile must follow and answer the request, and keep
+ *              changing its own send key, from what it was handed
  *   stalled    `copy (select md5(i::text) from generate_series(1, 600000) i) to
  *              stdout`, read nothing until the proxy's socket to us is full,
  *              then SSL_key_update(SSL_KEY_UPDATE_REQUESTED): the proxy's
@@ -39,6 +43,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,7 +326,7 @@ int main(int argc, char **argv)
 
 	if (argc < 3) {
 		fprintf(stderr,
-			"usage: %s query|keyupdate|corrupt|hold|stalled|rekeys PORT "
+			"usage: %s query|keyupdate|corrupt|hold|holdkey|stalled|rekeys PORT "
 			"[TLSv1.2|TLSv1.3]\n",
 			argv[0]);
 		return 2;
@@ -356,7 +361,7 @@ int main(int argc, char **argv)
 	ssl = SSL_new(ctx);
 	if (!ssl || !SSL_set_fd(ssl, fd))
 		return 1;
-	if (strcmp(mode, "rekeys") == 0)
+	if (strcmp(mode, "rekeys") == 0 || strcmp(mode, "holdkey") == 0)
 		SSL_set_msg_callback(ssl, on_msg);
 	r = SSL_connect(ssl);
 	if (r != 1) {
@@ -400,14 +405,19 @@ int main(int argc, char **argv)
 		if (rekeys(ssl) < 0)
 			printf("rekeys: failed\n");
 		SSL_shutdown(ssl);
-	} else if (strcmp(mode, "hold") == 0) {
+	} else if (strcmp(mode, "hold") == 0 || strcmp(mode, "holdkey") == 0) {
+		bool rekey = strcmp(mode, "holdkey") == 0;
 		char line[16];
 
 		printf("holding\n");
 		if (!fgets(line, sizeof(line), stdin))
 			line[0] = 0;
-		if (send_query(ssl, "select 3") == 0)
-			read_until_ready(ssl, "select 3");
+		/* The KeyUpdate goes out with the next write, before the query. */
+		if (rekey && !SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED))
+			printf("SSL_key_update failed\n");
+		if (send_query(ssl, "select 3") == 0 && read_until_ready(ssl, "select 3") == 0 &&
+		    rekey && rekeys(ssl) < 0)
+			printf("rekeys: failed\n");
 		SSL_shutdown(ssl);
 	} else {
 		uint8_t b;
