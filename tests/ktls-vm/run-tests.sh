@@ -12,7 +12,8 @@
 #      every version and cipher, 256 MB COPYs, control records) and
 #      t-ktls-rekey.sh (KeyUpdate: rekeyed on 6.14+, a clean close before),
 #      t-upgrade-move.sh (sessions with both hops in the kernel move across a binary
-#      upgrade, no TlsDecryptError; about 155 s), plus, with
+#      upgrade, no TlsDecryptError; on 6.14+ the new process also changes keys from the
+#      moved secrets; about 155 s), plus, with
 #      PGKTLS_VM_FULL_SUITE=1, the whole integration suite with
 #      `ktls = required` in every config (integration.sh);
 #   2. without the tls module (PGKTLS_VM_NO_TLS=1): t-ktls-fallback.sh.
