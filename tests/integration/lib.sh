@@ -427,6 +427,10 @@ pg_setup() {
 	pg_roles "$name"
 }
 
+# tls_stat NAME: the kernel's kTLS counter NAME from /proc/net/tls_stat (nothing where the
+# kernel has no kTLS).
+tls_stat() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat 2>/dev/null; }
+
 # md5_series_sha256 N: the SHA-256 of what `copy (select md5(i::text) from
 # generate_series(1, N) i) to stdout` sends (one md5 hex digest and a newline per row).
 md5_series_sha256() {

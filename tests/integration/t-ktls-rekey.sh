@@ -33,7 +33,6 @@ count() {
 	"$STAT" -s "$T/$1.sock" --json totals |
 		"$PY" -c "import json, sys; print(json.load(sys.stdin)['totals']$2)"
 }
-tstat() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
 closed_ku() { count "$1" "['connections']['closed_by_reason']['key_update']"; }
 sent() { count "$1" "['control_records']['key_updates_sent']"; }
 limit_closes() { count "$1" "['control_records']['key_limit_closes']"; }
@@ -89,8 +88,8 @@ size=$(stat -c %s "$T/big.txt")
 lines=$(wc -l <"$T/big.txt")
 want=$(sha256sum <"$T/big.txt" | cut -d' ' -f1)
 s0=$(sent lim13)
-tx0=$(tstat TlsTxRekeyOk)
-d0=$(tstat TlsDecryptError)
+tx0=$(tls_stat TlsTxRekeyOk)
+d0=$(tls_stat TlsDecryptError)
 k0=$(closed_ku lim13)
 l0=$(limit_closes lim13)
 out=$(timeout 300 "$PGBIN/psql" -X -At -v ON_ERROR_STOP=1 -d "$(dsn lim13)" \
@@ -108,10 +107,10 @@ if [ $REKEY = 1 ]; then
 	s2=$(sent lim13)
 	ok $((s2 - s1 >= size / 16384 / 32 / 2 ? 0 : 1)) \
 		"... pgktls sent $((s2 - s1)) KeyUpdates of its own on the client hop"
-	tx1=$(tstat TlsTxRekeyOk)
+	tx1=$(tls_stat TlsTxRekeyOk)
 	ok $((tx1 - tx0 >= s2 - s0 ? 0 : 1)) \
 		"... the kernel rekeyed each: TlsTxRekeyOk +$((tx1 - tx0)) for $((s2 - s0)) sent"
-	is "$(tstat TlsDecryptError) $(closed_ku lim13) $(limit_closes lim13)" "$d0 $k0 $l0" \
+	is "$(tls_stat TlsDecryptError) $(closed_ku lim13) $(limit_closes lim13)" "$d0 $k0 $l0" \
 		"... no decrypt error, no connection closed for its key"
 else
 	unlike "$out" "^COPY " "TLS 1.3, 32 records a key, Linux $(uname -r): the COPY does not complete"
@@ -140,8 +139,8 @@ q_ok "TLS 1.2: a short session under the limit still works" "$(dsn lim12)" "sele
 
 # ---- 3. a KeyUpdate answer that meets a full socket (EAGAIN) ----
 want3=$(md5_series_sha256 600000)
-rx0=$(tstat TlsRxRekeyOk)
-tx0=$(tstat TlsTxRekeyOk)
+rx0=$(tls_stat TlsRxRekeyOk)
+tx0=$(tls_stat TlsTxRekeyOk)
 k0=$(closed_ku ans)
 out=$(timeout 300 "$POKE" stalled "${PX_PORT[ans]}" TLSv1.3 2>&1)
 diag "$out"
@@ -152,8 +151,8 @@ if [ $REKEY = 1 ]; then
 		"... its KeyUpdate request is answered once the socket drains, before the data behind it ($a)"
 	like "$out" "sha256 $want3" "... and the 19 MB COPY arrives intact around it"
 	like "$out" "query 2" "... and the session goes on"
-	ok $(($(tstat TlsRxRekeyOk) > rx0 && $(tstat TlsTxRekeyOk) > tx0 ? 0 : 1)) \
-		"... TlsRxRekeyOk +$(($(tstat TlsRxRekeyOk) - rx0)), TlsTxRekeyOk +$(($(tstat TlsTxRekeyOk) - tx0))"
+	ok $(($(tls_stat TlsRxRekeyOk) > rx0 && $(tls_stat TlsTxRekeyOk) > tx0 ? 0 : 1)) \
+		"... TlsRxRekeyOk +$(($(tls_stat TlsRxRekeyOk) - rx0)), TlsTxRekeyOk +$(($(tls_stat TlsTxRekeyOk) - tx0))"
 else
 	like "$out" "copy: eof \(close_notify\)" \
 		"... the KeyUpdate ends the session cleanly on Linux $(uname -r) (close_notify)"
@@ -173,9 +172,9 @@ $v13" "host = \"127.0.0.1\"
 port = $UPORT" || bail "pgktls up did not start"
 r0=$(count up "['control_records']['key_updates_rekeyed']")
 f0=$(count up "['control_records']['key_updates_refused']")
-rx0=$(tstat TlsRxRekeyOk)
-tx0=$(tstat TlsTxRekeyOk)
-d0=$(tstat TlsDecryptError)
+rx0=$(tls_stat TlsRxRekeyOk)
+tx0=$(tls_stat TlsTxRekeyOk)
+d0=$(tls_stat TlsDecryptError)
 k0=$(closed_ku up)
 out=$(timeout 300 "$PGBIN/psql" -X -At -v ON_ERROR_STOP=1 -d "$(dsn up)" \
 	-c "copy big from stdin" <"$T/big.txt" 2>&1)
@@ -195,11 +194,11 @@ if [ $REKEY = 1 ]; then
 	sleep 0.3
 	is "$(($(count up "['control_records']['key_updates_rekeyed']") - r0))" "$S" \
 		"... pgktls followed every one (key_updates_rekeyed)"
-	rx1=$(tstat TlsRxRekeyOk)
-	tx1=$(tstat TlsTxRekeyOk)
+	rx1=$(tls_stat TlsRxRekeyOk)
+	tx1=$(tls_stat TlsTxRekeyOk)
 	ok $((rx1 - rx0 >= S && tx1 - tx0 >= K ? 0 : 1)) \
 		"... TlsRxRekeyOk +$((rx1 - rx0)), TlsTxRekeyOk +$((tx1 - tx0))"
-	is "$(tstat TlsDecryptError) $(closed_ku up)" "$d0 $k0" "... no decrypt error, no key_update close"
+	is "$(tls_stat TlsDecryptError) $(closed_ku up)" "$d0 $k0" "... no decrypt error, no key_update close"
 else
 	unlike "$out" "^COPY " "an upstream that sends a KeyUpdate: the COPY ends on Linux $(uname -r)"
 	sleep 0.5

@@ -268,7 +268,6 @@ count() {
 	"$STAT" -s "$T/$1.sock" --json totals |
 		"$PY" -c "import json, sys; print(json.load(sys.stdin)['totals']$2)"
 }
-tstat() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
 # Linux 6.14 added rekeying (a second TLS_RX/TLS_TX); before it a KeyUpdate ends the session.
 kv=$(uname -r | awk -F. '{ print $1 * 1000 + $2 }')
 for name in k13a128 k13a256 k13chacha; do
@@ -293,12 +292,12 @@ for name in k13a128 k13a256 k13chacha; do
 		like "$out" "query 2" "$name: a client's KeyUpdate is rekeyed (Linux $(uname -r))"
 	fi
 	# A record with a flipped byte: the kernel's EBADMSG ends that connection only.
-	d0=$(tstat TlsDecryptError)
+	d0=$(tls_stat TlsDecryptError)
 	e0=$(count "$name" "['connections']['closed_by_reason']['client_error']")
 	out=$(timeout 60 "$POKE" corrupt "$port" TLSv1.3 2>&1)
 	like "$out" "after corrupt: (eof|reset)" "$name: a corrupted record ends its connection"
 	sleep 0.3
-	is "$(tstat TlsDecryptError) $(count "$name" "['connections']['closed_by_reason']['client_error']")" \
+	is "$(tls_stat TlsDecryptError) $(count "$name" "['connections']['closed_by_reason']['client_error']")" \
 		"$((d0 + 1)) $((e0 + 1))" "$name: ... TlsDecryptError +1, closed as client_error"
 	like "$(cat "${PX_LOG[$name]}")" "client hop failed: kTLS record failed authentication: Bad message" \
 		"$name: ... logged as a bad record (EBADMSG)"
@@ -312,10 +311,10 @@ query 3" "$name: a concurrent session kept working through both"
 done
 # TLS 1.2 has no KeyUpdate; a bad record there ends its connection the same way.
 for name in k12a128 k12chacha; do
-	d0=$(tstat TlsDecryptError)
+	d0=$(tls_stat TlsDecryptError)
 	out=$(timeout 60 "$POKE" corrupt "${PX_PORT[$name]}" TLSv1.2 2>&1)
 	like "$out" "after corrupt: (eof|reset)" "$name: a corrupted TLS 1.2 record ends its connection"
-	is "$(tstat TlsDecryptError)" "$((d0 + 1))" "$name: ... TlsDecryptError +1"
+	is "$(tls_stat TlsDecryptError)" "$((d0 + 1))" "$name: ... TlsDecryptError +1"
 	q_ok "$name: the instance still serves" "$(px_dsn "$name" "sslmode=verify-full sslrootcert=$CERTS/ca.crt channel_binding=disable")" \
 		"select 7" 7
 done
@@ -331,7 +330,7 @@ size=$(stat -c %s "$T/big.txt")
 want=$(sha256sum <"$T/big.txt" | cut -d' ' -f1)
 diag "COPY data: $size bytes, $(wc -l <"$T/big.txt") lines"
 sp0=$(count "$name" "['bytes']['spliced']")
-d0=$(tstat TlsDecryptError)
+d0=$(tls_stat TlsDecryptError)
 t0=$(date +%s.%N)
 out=$(timeout 600 "$PGBIN/psql" -X -At -v ON_ERROR_STOP=1 -d "$D" -c "copy big from stdin" \
 	<"$T/big.txt" 2>&1)
@@ -349,7 +348,7 @@ diag "COPY TO took $(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }") s"
 is "$via" "$want" "COPY TO STDOUT of $((size >> 20)) MB through kTLS: byte for byte the file sent"
 sp1=$(count "$name" "['bytes']['spliced']")
 ok $((sp1 - sp0 >= 2 * size ? 0 : 1)) "both COPYs went by splice ($((sp1 - sp0)) bytes spliced)"
-is "$(tstat TlsDecryptError)" "$d0" "no record failed to decrypt during the COPYs"
+is "$(tls_stat TlsDecryptError)" "$d0" "no record failed to decrypt during the COPYs"
 rm -f "$T/big.txt"
 
 # ---- NewSessionTicket: PostgreSQL 15 sends none, so a stand-in TLS 1.3 upstream does ----
