@@ -23,11 +23,13 @@
 #   6. A new process that dies at the first session offered (PGKTLS_TEST_HANDOVER_CRASH=
 #      session), after the commit: the old process relays every frozen session again.
 #   7. Keys after a move: TLS 1.3 on both hops, send keys of 32 records each
-#      (PGKTLS_TEST_REKEY_RECORDS): a COPY each way and an idle session move mid-way. The
-#      new process goes on changing its send keys on both hops and follows (and answers)
-#      the idle client's KeyUpdate request, from the traffic secrets it was handed: the
-#      COPYs arrive byte for byte and the session runs a query. tlsrec always can; kTLS
-#      from Linux 6.14 (before, a KeyUpdate ends a session, moved or not: t-ktls-rekey).
+#      (PGKTLS_TEST_REKEY_RECORDS): a COPY FROM STDIN (PGKTLS_MOVE_KEYS_MB, default 4) and
+#      an idle session (tls_poke holdkey) move mid-way. From the traffic secrets it was
+#      handed, the new process follows and answers the idle client's KeyUpdate request,
+#      then sends it a 19.8 MB COPY TO STDOUT and takes the rest of the COPY FROM STDIN,
+#      changing its send keys on both hops throughout: both arrive byte for byte. tlsrec
+#      always can; kTLS from Linux 6.14 (before, a KeyUpdate ends a session, moved or not:
+#      t-ktls-rekey).
 # Under kTLS: no TlsDecryptError in /proc/net/tls_stat across the whole test. Under the
 # sanitizers: no report from any of the processes.
 . "$(dirname "$0")/lib.sh"
