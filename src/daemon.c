@@ -966,6 +966,18 @@ static void upgrade_close(struct mainloop *m)
 	}
 }
 
+/*
+ * A send to the new process failed because it is gone (or going): not the
+ * reason to report. Whatever it sent before it went (a refusal: it refuses a
+ * bad config without reading our hello) or its EOF is still queued, and
+ * up_io_cb reads it and says why. Failing at the send would instead report
+ * "cannot send" or the real reason depending on which process ran first.
+ */
+static bool peer_gone(int r)
+{
+	return r == -EPIPE || r == -ECONNRESET;
+}
+
 /* Give up the upgrade: the new process goes, we never stopped serving. */
 static void upgrade_fail(struct mainloop *m, const char *fmt, ...)
 {
@@ -1189,7 +1201,7 @@ static void up_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 		switch (msg.type) {
 		case HANDOVER_ACCEPT:
 			r = send_listeners(m);
-			if (r < 0) {
+			if (r < 0 && !peer_gone(r)) {
 				upgrade_fail(m, "cannot send the listening sockets: %s", strerror(-r));
 				return;
 			}
@@ -1282,7 +1294,7 @@ static void upgrade_start_version(struct mainloop *m, const char *why, uint16_t 
 	msg.u.hello.features = version >= 2 ? HANDOVER_F_SESSIONS : 0;
 	msg.u.hello.listeners = (uint32_t)m->d->n_lsocks;
 	r = handover_send(fd, &msg, -1, HANDOVER_STEP_MS);
-	if (r < 0)
+	if (r < 0 && !peer_gone(r))
 		upgrade_fail(m, "cannot send the hello: %s", strerror(-r));
 }
 

@@ -9,10 +9,11 @@
 # are kept unmovable, see the config below; t-upgrade-move.sh tests sessions that move);
 # systemd's main PID moves by MAINPID=; a refused takeover (handover version mismatch) and
 # a new binary that crashes (at exec, or holding the sockets) leave the old process serving
-# every session; a new binary that speaks only version 1 (as phase 1 did) is started again
-# in version 1.
+# every session, and the old process logs the new one's reason even when it has gone before
+# the hello (strace delays the hello); a new binary that speaks only version 1 (as phase 1
+# did) is started again in version 1.
 . "$(dirname "$0")/lib.sh"
-need_cmd "$PY"
+need_cmd "$PY" strace
 setup
 pg_setup main
 
@@ -181,7 +182,8 @@ refused() {
 		kill -USR2 "$CUR"
 	fi
 	wait_log up "upgrade failed, pid $CUR keeps serving: $3" 40
-	ok $? "$1: the old process logs why and keeps serving"
+	ok $? "$1: the old process logs why and keeps serving" ||
+		diag "$(grep "upgrade failed" "${PX_LOG[up]}")"
 	ok "$(kill -0 "$CUR"; echo $?)" "$1: the old process runs"
 	is "$(cat "$PIDF")" "$CUR" "$1: the pid file still names it"
 	is "$(json 'd["pid"], d["upgrade"]["state"], d["upgrade"]["failed"]')" \
@@ -196,13 +198,42 @@ refused "crash at exec" "$T/crash-exec.sh" "it ended before it was ready.*was ki
 refused "crash holding the sockets" "$T/crash-held.sh" \
 	"it ended before it was ready.*was killed by signal 6"
 
-# A bad configuration in the new process: refused with its reason, the old one serves on.
+# ---- the same failures when the new process has gone before the old one sends its hello.
+# A crash at exec, or a config refused (the new process refuses it without reading the
+# hello), can both end the new process first on a loaded machine: the old process's send
+# then fails (EPIPE), and it must still report what the new process left, not the send.
+# strace makes that order certain: it delays each sendmsg of the old process's main thread,
+# where the handover runs, by 300 ms (the new process ends within a few ms of its start).
+# late_hello NAME LOG-REGEX: an upgrade (to upgrade_binary), the hello late, fails with REGEX.
+late_hello() {
+	local before strace_pid
+	before=$(count_log "upgrade failed")
+	strace -p "$CUR" -e trace=sendmsg -e inject=sendmsg:delay_enter=300000 -o /dev/null \
+		2>"$T/strace.err" &
+	strace_pid=$!
+	wait_for 10 'grep -q "attached" "$T/strace.err"' || diag "$(cat "$T/strace.err")"
+	kill -USR2 "$CUR"
+	wait_for 40 '[ "$(count_log "upgrade failed")" -gt "$before" ]'
+	kill -INT "$strace_pid"
+	wait "$strace_pid"
+	like "$(grep "upgrade failed" "${PX_LOG[up]}" | tail -n 1)" \
+		"upgrade failed, pid $CUR keeps serving: $2" "$1"
+	q_ok "... and the old process serves on" "$(px_dsn up "$C")" "select 'on'" on
+}
+use_binary "$T/crash-exec.sh"
+late_hello "gone before the hello (a crash at exec): the old process says it ended" \
+	"it ended before it was ready.*was killed by signal 11"
+
+# A bad configuration in the new process: refused with its reason, the old one serves on;
+# the same when it has gone before the hello.
 use_binary "$PGKTLS_BIN"
 echo "no_such_key = 1" >>"${PX_CONF[up]}"
 kill -USR2 "$CUR"
 wait_log up \
 	"upgrade failed, pid $CUR keeps serving: it refused the takeover \(start.*no_such_key" 30
 ok $? "a config the new process rejects: refused with the reason, the old one serves on"
+late_hello "gone before the hello (a config it rejects): the old process gives its reason" \
+	"it refused the takeover \(start.*no_such_key"
 sed -i '/^no_such_key/d' "${PX_CONF[up]}"
 
 # ---- a new binary that speaks only handover version 1 (phase 1's, or a rollback to it):

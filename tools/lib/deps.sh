@@ -31,6 +31,8 @@ DEPS_TEST+=(socat ca-certificates)
 # procps has /bin/kill, which pgktls.service's ExecReload= names: systemd-analyze verify
 # (t-socket-activation.sh) checks that it exists. Debian's minimal installs leave it out.
 DEPS_TEST+=(procps)
+# strace delays the old process's handover sends (t-upgrade.sh), to make a race certain.
+DEPS_TEST+=(strace)
 # PostgreSQL's own SSL suite (tests/pg-ssl, `make check-pg-ssl`): its Perl test modules need
 # IPC::Run, it reads pg_config.h (libpq-dev), and dpkg-source unpacks the source package.
 DEPS_PG_SSL=(libipc-run-perl libpq-dev dpkg-dev perl)
