@@ -625,6 +625,13 @@ q() {
 	timeout 60 "$PGBIN/psql" -X -Atq -v ON_ERROR_STOP=1 -d "$1" -c "$2" 2>"$T/q.err"
 }
 
+# copy_sha CONNINFO TABLE [SECONDS]: the sha256 (hex alone) of COPY TABLE TO STDOUT
+# through CONNINFO, within SECONDS (300); that of no bytes when the COPY fails.
+copy_sha() {
+	timeout "${3:-300}" "$PGBIN/psql" -X -d "$1" -c "copy $2 to stdout" | sha256sum |
+		cut -d' ' -f1
+}
+
 # q_ok DESCRIPTION CONNINFO SQL WANT: the query succeeds and prints WANT.
 q_ok() {
 	local out rc

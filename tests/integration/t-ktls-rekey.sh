@@ -101,8 +101,7 @@ if [ $REKEY = 1 ]; then
 	s1=$(sent lim13)
 	ok $((s1 - s0 >= size / 16384 / 32 / 2 ? 0 : 1)) \
 		"... pgktls sent $((s1 - s0)) KeyUpdates of its own on the upstream hop"
-	via=$(timeout 300 "$PGBIN/psql" -X -d "$(dsn lim13)" -c "copy big to stdout" | sha256sum |
-		cut -d' ' -f1)
+	via=$(copy_sha "$(dsn lim13)" big)
 	is "$via" "$want" "... COPY TO STDOUT: byte for byte the file sent, through the client hop"
 	s2=$(sent lim13)
 	ok $((s2 - s1 >= size / 16384 / 32 / 2 ? 0 : 1)) \
@@ -180,8 +179,7 @@ out=$(timeout 300 "$PGBIN/psql" -X -At -v ON_ERROR_STOP=1 -d "$(dsn up)" \
 	-c "copy big from stdin" <"$T/big.txt" 2>&1)
 if [ $REKEY = 1 ]; then
 	is "$out" "COPY $size" "an upstream that sends KeyUpdates: COPY FROM STDIN of $MB MB completes"
-	via=$(timeout 300 "$PGBIN/psql" -X -d "$(dsn up)" -c "copy big to stdout" | sha256sum |
-		cut -d' ' -f1)
+	via=$(copy_sha "$(dsn up)" big)
 	is "$via" "$want" "... and COPY TO STDOUT brings the same bytes back"
 	st=$(timeout 60 "$PGBIN/psql" -X -At -d "$(dsn up)" -c "select stats" 2>&1)
 	diag "upstream: $st"

@@ -342,7 +342,7 @@ is "$(pg_sql main "select count(*), sum(length(line) + 1) from big")" "$(wc -l <
 # Back out through pgktls: the same bytes as the file both ways (lines keep their order in a
 # fresh heap), so neither direction lost, added or changed a byte.
 t0=$(date +%s.%N)
-via=$(timeout 600 "$PGBIN/psql" -X -d "$D" -c "copy big to stdout" | sha256sum | cut -d' ' -f1)
+via=$(copy_sha "$D" big 600)
 t1=$(date +%s.%N)
 diag "COPY TO took $(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }") s"
 is "$via" "$want" "COPY TO STDOUT of $((size >> 20)) MB through kTLS: byte for byte the file sent"

@@ -228,9 +228,7 @@ read -r _ rows _ sum <"$T/in.res"
 sent=$(sed -n 's/^COPY [0-9]* bytes=\([0-9]*\) sha256=.*/\1/p' "$T/in.res")
 ok "$([ "${sent:-0}" -ge $((MB << 20)) ]; echo $?)" \
 	"copy: COPY FROM STDIN completes (${sent:-no} bytes)" || diag "$(cat "$T/in.res")"
-direct=$(timeout 300 "$PGBIN/psql" -X -d "$DIRECT" -c "copy t to stdout" | sha256sum |
-	cut -d' ' -f1)
-is "sha256=$direct" "${sum:-none}" "copy: the table holds exactly the bytes sent ($rows rows)"
+is "sha256=$(copy_sha "$DIRECT" t)" "${sum:-none}" "copy: the table holds exactly the bytes sent ($rows rows)"
 moved copy "$OUT_ID" "$OUT_PORT"
 moved copy "$IN_ID" "$IN_PORT"
 like "$(cat "${PX_LOG[copy]}")" \
@@ -443,9 +441,7 @@ tls_server_min_version = "TLSv1.3"'
 	wait "$KPOKE"
 	wait "$KWANT"
 	read -r _ krows _ ksum <"$T/kin.res"
-	direct=$(timeout 300 "$PGBIN/psql" -X -d "$DIRECT" -c "copy t to stdout" | sha256sum |
-		cut -d' ' -f1)
-	is "sha256=$direct" "${ksum:-none}" \
+	is "sha256=$(copy_sha "$DIRECT" t)" "${ksum:-none}" \
 		"keys: COPY FROM STDIN completes; the table holds exactly the bytes sent ($krows rows)"
 	poke=$(cat "$T/poke.out")
 	like "$poke" "query 3" \
